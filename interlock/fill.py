@@ -1,0 +1,363 @@
+"""The fill state machine: one per lane, pure, `step(state, event, now) -> (state, effects)`.
+
+The valve relay is energised only by the transition into FILLING and every way out of FILLING
+emits RelayOff, so "relay on" and "phase is FILLING" are the same fact. The lane carries out the
+effects in order; a Record always precedes the RelayOn it authorises (write ahead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from .reasons import Reason
+from .rules import Decision, Finding
+
+
+class Phase(StrEnum):
+    IDLE = "idle"
+    AUTHORISED = "authorised"  # accepted scan, waiting for the cylinder and the pre-fill check
+    READY = "ready"  # pre-check passed, waiting for the operator to start
+    FILLING = "filling"  # the only phase with the relay on
+    SETTLING = "settling"  # relay off, waiting for a stable reading for the post-fill check
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    LOCKED = "locked"  # tripped: relay off and scans refused until an operator resets the lane
+
+
+BUSY = frozenset({Phase.AUTHORISED, Phase.READY, Phase.FILLING, Phase.SETTLING})
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one fill needs, fixed at authorisation time."""
+
+    fill_id: str
+    cylinder_id: str
+    code: str
+    tare_kg: float
+    target_net_kg: float
+    tolerance_kg: float
+    preact_kg: float
+    overfill_margin_kg: float
+    tare_tolerance_kg: float
+    capacity_kg: float
+    max_fill_s: float
+    auth_timeout_s: float
+    settle_min_s: float
+    settle_timeout_s: float
+    max_inflight_kg: float
+    max_step_kg: float
+    auto_start: bool = True
+
+    @property
+    def target_gross_kg(self) -> float:
+        return self.tare_kg + self.target_net_kg
+
+    @property
+    def overfill_limit_kg(self) -> float:
+        return self.target_gross_kg + self.overfill_margin_kg
+
+
+@dataclass(frozen=True)
+class LaneState:
+    phase: Phase = Phase.IDLE
+    since: datetime | None = None
+    plan: Plan | None = None
+    start_gross_kg: float | None = None
+    cutoff_gross_kg: float | None = None
+    last_gross_kg: float | None = None
+    cause: Reason | None = None
+
+    @property
+    def relay_on(self) -> bool:
+        return self.phase is Phase.FILLING
+
+
+# Events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A scan was parsed and evaluated; `plan` is present only when the rules allowed it."""
+
+    code: str
+    decision: Decision
+    plan: Plan | None = None
+
+
+@dataclass(frozen=True)
+class Weight:
+    gross_kg: float
+    stable: bool
+
+
+@dataclass(frozen=True)
+class ScaleLost:
+    detail: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True)
+class Confirm:
+    pass
+
+
+@dataclass(frozen=True)
+class Abort:
+    pass
+
+
+@dataclass(frozen=True)
+class Reset:
+    pass
+
+
+Event = Decided | Weight | ScaleLost | Tick | Confirm | Abort | Reset
+
+
+# Effects ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RelayOn:
+    pass
+
+
+@dataclass(frozen=True)
+class RelayOff:
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    light: str  # "green", "amber", "red" or "off"
+    buzzer: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the operator is told about a scan."""
+
+    code: str
+    accepted: bool
+    findings: tuple[Finding, ...]
+    fill_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A durable milestone of the fill: the lane commits it before carrying out later effects."""
+
+    fill_id: str
+    status: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("complete", "aborted")
+
+
+Effect = RelayOn | RelayOff | Signal | Verdict | Record
+
+
+def step(state: LaneState, event: Event, now: datetime) -> tuple[LaneState, list[Effect]]:
+    match event:
+        case Decided():
+            return _on_decided(state, event, now)
+        case Weight():
+            return _on_weight(state, event, now)
+        case ScaleLost():
+            if state.phase is Phase.FILLING:
+                return _trip(state, Reason.SCALE_LOST, now, {"detail": event.detail})
+            if state.phase in BUSY:
+                return _abort(state, Reason.SCALE_LOST, now, {"detail": event.detail})
+            return state, []
+        case Tick():
+            return _on_tick(state, now)
+        case Confirm():
+            if state.phase is Phase.READY:
+                return _start(state, now)
+            return state, []
+        case Abort():
+            if state.phase in BUSY:
+                return _abort(state, Reason.OPERATOR_ABORT, now)
+            return state, []
+        case Reset():
+            if state.phase is Phase.LOCKED:
+                return LaneState(Phase.IDLE, since=now), [RelayOff(), Signal("off")]
+            return state, []
+    raise TypeError(f"not a fill event: {event!r}")
+
+
+def _on_decided(state: LaneState, event: Decided, now: datetime) -> tuple[LaneState, list[Effect]]:
+    # A scan during a fill never changes that fill: it is refused and logged, nothing more.
+    if state.phase in BUSY:
+        return state, [Verdict(event.code, False, (Finding(Reason.LANE_BUSY),))]
+    if state.phase is Phase.LOCKED:
+        return state, [Verdict(event.code, False, (Finding(Reason.LANE_LOCKED),))]
+    if not event.decision.allowed or event.plan is None:
+        return state, [Verdict(event.code, False, event.decision.findings), Signal("red", True)]
+    plan = event.plan
+    authorised = LaneState(Phase.AUTHORISED, since=now, plan=plan)
+    return authorised, [
+        Record(
+            plan.fill_id,
+            "authorised",
+            {
+                "cylinder_id": plan.cylinder_id,
+                "code": plan.code,
+                "tare_kg": plan.tare_kg,
+                "target_net_kg": plan.target_net_kg,
+                "authorised_at": now,
+            },
+        ),
+        Verdict(event.code, True, event.decision.findings, plan.fill_id),
+        Signal("green"),
+    ]
+
+
+def _on_weight(state: LaneState, event: Weight, now: datetime) -> tuple[LaneState, list[Effect]]:
+    plan = state.plan
+    if plan is None or state.phase not in BUSY:
+        return replace(state, last_gross_kg=event.gross_kg), []
+    gross = event.gross_kg
+    previous = state.last_gross_kg
+    state = replace(state, last_gross_kg=gross)
+    implausible = gross < -0.02 * plan.capacity_kg or gross > plan.capacity_kg
+    jumped = previous is not None and abs(gross - previous) > plan.max_step_kg
+    if state.phase is Phase.AUTHORISED:
+        return _precheck(state, plan, event, now)
+    if state.phase is Phase.READY:
+        return state, []
+    detail = {"gross_kg": gross}
+    if implausible or jumped:
+        return _trip(state, Reason.IMPLAUSIBLE_WEIGHT, now, detail)
+    if gross > plan.overfill_limit_kg:
+        return _trip(state, Reason.OVERFILL_LIMIT, now, detail)
+    if state.phase is Phase.FILLING:
+        assert state.start_gross_kg is not None
+        if gross < state.start_gross_kg - plan.tare_tolerance_kg:
+            return _trip(state, Reason.CYLINDER_REMOVED, now, detail)
+        if gross >= plan.target_gross_kg - plan.preact_kg:
+            settling = replace(state, phase=Phase.SETTLING, since=now, cutoff_gross_kg=gross)
+            return settling, [
+                RelayOff(),
+                Record(plan.fill_id, "settling", {"cutoff_at": now, "cutoff_gross_kg": gross}),
+            ]
+        return state, []
+    # SETTLING: the relay is off; only the valve's in-flight gas may still arrive.
+    assert state.cutoff_gross_kg is not None
+    if gross > state.cutoff_gross_kg + plan.max_inflight_kg:
+        return _trip(state, Reason.WEIGHT_RISING_VALVE_OFF, now, detail)
+    if event.stable and (now - _since(state)).total_seconds() >= plan.settle_min_s:
+        return _postcheck(state, plan, gross, now)
+    return state, []
+
+
+def _precheck(
+    state: LaneState, plan: Plan, event: Weight, now: datetime
+) -> tuple[LaneState, list[Effect]]:
+    gross = event.gross_kg
+    # Until something tare-sized sits still on the scale the operator is still placing it.
+    if not event.stable or gross < plan.tare_kg / 2:
+        return state, []
+    residual = gross - plan.tare_kg
+    detail = {"gross_kg": gross, "tare_kg": plan.tare_kg}
+    if residual < -plan.tare_tolerance_kg:
+        return _abort(state, Reason.TARE_MISMATCH, now, detail)
+    if gross >= plan.target_gross_kg - plan.tolerance_kg:
+        return _abort(state, Reason.ALREADY_FULL, now, detail)
+    ready = replace(state, phase=Phase.READY, since=now, start_gross_kg=gross)
+    checked = Record(
+        plan.fill_id, "prechecked", {"start_gross_kg": gross, "residual_kg": round(residual, 3)}
+    )
+    if plan.auto_start:
+        started, effects = _start(ready, now)
+        return started, [checked, *effects]
+    return ready, [checked, Signal("amber")]
+
+
+def _start(state: LaneState, now: datetime) -> tuple[LaneState, list[Effect]]:
+    assert state.plan is not None
+    filling = replace(state, phase=Phase.FILLING, since=now)
+    return filling, [Record(state.plan.fill_id, "filling", {"started_at": now}), RelayOn(), Signal("green")]
+
+
+def _postcheck(
+    state: LaneState, plan: Plan, gross: float, now: datetime
+) -> tuple[LaneState, list[Effect]]:
+    net = gross - plan.tare_kg
+    flags: list[str] = []
+    if net > plan.target_net_kg + plan.tolerance_kg:
+        flags.append(Reason.OVERFILLED)
+    elif net < plan.target_net_kg - plan.tolerance_kg:
+        flags.append(Reason.UNDERFILLED)
+    fields = {
+        "finished_at": now,
+        "final_gross_kg": gross,
+        "net_kg": round(net, 3),
+        "outcome": flags[0] if flags else "ok",
+    }
+    done = replace(state, phase=Phase.COMPLETE, since=now)
+    # An overfilled cylinder must be decanted: the operator hears it, it is never silent.
+    signal = Signal("red", True) if flags else Signal("green", True)
+    return done, [Record(plan.fill_id, "complete", fields), signal]
+
+
+def _on_tick(state: LaneState, now: datetime) -> tuple[LaneState, list[Effect]]:
+    plan = state.plan
+    if plan is None or state.phase not in BUSY:
+        return state, []
+    elapsed = (now - _since(state)).total_seconds()
+    if state.phase in (Phase.AUTHORISED, Phase.READY) and elapsed > plan.auth_timeout_s:
+        return _abort(state, Reason.AUTH_EXPIRED, now)
+    if state.phase is Phase.FILLING and elapsed > plan.max_fill_s:
+        return _trip(state, Reason.MAX_FILL_TIME, now, {"elapsed_s": round(elapsed, 1)})
+    if state.phase is Phase.SETTLING and elapsed > plan.settle_timeout_s:
+        return _abort(state, Reason.SETTLE_TIMEOUT, now)
+    return state, []
+
+
+def _abort(
+    state: LaneState, cause: Reason, now: datetime, detail: dict[str, Any] | None = None
+) -> tuple[LaneState, list[Effect]]:
+    return _end(state, Phase.ABORTED, cause, now, detail, Signal("red", True))
+
+
+def _trip(
+    state: LaneState, cause: Reason, now: datetime, detail: dict[str, Any] | None = None
+) -> tuple[LaneState, list[Effect]]:
+    return _end(state, Phase.LOCKED, cause, now, detail, Signal("red", True))
+
+
+def _end(
+    state: LaneState,
+    phase: Phase,
+    cause: Reason,
+    now: datetime,
+    detail: dict[str, Any] | None,
+    signal: Signal,
+) -> tuple[LaneState, list[Effect]]:
+    assert state.plan is not None
+    ended = replace(state, phase=phase, since=now, cause=cause)
+    fields: dict[str, Any] = {"finished_at": now, "outcome": "aborted", "cause": cause}
+    if state.last_gross_kg is not None:
+        fields["final_gross_kg"] = state.last_gross_kg
+    if detail:
+        fields["detail"] = detail
+    if phase is Phase.LOCKED:
+        fields["tripped"] = True
+    # Relay off first: nothing, not even the record, stands between a trip and a closed valve.
+    return ended, [RelayOff(cause), Record(state.plan.fill_id, "aborted", fields), signal]
+
+
+def _since(state: LaneState) -> datetime:
+    assert state.since is not None
+    return state.since

@@ -1,0 +1,87 @@
+"""Reason codes: a stable code for programs, short Chinese and English text for operators."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # Rejections of a scan.
+    INVALID_CODE = "INVALID_CODE"
+    UNKNOWN_CYLINDER = "UNKNOWN_CYLINDER"
+    NOT_SELF_OWNED = "NOT_SELF_OWNED"
+    SCRAPPED = "SCRAPPED"
+    SUSPENDED = "SUSPENDED"
+    INSPECTION_OVERDUE = "INSPECTION_OVERDUE"
+    SERVICE_LIFE_EXCEEDED = "SERVICE_LIFE_EXCEEDED"
+    MEDIUM_MISMATCH = "MEDIUM_MISMATCH"
+    NOT_REGISTERED = "NOT_REGISTERED"
+    CACHE_STALE = "CACHE_STALE"
+    BLOCKED_LOCALLY = "BLOCKED_LOCALLY"
+    LANE_BUSY = "LANE_BUSY"
+    LANE_LOCKED = "LANE_LOCKED"
+    # Warnings: shown to the operator, never block a fill.
+    INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
+    CACHE_AGING = "CACHE_AGING"
+    # Why a fill ended without completing, and trips.
+    TARE_MISMATCH = "TARE_MISMATCH"
+    ALREADY_FULL = "ALREADY_FULL"
+    AUTH_EXPIRED = "AUTH_EXPIRED"
+    OPERATOR_ABORT = "OPERATOR_ABORT"
+    SCALE_LOST = "SCALE_LOST"
+    IMPLAUSIBLE_WEIGHT = "IMPLAUSIBLE_WEIGHT"
+    CYLINDER_REMOVED = "CYLINDER_REMOVED"
+    MAX_FILL_TIME = "MAX_FILL_TIME"
+    OVERFILL_LIMIT = "OVERFILL_LIMIT"
+    WEIGHT_RISING_VALVE_OFF = "WEIGHT_RISING_VALVE_OFF"
+    SETTLE_TIMEOUT = "SETTLE_TIMEOUT"
+    RELAY_FAULT = "RELAY_FAULT"
+    LANE_FAULT = "LANE_FAULT"
+    INTERRUPTED = "INTERRUPTED"
+    # Post-fill re-check flags.
+    OVERFILLED = "OVERFILLED"
+    UNDERFILLED = "UNDERFILLED"
+
+
+TEXT: dict[Reason, tuple[str, str]] = {
+    Reason.INVALID_CODE: ("无法识别的码", "code not recognised"),
+    Reason.UNKNOWN_CYLINDER: ("未登记的气瓶", "cylinder not in records"),
+    Reason.NOT_SELF_OWNED: ("非本单位自有气瓶", "not owned by this station"),
+    Reason.SCRAPPED: ("气瓶已报废", "cylinder scrapped"),
+    Reason.SUSPENDED: ("气瓶已停用", "cylinder suspended"),
+    Reason.INSPECTION_OVERDUE: ("超期未检", "inspection overdue"),
+    Reason.SERVICE_LIFE_EXCEEDED: ("超过设计使用年限", "service life exceeded"),
+    Reason.MEDIUM_MISMATCH: ("充装介质不符", "wrong gas for this lane"),
+    Reason.NOT_REGISTERED: ("未办理使用登记", "no use registration"),
+    Reason.CACHE_STALE: ("气瓶数据过期，请同步", "cylinder data too old, sync needed"),
+    Reason.BLOCKED_LOCALLY: ("本站已锁定该气瓶", "blocked at this station"),
+    Reason.LANE_BUSY: ("正在充装，扫码无效", "lane busy, scan ignored"),
+    Reason.LANE_LOCKED: ("充装位已锁定，请复位", "lane locked, reset required"),
+    Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
+    Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),
+    Reason.TARE_MISMATCH: ("皮重不符", "tare does not match"),
+    Reason.ALREADY_FULL: ("气瓶已满", "cylinder already full"),
+    Reason.AUTH_EXPIRED: ("授权超时", "authorisation expired"),
+    Reason.OPERATOR_ABORT: ("人工中止", "stopped by operator"),
+    Reason.SCALE_LOST: ("秤通讯中断", "scale not answering"),
+    Reason.IMPLAUSIBLE_WEIGHT: ("称重异常", "implausible weight"),
+    Reason.CYLINDER_REMOVED: ("气瓶离秤", "cylinder left the scale"),
+    Reason.MAX_FILL_TIME: ("充装超时", "fill took too long"),
+    Reason.OVERFILL_LIMIT: ("超装切断", "overfill cut-off"),
+    Reason.WEIGHT_RISING_VALVE_OFF: ("关阀后重量仍上升", "weight rising with valve off"),
+    Reason.SETTLE_TIMEOUT: ("称重不稳定", "scale did not settle"),
+    Reason.RELAY_FAULT: ("阀门继电器故障", "valve relay fault"),
+    Reason.LANE_FAULT: ("充装位故障", "lane fault"),
+    Reason.INTERRUPTED: ("充装中断（系统重启）", "fill interrupted by restart"),
+    Reason.OVERFILLED: ("超装，需倒残", "overfilled, decant required"),
+    Reason.UNDERFILLED: ("欠装", "underfilled"),
+}
+
+# Reasons that only warn; every other reason on a decision refuses the fill.
+WARNINGS = frozenset({Reason.INSPECTION_DUE_SOON, Reason.CACHE_AGING})
+
+
+def text(reason: Reason) -> str:
+    """Operator text in both languages, e.g. '超期未检 / inspection overdue'."""
+    zh, en = TEXT[reason]
+    return f"{zh} / {en}"
