@@ -1,0 +1,1 @@
+"""Hardware adapters: one typing.Protocol per device kind, real adapters beside each."""

@@ -1,0 +1,83 @@
+"""Serial / USB-CDC code readers on pyserial: configurable terminator, length limit, reconnect."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import serial
+
+from .base import Scan
+
+log = logging.getLogger(__name__)
+
+
+class SerialScanner:
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = 9600,
+        terminator: bytes = b"\r",
+        max_length: int = 1000,
+        timeout_s: float = 0.2,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        self.port, self.baudrate = port, baudrate
+        self.terminator = terminator
+        self.max_length = max_length
+        self.timeout_s = timeout_s
+        self.reconnect_s = reconnect_s
+        self._serial: serial.Serial | None = None
+        self._buffer = bytearray()
+        self._discarding = False
+        self.disconnects = 0
+
+    def open(self) -> None:
+        self._serial = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s)
+
+    def read(self) -> Scan | None:
+        if self._serial is None:
+            try:
+                self.open()
+            except (serial.SerialException, OSError) as exc:
+                log.warning("scanner %s unavailable: %s", self.port, exc)
+                time.sleep(self.reconnect_s)
+                return None
+        assert self._serial is not None
+        try:
+            chunk = self._serial.read_until(self.terminator, self.max_length + 1)
+        except (serial.SerialException, OSError) as exc:
+            # A USB unplug and a closed pty look alike: drop the port and reopen it later.
+            log.warning("scanner %s disconnected: %s", self.port, exc)
+            self.disconnects += 1
+            self.close()
+            self._buffer.clear()
+            return None
+        return self._accept(chunk, time.monotonic())
+
+    def _accept(self, chunk: bytes, now: float) -> Scan | None:
+        if not chunk:
+            return None
+        complete = chunk.endswith(self.terminator)
+        body = chunk[: -len(self.terminator)] if complete else chunk
+        if self._discarding:
+            # The tail of an overlong burst: swallow it up to its terminator.
+            self._discarding = not complete
+            return None
+        self._buffer += body
+        if len(self._buffer) > self.max_length:
+            self._buffer.clear()
+            self._discarding = not complete
+            return Scan(b"", now, overlong=True)
+        if not complete:
+            return None
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return Scan(data, now)
+
+    def close(self) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            finally:
+                self._serial = None

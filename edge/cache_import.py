@@ -1,0 +1,131 @@
+"""`edge cache import`: load cylinder records from JSON or CSV in the city-spec field layout.
+
+Headers may be the English column names or the spec's Chinese field names. A malformed row is
+reported with its line number and skipped; the rest load.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from interlock.rules import parse_month
+
+from .store import Store
+from .store.schema import CITY_FIELDS, STATION_FIELDS
+
+_BY_LABEL = {label: name for name, label in {**CITY_FIELDS, **STATION_FIELDS}.items()}
+_KNOWN = set(CITY_FIELDS) | set(STATION_FIELDS)
+# Length limits from the spec's char(n) types.
+_MAX_LENGTH = {
+    "id": 50, "owner_unit": 100, "region": 6, "variety": 4, "product_no": 50, "medium": 3,
+    "manufacturer": 100, "unit_no": 50, "status": 10, "tag_kind": 10, "info_code": 50,
+    "qr_content": 1000, "registration_no": 50, "registration_authority": 200,
+}
+_FLOATS = ("working_pressure_mpa", "volume_l", "tare_kg", "fill_mass_kg")
+_REQUIRED = ("id", "owner_unit", "medium", "status")
+
+
+@dataclass
+class ImportReport:
+    loaded: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def read_rows(path: Path) -> Iterable[tuple[int, Any]]:
+    """(line number, raw row) pairs. JSON: a list of objects, one per line where it can tell."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of cylinder objects")
+        lines = _json_object_lines(text)
+        for index, item in enumerate(data):
+            yield (lines[index] if index < len(lines) else 0), item
+        return
+    reader = csv.DictReader(io.StringIO(text))
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _json_object_lines(text: str) -> list[int]:
+    # Line on which each top-level object of the list starts, for error messages.
+    lines, depth, line = [], 0, 1
+    in_string = escaped = False
+    for char in text:
+        if char == "\n":
+            line += 1
+        if in_string:
+            escaped = char == "\\" and not escaped
+            if char == '"' and not escaped:
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if char == "{" and depth == 2:
+                lines.append(line)
+        elif char in "]}":
+            depth -= 1
+    return lines
+
+
+def clean_row(raw: Any) -> dict[str, Any]:
+    """Validate one record; raises ValueError naming the field and what was expected."""
+    if not isinstance(raw, dict):
+        raise ValueError("expected an object of cylinder fields")
+    row: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = _BY_LABEL.get(str(key).strip(), str(key).strip())
+        if name not in _KNOWN:
+            raise ValueError(f"unknown field {key!r}")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        row[name] = value.strip() if isinstance(value, str) else value
+    for name in _REQUIRED:
+        if name not in row:
+            raise ValueError(f"{name} ({CITY_FIELDS[name]}) is required")
+    for name, limit in _MAX_LENGTH.items():
+        if name in row and len(str(row[name])) > limit:
+            raise ValueError(f"{name} is {len(str(row[name]))} characters, limit {limit}")
+    for name in _FLOATS:
+        if name in row:
+            try:
+                row[name] = float(row[name])
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: got {row[name]!r}, expected a number") from None
+    if "service_life_years" in row:
+        try:
+            row["service_life_years"] = int(row["service_life_years"])
+        except (TypeError, ValueError):
+            raise ValueError(f"service_life_years: got {row['service_life_years']!r}, expected whole years") from None
+    for name in ("manufacture_month", "next_inspection"):
+        if name in row and parse_month(str(row[name])) is None:
+            raise ValueError(f"{name}: got {row[name]!r}, expected yyyy-mm")
+    for name in ("last_inspection", "registration_date"):
+        if name in row:
+            try:
+                datetime.strptime(str(row[name]), "%Y-%m-%d")
+            except ValueError:
+                raise ValueError(f"{name}: got {row[name]!r}, expected yyyy-mm-dd") from None
+    return {k: str(v) if k not in _FLOATS and k != "service_life_years" else v for k, v in row.items()}
+
+
+def import_file(store: Store, path: Path, now: datetime) -> ImportReport:
+    report = ImportReport()
+    good: list[dict[str, Any]] = []
+    for line, raw in read_rows(path):
+        try:
+            good.append(clean_row(raw))
+        except ValueError as exc:
+            report.errors.append(f"{path}:{line}: {exc}")
+    report.loaded = store.upsert_cylinders(good, now)
+    if report.loaded:
+        store.mark_cache_refreshed(now)
+    return report

@@ -1,0 +1,110 @@
+"""Load YAML, validate it, and report every problem as FILE:LINE: key.path: got VALUE, expected ..."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .model import Config
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    path: str
+    got: str
+    expected: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: got {self.got}, expected {self.expected}"
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(name, 0, "(file)", repr(str(exc)), "a readable YAML file")]) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise ConfigError([Problem(name, line, "(file)", str(exc).splitlines()[0], "valid YAML")]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(name, 1, "(file)", _show(data), "a mapping of sections")])
+    lines: dict[tuple[Any, ...], int] = {}
+    _index_lines(node, (), lines)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem(name, err, data, lines) for err in exc.errors()]) from exc
+
+
+def _problem(name: str, err: Any, data: Any, lines: dict[tuple[Any, ...], int]) -> Problem:
+    loc = tuple(err["loc"])
+    # Pydantic adds the tag of a union member to the location; keep only real keys and indexes.
+    keys = tuple(part for part in loc if _resolves(data, loc, part))
+    line = _nearest_line(keys, lines)
+    dotted = ".".join(str(k) for k in keys) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return Problem(name, line, dotted, "an unknown key", "one of the documented keys (typo?)")
+    if err["type"] == "missing":
+        return Problem(name, line, dotted, "nothing", "this required key")
+    expected = err["msg"].removeprefix("Value error, ")
+    return Problem(name, line, dotted, _show(err.get("input")), expected)
+
+
+def _resolves(data: Any, loc: tuple[Any, ...], part: Any) -> bool:
+    node = data
+    for item in loc:
+        if item == part:
+            return True
+        if isinstance(node, dict) and item in node:
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+        else:
+            return False
+    return True
+
+
+def _nearest_line(keys: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
+    for end in range(len(keys), -1, -1):
+        if keys[:end] in lines:
+            return lines[keys[:end]]
+    return 1
+
+
+def _index_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (key.value,)
+            lines[child] = key.start_mark.line + 1
+            _index_lines(value, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, path + (index,), lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."

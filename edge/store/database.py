@@ -1,0 +1,230 @@
+"""The station's SQLite store. Every write is a short IMMEDIATE transaction under one lock."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from sqlite_utils import Database
+
+from interlock.codes import Kind
+from interlock.fill import Record
+from interlock.rules import Cylinder
+
+from . import journal
+from .schema import migrate
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("complete", "aborted")
+_FILL_COLUMNS = frozenset(
+    "cylinder_id code tare_kg target_net_kg start_gross_kg residual_kg cutoff_gross_kg final_gross_kg"
+    " net_kg outcome cause detail tripped authorised_at started_at cutoff_at finished_at".split()
+)
+# Which cached fields give a scanned code its cylinder, and how each is normalised.
+_IDENTIFIER_FIELDS = {
+    "qr_content": (Kind.QR_URL, str.strip),
+    "info_code": (Kind.INFO_CODE, str.strip),
+    "product_no": (Kind.PRODUCT, lambda v: v.strip().upper()),
+    "traceable_code": (Kind.TRACEABLE, str.strip),
+    "rfid": (Kind.RFID, lambda v: v.strip().upper()),
+}
+CACHE_REFRESHED = "cache_refreshed_at"
+
+PayloadBuilder = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+class Store:
+    def __init__(self, path: str | Path, outbox_payload: PayloadBuilder | None = None) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self.db = Database(self._conn)
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # synchronous is per connection: FULL so a committed fill survives power loss.
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._lock = threading.RLock()
+        self._outbox_payload = outbox_payload
+        migrate(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self._conn  # nested: part of the caller's transaction
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # Journal ---------------------------------------------------------------------------------
+
+    def journal(self, now: datetime, kind: str, data: dict[str, Any], **where: str | None) -> int:
+        with self.transaction() as conn:
+            return journal.append(conn, iso(now), kind, data, **where)
+
+    def verify(self) -> journal.ChainReport:
+        with self._lock:
+            return journal.verify(self._conn)
+
+    # Cylinder cache --------------------------------------------------------------------------
+
+    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime) -> int:
+        count = 0
+        with self.transaction() as conn:
+            for row in rows:
+                row = {**row, "updated_at": iso(now)}
+                self.db["cylinders"].upsert(row, pk="id", alter=False)
+                conn.execute("DELETE FROM identifiers WHERE cylinder_id = ?", (row["id"],))
+                for field, (kind, normalise) in _IDENTIFIER_FIELDS.items():
+                    value = row.get(field)
+                    if value:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO identifiers (kind, value, cylinder_id) VALUES (?, ?, ?)",
+                            (kind.value, normalise(str(value)), row["id"]),
+                        )
+                count += 1
+        return count
+
+    def mark_cache_refreshed(self, moment: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (CACHE_REFRESHED, iso(moment)),
+            )
+
+    def cache_refreshed_at(self) -> datetime | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", [CACHE_REFRESHED])
+        return datetime.fromisoformat(rows[0]["value"]) if rows else None
+
+    def cache_age_s(self, now: datetime) -> float | None:
+        refreshed = self.cache_refreshed_at()
+        return None if refreshed is None else (now - refreshed).total_seconds()
+
+    def find_cylinder(self, kind: Kind, value: str) -> Cylinder | None:
+        rows = self.query(
+            "SELECT c.*, b.reason AS blocked_reason FROM identifiers i"
+            " JOIN cylinders c ON c.id = i.cylinder_id"
+            " LEFT JOIN blocks b ON b.cylinder_id = c.id"
+            " WHERE i.kind = ? AND i.value = ?",
+            [kind.value, value],
+        )
+        return _cylinder(rows[0]) if rows else None
+
+    def cylinder_row(self, cylinder_id: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM cylinders WHERE id = ?", [cylinder_id])
+        return rows[0] if rows else None
+
+    def block(self, cylinder_id: str, reason: str, now: datetime) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO blocks (cylinder_id, reason, created_at) VALUES (?, ?, ?)",
+                (cylinder_id, reason, iso(now)),
+            )
+            journal.append(conn, iso(now), "cylinder_blocked", {"reason": reason}, cylinder_id=cylinder_id)
+
+    # Fills -----------------------------------------------------------------------------------
+
+    def apply_record(self, lane: str, record: Record, now: datetime, context: dict[str, Any]) -> None:
+        """Commit one fill milestone: fills row, journal entry and, when final, the outbox row."""
+        fields = {k: _db_value(v) for k, v in record.fields.items() if k in _FILL_COLUMNS}
+        with self.transaction() as conn:
+            if record.status == "authorised":
+                self.db["fills"].insert({"id": record.fill_id, "lane": lane, "status": record.status, **context, **fields})
+            else:
+                self.db["fills"].update(record.fill_id, {"status": record.status, **fields})
+            fill = self.db["fills"].get(record.fill_id)
+            journal.append(
+                conn,
+                iso(now),
+                f"fill_{record.status}",
+                {k: _db_value(v) for k, v in record.fields.items()},
+                lane=lane,
+                fill_id=record.fill_id,
+                cylinder_id=fill["cylinder_id"],
+            )
+            if record.final:
+                self._queue_upload(conn, fill, now)
+
+    def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> None:
+        # Gas went into the cylinder only if the relay was ever energised: those fills are
+        # reported upstream whatever their outcome; a fill that never started is local only.
+        if fill["started_at"] is None or self._outbox_payload is None:
+            return
+        conn.execute(
+            "INSERT INTO outbox (fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?)",
+            (fill["id"], fill["id"], journal.canonical(self._outbox_payload(fill)), iso(now)),
+        )
+
+    def recover_interrupted(self, now: datetime) -> list[str]:
+        """Mark every fill left open by a crash as aborted; returns their ids."""
+        with self.transaction() as conn:
+            open_fills = [
+                row["id"]
+                for row in self.db.query(
+                    "SELECT id FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", FINAL_STATUSES
+                )
+            ]
+            for fill_id in open_fills:
+                fill = self.db["fills"].get(fill_id)
+                record = Record(fill_id, "aborted", {"finished_at": now, "outcome": "aborted", "cause": "INTERRUPTED"})
+                self.apply_record(fill["lane"], record, now, {})
+                log.warning("fill %s on lane %s was interrupted; recorded as aborted", fill_id, fill["lane"])
+        return open_fills
+
+    def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
+        return self.query(f"SELECT * FROM fills {where} ORDER BY authorised_at DESC, id LIMIT ?", [*params, limit])
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return json.dumps({k: _db_value(v) for k, v in value.items()}, ensure_ascii=False)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _cylinder(row: dict[str, Any]) -> Cylinder:
+    return Cylinder(
+        id=row["id"],
+        owner_unit=row["owner_unit"] or "",
+        medium=row["medium"] or "",
+        status=row["status"] or "",
+        manufacture_month=row["manufacture_month"],
+        next_inspection=row["next_inspection"],
+        registration_no=row["registration_no"],
+        volume_l=row["volume_l"],
+        tare_kg=row["tare_kg"],
+        fill_mass_kg=row["fill_mass_kg"],
+        model=row["model"],
+        service_life_years=row["service_life_years"],
+        blocked_reason=row["blocked_reason"],
+    )

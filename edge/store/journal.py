@@ -1,0 +1,91 @@
+"""The append-only journal: each row carries the hash of its predecessor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS = "0" * 64
+_COLUMNS = ("seq", "ts", "lane", "kind", "fill_id", "cylinder_id", "data")
+
+
+def canonical(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    body = canonical([row[c] for c in _COLUMNS])
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def append(
+    conn: sqlite3.Connection,
+    ts: str,
+    kind: str,
+    data: dict[str, Any],
+    lane: str | None = None,
+    fill_id: str | None = None,
+    cylinder_id: str | None = None,
+) -> int:
+    """Append one entry. The caller holds a write transaction."""
+    head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
+    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    row = {
+        "seq": seq,
+        "ts": ts,
+        "lane": lane,
+        "kind": kind,
+        "fill_id": fill_id,
+        "cylinder_id": cylinder_id,
+        "data": canonical(data),
+    }
+    digest = row_hash(prev, row)
+    conn.execute(
+        "INSERT INTO journal (seq, ts, lane, kind, fill_id, cylinder_id, data, prev_hash, hash)"
+        " VALUES (:seq, :ts, :lane, :kind, :fill_id, :cylinder_id, :data, :prev_hash, :hash)",
+        {**row, "prev_hash": prev, "hash": digest},
+    )
+    conn.execute(
+        "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        (seq, digest),
+    )
+    return seq
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+def verify(conn: sqlite3.Connection) -> ChainReport:
+    """Walk the whole chain: altered, removed, inserted or reordered rows all break it."""
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    cursor = conn.execute(
+        "SELECT seq, ts, lane, kind, fill_id, cylinder_id, data, prev_hash, hash FROM journal ORDER BY seq"
+    )
+    for values in cursor:
+        row = dict(zip(_COLUMNS + ("prev_hash", "hash"), values))
+        seq = row["seq"]
+        if seq != expected_seq:
+            return ChainReport(False, count, expected_seq, f"entry {expected_seq} is missing")
+        if row["prev_hash"] != prev:
+            return ChainReport(False, count, seq, f"entry {seq} does not link to entry {seq - 1}")
+        if row_hash(prev, row) != row["hash"]:
+            return ChainReport(False, count, seq, f"entry {seq} was altered")
+        prev = row["hash"]
+        expected_seq += 1
+        count += 1
+    head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
+    head_seq, head_hash = head if head else (0, GENESIS)
+    if head_seq != count or head_hash != prev:
+        return ChainReport(False, count, count + 1, f"entries after {count} were removed (head is {head_seq})")
+    return ChainReport(True, count)

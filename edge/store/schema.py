@@ -1,0 +1,139 @@
+"""Schema migrations, registered in code and applied in order; PRAGMA user_version is the marker."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+# The city spec's 20 cylinder fields (English column names; Chinese labels in CITY_FIELDS),
+# plus station data: tare and fill mass, model, traceable number, RFID tag, service life.
+CITY_FIELDS: dict[str, str] = {
+    "id": "ID",
+    "owner_unit": "使用单位名称",
+    "region": "设备区域",
+    "variety": "设备品种",
+    "product_no": "产品编号",
+    "medium": "充装介质",
+    "manufacturer": "制造单位",
+    "manufacture_month": "制造年月",
+    "working_pressure_mpa": "公称工作压力",
+    "volume_l": "容积",
+    "last_inspection": "最近一次检验日期",
+    "next_inspection": "下次检验日期",
+    "unit_no": "单位内编号",
+    "status": "使用状态",
+    "tag_kind": "信息化管理情况",
+    "info_code": "信息化编码",
+    "qr_content": "二维码",
+    "registration_no": "使用登记证编号",
+    "registration_date": "使用登记日期",
+    "registration_authority": "使用登记机关",
+}
+STATION_FIELDS: dict[str, str] = {
+    "tare_kg": "皮重",
+    "fill_mass_kg": "充装量",
+    "model": "型号",
+    "traceable_code": "可追溯编号",
+    "rfid": "RFID",
+    "service_life_years": "设计使用年限",
+}
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    city_columns = ",\n".join(
+        f"{name} {'REAL' if name in ('working_pressure_mpa', 'volume_l') else 'TEXT'}"
+        for name in CITY_FIELDS
+        if name != "id"
+    )
+    _run_script(
+        conn,
+        f"""
+        CREATE TABLE cylinders (
+            id TEXT PRIMARY KEY,
+            {city_columns},
+            tare_kg REAL, fill_mass_kg REAL, model TEXT, traceable_code TEXT, rfid TEXT,
+            service_life_years INTEGER,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE identifiers (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            cylinder_id TEXT NOT NULL REFERENCES cylinders(id),
+            PRIMARY KEY (kind, value)
+        ) WITHOUT ROWID;
+        CREATE INDEX identifiers_cylinder ON identifiers(cylinder_id);
+        CREATE TABLE blocks (
+            cylinder_id TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE fills (
+            id TEXT PRIMARY KEY,
+            lane TEXT NOT NULL,
+            cylinder_id TEXT NOT NULL,
+            code TEXT,
+            medium TEXT,
+            operator TEXT,
+            checker TEXT,
+            status TEXT NOT NULL,
+            tare_kg REAL, target_net_kg REAL, start_gross_kg REAL, residual_kg REAL,
+            cutoff_gross_kg REAL, final_gross_kg REAL, net_kg REAL,
+            outcome TEXT, cause TEXT, detail TEXT, tripped INTEGER NOT NULL DEFAULT 0,
+            authorised_at TEXT, started_at TEXT, cutoff_at TEXT, finished_at TEXT
+        );
+        CREATE INDEX fills_lane_time ON fills(lane, authorised_at);
+        CREATE INDEX fills_cylinder ON fills(cylinder_id);
+        CREATE TABLE journal (
+            seq INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            lane TEXT,
+            kind TEXT NOT NULL,
+            fill_id TEXT,
+            cylinder_id TEXT,
+            data TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX journal_kind ON journal(kind);
+        -- The chain's head, updated in the same transaction as every append: removing the newest
+        -- journal rows leaves a head that no longer matches.
+        CREATE TABLE chain_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            fill_id TEXT NOT NULL UNIQUE REFERENCES fills(id),
+            idempotency_key TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            last_error TEXT
+        );
+        CREATE INDEX outbox_status ON outbox(status, id);
+        """,
+    )
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would commit first; statements run one by one stay inside the migration.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to date; returns the version now in force."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migration(conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
