@@ -44,6 +44,13 @@ class Identifier:
     kind: Kind
     value: str
 
+    @property
+    def lookup_kinds(self) -> tuple[Kind, ...]:
+        # A bare code may be the maker's product number or the city's informatization code.
+        if self.kind is Kind.PRODUCT:
+            return (Kind.PRODUCT, Kind.INFO_CODE)
+        return (self.kind,)
+
 
 @dataclass(frozen=True)
 class Invalid:
@@ -117,6 +124,6 @@ def _parse_url(text: str, url_patterns: Sequence[UrlPattern]) -> Identifier | In
             code = unquote(match.group("code"))
             if not code or not _PRINTABLE.fullmatch(code) or len(code) > 50:
                 return Invalid("URL carries a malformed code")
-            return Identifier(pattern.kind, code)
+            return Identifier(pattern.kind, code.upper() if pattern.kind is Kind.INFO_CODE else code)
     # No pattern matched: the city stores the whole QR URL as basic data, so look it up as is.
     return Identifier(Kind.QR_URL, text)

@@ -20,6 +20,7 @@ class Reason(StrEnum):
     BLOCKED_LOCALLY = "BLOCKED_LOCALLY"
     LANE_BUSY = "LANE_BUSY"
     LANE_LOCKED = "LANE_LOCKED"
+    NO_FILL_DATA = "NO_FILL_DATA"
     # Warnings: shown to the operator, never block a fill.
     INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
     CACHE_AGING = "CACHE_AGING"
@@ -57,6 +58,7 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.BLOCKED_LOCALLY: ("本站已锁定该气瓶", "blocked at this station"),
     Reason.LANE_BUSY: ("正在充装，扫码无效", "lane busy, scan ignored"),
     Reason.LANE_LOCKED: ("充装位已锁定，请复位", "lane locked, reset required"),
+    Reason.NO_FILL_DATA: ("缺少皮重或充装量", "no tare or fill mass on record"),
     Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
     Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),
     Reason.TARE_MISMATCH: ("皮重不符", "tare does not match"),

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from sqlite_utils import Database
 
-from interlock.codes import Kind
+from interlock.codes import Identifier, Kind
 from interlock.fill import Record
 from interlock.rules import Cylinder
 
@@ -30,7 +30,7 @@ _FILL_COLUMNS = frozenset(
 # Which cached fields give a scanned code its cylinder, and how each is normalised.
 _IDENTIFIER_FIELDS = {
     "qr_content": (Kind.QR_URL, str.strip),
-    "info_code": (Kind.INFO_CODE, str.strip),
+    "info_code": (Kind.INFO_CODE, lambda v: v.strip().upper()),
     "product_no": (Kind.PRODUCT, lambda v: v.strip().upper()),
     "traceable_code": (Kind.TRACEABLE, str.strip),
     "rfid": (Kind.RFID, lambda v: v.strip().upper()),
@@ -126,15 +126,18 @@ class Store:
         refreshed = self.cache_refreshed_at()
         return None if refreshed is None else (now - refreshed).total_seconds()
 
-    def find_cylinder(self, kind: Kind, value: str) -> Cylinder | None:
-        rows = self.query(
-            "SELECT c.*, b.reason AS blocked_reason FROM identifiers i"
-            " JOIN cylinders c ON c.id = i.cylinder_id"
-            " LEFT JOIN blocks b ON b.cylinder_id = c.id"
-            " WHERE i.kind = ? AND i.value = ?",
-            [kind.value, value],
-        )
-        return _cylinder(rows[0]) if rows else None
+    def find_cylinder(self, identifier: Identifier) -> Cylinder | None:
+        for kind in identifier.lookup_kinds:
+            rows = self.query(
+                "SELECT c.*, b.reason AS blocked_reason FROM identifiers i"
+                " JOIN cylinders c ON c.id = i.cylinder_id"
+                " LEFT JOIN blocks b ON b.cylinder_id = c.id"
+                " WHERE i.kind = ? AND i.value = ?",
+                [kind.value, identifier.value],
+            )
+            if rows:
+                return _cylinder(rows[0])
+        return None
 
     def cylinder_row(self, cylinder_id: str) -> dict[str, Any] | None:
         rows = self.query("SELECT * FROM cylinders WHERE id = ?", [cylinder_id])

@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Each creates or refreshes .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test system-deps venv bench clean
+
+demo: system-deps venv
+	$(BIN)/edge demo
+
+test: system-deps venv
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python bench/latency.py
+
+system-deps:
+	@sh scripts/system-deps.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,camera]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

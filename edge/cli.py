@@ -1,0 +1,259 @@
+"""`edge`: the daemon and the station manager's commands. Human tables by default, --json for programs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .cache_import import import_file
+from .config import Config, ConfigError, load_config
+from .lane import utc_now
+from .station import StartupError, Station, open_store, valves_off
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
+EXIT_INVALID = 2
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(EXIT_INVALID) from None
+
+
+def _emit(data: Any, as_json: bool, human: str) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=None, default=str) if as_json else human)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+# Commands ------------------------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{args.file}: OK ({len(config.lanes)} lanes: {', '.join(l.id for l in config.lanes)})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    sim = None
+    if config.simulators is not None:
+        from .simulation import Simulation  # only a config that names simulators loads them
+
+        sim = Simulation(config).start()
+        store = open_store(config)
+        sim.seed_cache(store, utc_now())
+        store.close()
+    station = Station(config)
+    try:
+        station.start()
+    except StartupError as exc:
+        log.critical("%s", exc)
+        if sim:
+            sim.stop()
+        return 1
+    try:
+        stop.wait()
+    finally:
+        log.info("stopping")
+        station.stop()
+        if sim:
+            sim.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    keep = args.state_dir is not None
+    state_dir = Path(args.state_dir) if keep else Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    try:
+        summary = run_demo(state_dir.resolve(), args.json)
+    finally:
+        if not keep:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return 0 if summary["chain_ok"] else 1
+
+
+def cmd_valves_off(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    results = valves_off(config)
+    ok = all(err is None for err in results.values())
+    human = "\n".join(f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items())
+    _emit({"ok": ok, "lanes": results}, args.json, human)
+    return 0 if ok else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = open_store(config)
+    try:
+        report = store.verify()
+        integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"]
+    finally:
+        store.close()
+    data = {"ok": report.ok and integrity == "ok", "entries": report.entries, "first_bad_entry": report.first_bad_seq,
+            "problem": report.problem, "integrity_check": integrity}
+    human = (
+        f"journal OK: {report.entries} entries, hash chain intact; integrity_check {integrity}"
+        if data["ok"]
+        else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}; integrity_check {integrity}"
+    )
+    _emit(data, args.json, human)
+    return 0 if data["ok"] else 1
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = open_store(config)
+    try:
+        rows = store.fills(limit=args.limit, lane=args.lane)
+    finally:
+        store.close()
+    columns = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "id"]
+    _emit(rows, args.json, _table(rows, columns))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = open_store(config)
+    try:
+        now = utc_now()
+        age = store.cache_age_s(now)
+        data = {
+            "station": config.station.owner_unit,
+            "cylinders_cached": store.query("SELECT count(*) AS n FROM cylinders")[0]["n"],
+            "cache_age_hours": None if age is None else round(age / 3600, 2),
+            "fills": {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM fills GROUP BY status")},
+            "outbox": {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")},
+            "lanes": {
+                lane.id: _last_activity(store, lane.id) for lane in config.lanes
+            },
+            "journal_entries": store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"],
+        }
+    finally:
+        store.close()
+    human = "\n".join(
+        [
+            f"station          {data['station']}",
+            f"cylinder cache   {data['cylinders_cached']} cylinders, {data['cache_age_hours']} h old",
+            f"fills            {data['fills']}",
+            f"upload outbox    {data['outbox']}",
+            f"journal          {data['journal_entries']} entries",
+        ]
+        + [f"lane {lane:<11} last {info['kind'] or '-'} at {info['ts'] or '-'}" for lane, info in data["lanes"].items()]
+    )
+    _emit(data, args.json, human)
+    return 0
+
+
+def _last_activity(store: Any, lane: str) -> dict[str, Any]:
+    rows = store.query("SELECT ts, kind, data FROM journal WHERE lane = ? ORDER BY seq DESC LIMIT 1", [lane])
+    return {"ts": rows[0]["ts"], "kind": rows[0]["kind"]} if rows else {"ts": None, "kind": None}
+
+
+def cmd_cache_import(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    store = open_store(config)
+    try:
+        report = import_file(store, Path(args.file), utc_now())
+    except (OSError, ValueError) as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    finally:
+        store.close()
+    for error in report.errors:
+        print(error, file=sys.stderr)
+    _emit({"loaded": report.loaded, "skipped": len(report.errors), "errors": report.errors}, args.json,
+          f"loaded {report.loaded} cylinders, skipped {len(report.errors)} malformed rows")
+    return 0 if not report.errors else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description="Station edge controller for cylinder filling")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_text: str, config: bool = True, json_flag: bool = True) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=func)
+        if config:
+            p.add_argument("--config", default=DEFAULT_CONFIG, help=f"station YAML (default {DEFAULT_CONFIG}, or $EDGE_CONFIG)")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    command("run", cmd_run, "run the daemon until SIGTERM/SIGINT", json_flag=False)
+    demo = command("demo", cmd_demo, "run a whole simulated station with scripted operators", config=False)
+    demo.add_argument("--state-dir", help="keep the database and effective config (station.yaml) here")
+    check = command("check-config", cmd_check_config, "validate a config file", config=False, json_flag=False)
+    check.add_argument("file")
+    command("status", cmd_status, "cache, fills, outbox and lane activity")
+    records = command("records", cmd_records, "filling records, newest first")
+    records.add_argument("--limit", type=int, default=50)
+    records.add_argument("--lane")
+    command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
+    command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
+    cache = sub.add_parser("cache", help="the cylinder cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    imp = cache_sub.add_parser("import", help="load cylinders from JSON or CSV in the city-spec layout")
+    imp.set_defaults(func=cmd_cache_import)
+    imp.add_argument("file")
+    imp.add_argument("--config", default=DEFAULT_CONFIG)
+    imp.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "demo" and not args.verbose:
+        # The demo prints its own progress; daemon INFO lines would drown it.
+        logging.getLogger().setLevel(logging.WARNING)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

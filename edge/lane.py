@@ -1,0 +1,326 @@
+"""One filling position: feeds scanner, scale and operator events to the fill machine and carries
+out its effects. A lane owns its devices; it never waits on the network or on another lane."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from drivers.base import CodeReader, DeviceError, Relay, Scale, Scan, SignalOutput
+from interlock import codes
+from interlock.fill import (
+    BUSY,
+    Abort,
+    Confirm,
+    Decided,
+    Effect,
+    Event,
+    LaneState,
+    Phase,
+    Plan,
+    Record,
+    RelayOff,
+    RelayOn,
+    Reset,
+    ScaleLost,
+    Signal,
+    Tick,
+    Verdict,
+    Weight,
+    step,
+)
+from interlock.reasons import Reason, text
+from interlock.rules import Cylinder, Decision, Policy, evaluate, reject
+
+from .config import Config, LaneConfig
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+RELAY_OFF_ATTEMPTS = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class LaneEvent:
+    """What a lane tells observers (the demo, a status page): verdicts and finished fills."""
+
+    lane: str
+    kind: str  # "verdict" or "fill_end"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Lane:
+    def __init__(
+        self,
+        config: LaneConfig,
+        station: Config,
+        store: Store,
+        scale: Scale,
+        relay: Relay,
+        signals: SignalOutput,
+        readers: list[CodeReader],
+        clock: Clock = utc_now,
+    ) -> None:
+        self.config, self.id = config, config.id
+        self.store, self.scale, self.relay, self.signals, self.readers = store, scale, relay, signals, readers
+        self.clock = clock
+        self.policy = Policy(
+            owner_unit=station.station.owner_unit,
+            medium=config.medium,
+            tz=station.tz,
+            require_registration=station.eligibility.require_registration,
+            inspection_warning_days=station.eligibility.inspection_warning_days,
+            service_life_years=station.eligibility.service_life_years,
+            max_cache_age_s=(
+                None if station.eligibility.max_cache_age_hours is None else station.eligibility.max_cache_age_hours * 3600
+            ),
+            stale_cache_rejects=station.eligibility.on_stale_cache == "reject",
+        )
+        self.url_patterns = [
+            codes.UrlPattern(re.compile(p.regex), p.kind) for p in station.codes.url_patterns
+        ]
+        self.source = codes.Source(config.scanners[0].source)
+        self.context = {
+            "operator": station.operator_name(config.operator),
+            "checker": station.operator_name(config.checker),
+            "medium": config.medium,
+        }
+        self.state = LaneState(Phase.IDLE, since=clock())
+        self.listeners: list[Callable[[LaneEvent], None]] = []
+        self.decision_latencies_s: list[float] = []
+        self._inbox: queue.Queue[Scan | Event] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._scale_errors = 0
+
+    # Life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._threads = [threading.Thread(target=self._control_loop, name=f"lane-{self.id}", daemon=True)]
+        for index, reader in enumerate(self.readers):
+            self._threads.append(
+                threading.Thread(target=self._reader_loop, args=(reader,), name=f"lane-{self.id}-reader{index}", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        for reader in self.readers:
+            reader.close()
+
+    def submit(self, event: Confirm | Abort | Reset) -> None:
+        """Operator buttons (or a test) feed the lane through its inbox, like scans."""
+        self._inbox.put(event)
+
+    # Threads ---------------------------------------------------------------------------------
+
+    def _reader_loop(self, reader: CodeReader) -> None:
+        while not self._stop.is_set():
+            try:
+                scan = reader.read()
+            except Exception:  # a reader bug must not take the lane down; the relay is not involved
+                log.exception("lane %s: reader failed", self.id)
+                time.sleep(1.0)
+                continue
+            if scan is not None:
+                self._inbox.put(scan)
+
+    def _control_loop(self) -> None:
+        period = self.config.scale.poll_period_s
+        next_poll = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                wait = next_poll - time.monotonic()
+                if wait > 0:
+                    try:
+                        item = self._inbox.get(timeout=wait)
+                    except queue.Empty:
+                        continue
+                    self._handle(item)
+                    continue
+                next_poll = max(next_poll + period, time.monotonic())
+                self._poll()
+        except Exception:
+            log.exception("lane %s: unhandled error; valve off and lane locked", self.id)
+            self._fault(Reason.LANE_FAULT)
+        finally:
+            self._drive_off()
+            self._show(Signal("off"))
+
+    # Events ----------------------------------------------------------------------------------
+
+    def _handle(self, item: Scan | Event) -> None:
+        if isinstance(item, Scan):
+            self._on_scan(item)
+        else:
+            self._step(item)
+
+    def _poll(self) -> None:
+        try:
+            reading = self.scale.read()
+        except DeviceError as exc:
+            self._scale_errors += 1
+            # One line when the scale is lost, not one per poll while it stays lost.
+            if self._scale_errors == 1 or self.state.phase in BUSY:
+                log.warning("lane %s: scale not answering: %s", self.id, exc)
+            self._step(ScaleLost(str(exc)))
+        else:
+            if self._scale_errors:
+                log.info("lane %s: scale answering again after %d failed polls", self.id, self._scale_errors)
+                self._scale_errors = 0
+            self._step(Weight(reading.gross_kg, reading.stable))
+        self._step(Tick())
+
+    def _on_scan(self, scan: Scan) -> None:
+        now = self.clock()
+        shown = scan.data.decode("ascii", "backslashreplace")[:200]
+        decision, plan = self._decide(scan, now)
+        self.decision_latencies_s.append(time.monotonic() - scan.received_at)
+        self._step(Decided(shown, decision, plan), now)
+
+    def _decide(self, scan: Scan, now: datetime) -> tuple[Decision, Plan | None]:
+        if scan.overlong:
+            return reject(Reason.INVALID_CODE, "longer than the scanner's maximum"), None
+        identifier = codes.parse(scan.data, self.source, self.url_patterns)
+        if isinstance(identifier, codes.Invalid):
+            return reject(Reason.INVALID_CODE, identifier.detail), None
+        cylinder = self.store.find_cylinder(identifier)
+        decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier)
+        if not decision.allowed or cylinder is None:
+            return decision, None
+        plan = self._plan(cylinder, identifier.value)
+        if plan is None:
+            return reject(Reason.NO_FILL_DATA, f"cylinder {cylinder.id}"), None
+        return decision, plan
+
+    def _plan(self, cylinder: Cylinder, code: str) -> Plan | None:
+        fill = self.config.fill
+        target = cylinder.fill_mass_kg or fill.targets_kg.get(cylinder.model or "")
+        if target is None and cylinder.volume_l and fill.fill_ratio_kg_per_l:
+            target = round(cylinder.volume_l * fill.fill_ratio_kg_per_l, 2)
+        if target is None or cylinder.tare_kg is None:
+            return None
+        return Plan(
+            fill_id=str(uuid.uuid4()),
+            cylinder_id=cylinder.id,
+            code=code,
+            tare_kg=cylinder.tare_kg,
+            target_net_kg=target,
+            tolerance_kg=fill.tolerance_kg,
+            preact_kg=fill.preact_kg,
+            overfill_margin_kg=fill.overfill_margin_kg,
+            tare_tolerance_kg=fill.tare_tolerance_kg,
+            capacity_kg=self.config.scale.capacity_kg,
+            max_fill_s=fill.max_fill_s,
+            auth_timeout_s=fill.auth_timeout_s,
+            settle_min_s=fill.settle_min_s,
+            settle_timeout_s=fill.settle_timeout_s,
+            max_inflight_kg=fill.max_inflight_kg,
+            max_step_kg=fill.max_step_kg,
+            auto_start=fill.auto_start,
+        )
+
+    def _step(self, event: Event, now: datetime | None = None) -> None:
+        now = now or self.clock()
+        self.state, effects = step(self.state, event, now)
+        try:
+            for effect in effects:
+                self._apply(effect, now)
+        except Exception as exc:
+            # Nothing after a failed effect runs: a record that did not commit never opens the valve.
+            log.error("lane %s: %s failed (%s); valve off and lane locked", self.id, type(effect).__name__, exc)
+            self._fault(Reason.RELAY_FAULT if isinstance(effect, RelayOn) else Reason.LANE_FAULT)
+
+    # Effects ---------------------------------------------------------------------------------
+
+    def _apply(self, effect: Effect, now: datetime) -> None:
+        match effect:
+            case RelayOn():
+                self.relay.on()
+                log.info("lane %s: valve ON for fill %s", self.id, self._fill_id())
+            case RelayOff():
+                if not self._drive_off():
+                    raise DeviceError("valve relay did not acknowledge OFF")
+            case Record():
+                self.store.apply_record(self.id, effect, now, self.context)
+                if effect.final:
+                    self._fill_ended(effect)
+            case Verdict():
+                self._verdict(effect, now)
+            case Signal():
+                self._show(effect)
+
+    def _verdict(self, verdict: Verdict, now: datetime) -> None:
+        reasons = [f.reason.value for f in verdict.findings]
+        data = {
+            "code": verdict.code,
+            "accepted": verdict.accepted,
+            "reasons": reasons,
+            "details": [f.detail for f in verdict.findings],
+            "fill_id": verdict.fill_id,
+        }
+        self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id)
+        said = "; ".join(text(f.reason) + (f" ({f.detail})" if f.detail else "") for f in verdict.findings)
+        log.info("lane %s: %s %s%s", self.id, "ACCEPT" if verdict.accepted else "REJECT", verdict.code[:60], f": {said}" if said else "")
+        self._notify(LaneEvent(self.id, "verdict", data))
+
+    def _fill_ended(self, record: Record) -> None:
+        fields = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.fields.items()}
+        log.info("lane %s: fill %s %s %s", self.id, record.fill_id, record.status, fields.get("cause") or fields.get("outcome"))
+        self._notify(LaneEvent(self.id, "fill_end", {"fill_id": record.fill_id, "status": record.status, **fields}))
+
+    def _notify(self, event: LaneEvent) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("lane %s: listener failed", self.id)
+
+    def _show(self, signal: Signal) -> None:
+        try:
+            self.signals.show(signal.light, signal.buzzer)
+        except DeviceError as exc:
+            log.warning("lane %s: stack light: %s", self.id, exc)
+
+    def _drive_off(self) -> bool:
+        for attempt in range(1, RELAY_OFF_ATTEMPTS + 1):
+            try:
+                self.relay.off()
+                return True
+            except DeviceError as exc:
+                log.error("lane %s: valve OFF attempt %d failed: %s", self.id, attempt, exc)
+        log.critical("lane %s: valve relay cannot be driven off; rely on the hardware interlock", self.id)
+        return False
+
+    def _fault(self, cause: Reason) -> None:
+        """The one path for lane faults: valve off, open fill recorded as aborted, lane locked."""
+        self._drive_off()
+        now = self.clock()
+        plan, phase = self.state.plan, self.state.phase
+        self.state = LaneState(Phase.LOCKED, since=now, plan=plan, cause=cause)
+        if plan is not None and phase in BUSY:
+            try:
+                self.store.apply_record(
+                    self.id, Record(plan.fill_id, "aborted", {"finished_at": now, "outcome": "aborted", "cause": cause, "tripped": True}), now, self.context
+                )
+            except Exception:
+                log.exception("lane %s: could not record the aborted fill; the next start will", self.id)
+        self._show(Signal("red", True))
+
+    def _fill_id(self) -> str | None:
+        return self.state.plan.fill_id if self.state.plan else None

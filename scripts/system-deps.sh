@@ -1,0 +1,25 @@
+#!/bin/sh
+# System libraries the Python packages need: libzbar0 for pyzbar (camera decoding).
+# Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
+set -eu
+missing=""
+if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then
+  missing="$missing libzbar0"
+fi
+[ -z "$missing" ] && exit 0
+
+command="apt-get install -y --no-install-recommends$missing"
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: please install:$missing (no apt-get here)" >&2
+  exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  echo "system-deps: installing$missing"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive $command -qq >/dev/null
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  echo "system-deps: installing$missing with sudo"
+  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive $command -qq >/dev/null
+else
+  echo "system-deps: missing$missing; run:  sudo apt-get update && sudo $command" >&2
+  exit 1
+fi
