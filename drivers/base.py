@@ -24,6 +24,9 @@ class Reading:
 
 
 class CodeReader(Protocol):
+    def open(self) -> None:
+        """Open the device; raises OSError when it is not there (read() retries later)."""
+
     def read(self) -> Scan | None:
         """Wait up to the reader's timeout for one complete code; None when none arrived."""
 

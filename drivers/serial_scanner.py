@@ -33,13 +33,16 @@ class SerialScanner:
         self.disconnects = 0
 
     def open(self) -> None:
-        self._serial = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s)
+        try:
+            self._serial = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s)
+        except serial.SerialException as exc:
+            raise OSError(str(exc)) from exc
 
     def read(self) -> Scan | None:
         if self._serial is None:
             try:
                 self.open()
-            except (serial.SerialException, OSError) as exc:
+            except OSError as exc:
                 log.warning("scanner %s unavailable: %s", self.port, exc)
                 time.sleep(self.reconnect_s)
                 return None

@@ -108,6 +108,13 @@ class Lane:
     # Life cycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Open readers before returning: opening a serial port flushes its input, so a port
+        # opened later by the reader thread could swallow the first scan.
+        for reader in self.readers:
+            try:
+                reader.open()
+            except OSError as exc:
+                log.warning("lane %s: code reader not available yet (%s); will retry", self.id, exc)
         self._threads = [threading.Thread(target=self._control_loop, name=f"lane-{self.id}", daemon=True)]
         for index, reader in enumerate(self.readers):
             self._threads.append(
