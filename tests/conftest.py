@@ -21,13 +21,11 @@ from simulators.dataset import Generated
 Override = Callable[[dict[str, Any]], None]
 
 
-def write_config(tmp_path: Path, override: Override | None = None, simulators: bool = True) -> Path:
+def write_config(tmp_path: Path, override: Override | None = None) -> Path:
     path = effective_config(BUNDLED_CONFIG, tmp_path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if override:
         override(raw)
-    if not simulators:
-        raw.pop("simulators")
     path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 

@@ -1,0 +1,115 @@
+"""SIGKILL mid-fill, then restart: the coil goes off, the fill is recorded as aborted, the chain holds.
+
+The simulators run in this process and the daemon in a child process, so killing the daemon
+leaves the simulated relay board exactly as a real one would be left: with its coil latched on.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from edge.config import load_config
+from edge.lane import utc_now
+from edge.simulation import Simulation
+from edge.station import open_store
+
+from .conftest import write_config
+
+EDGE = [sys.executable, "-m", "edge.cli"]
+
+
+def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def journal_count(config, kind: str) -> int:  # type: ignore[no-untyped-def]
+    store = open_store(config)
+    try:
+        return store.query("SELECT count(*) AS n FROM journal WHERE kind = ?", [kind])[0]["n"]
+    finally:
+        store.close()
+
+
+def start_daemon(config_path: Path) -> subprocess.Popen:
+    return subprocess.Popen([*EDGE, "run", "--config", str(config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigkill_mid_fill_then_restart(tmp_path: Path) -> None:
+    sim = Simulation(load_config(write_config(tmp_path))).start()
+    # The daemon's copy of the config names no simulators: they belong to this test process.
+    raw = yaml.safe_load((tmp_path / "station.yaml").read_text(encoding="utf-8"))
+    del raw["simulators"]
+    config_path = tmp_path / "daemon.yaml"
+    config_path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    config = load_config(config_path)
+    store = open_store(config)
+    sim.seed_cache(store, utc_now())
+    store.close()
+    cylinder = next(g for g in sim.dataset if g.scenario == "ok" and g.row["model"] == "YSP50")
+    daemon = start_daemon(config_path)
+    try:
+        wait_for(lambda: journal_count(config, "daemon_start") == 1, what="daemon start")
+        sim.scanners["A"].scan(cylinder.row["qr_content"])
+        sim.station_for("A").model.place(cylinder.row["tare_kg"])
+        wait_for(sim.station_for("A").valve_on, what="valve on")
+        time.sleep(0.5)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+        assert sim.station_for("A").valve_on(), "a killed daemon leaves the coil latched: the hazard restart must clear"
+
+        daemon = start_daemon(config_path)
+        wait_for(lambda: not sim.station_for("A").valve_on(), timeout=10, what="valve off after restart")
+        wait_for(lambda: journal_count(config, "daemon_start") == 2, what="daemon restart")
+        store = open_store(config)
+        try:
+            fills = store.query("SELECT status, cause, started_at FROM fills")
+            assert len(fills) == 1
+            assert fills[0]["status"] == "aborted" and fills[0]["cause"] == "INTERRUPTED"
+            assert fills[0]["started_at"] is not None
+            # Gas went in, so the interrupted fill is queued for the city like any finished fill.
+            assert store.query("SELECT count(*) AS n FROM outbox")[0]["n"] == 1
+        finally:
+            store.close()
+        verify = subprocess.run([*EDGE, "verify", "--config", str(config_path)], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0
+        assert not sim.station_for("A").valve_on()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        sim.stop()
+
+
+def test_valves_off_command_clears_a_latched_coil(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    sim = Simulation(load_config(config_path)).start()
+    try:
+        for lane in ("A", "B"):
+            sim.station_for(lane).model.place(20.0)
+        from edge.assembly import Links, build_relay
+
+        links = Links()
+        for lane in load_config(config_path).lanes:
+            build_relay(lane, links).on()
+        links.close()
+        assert sim.station_for("A").valve_on() and sim.station_for("B").valve_on()
+        result = subprocess.run([*EDGE, "valves-off", "--config", str(config_path), "--json"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert not sim.station_for("A").valve_on() and not sim.station_for("B").valve_on()
+    finally:
+        sim.stop()
+    # With nothing answering, valves-off must say so and fail: silence is not success.
+    result = subprocess.run([*EDGE, "valves-off", "--config", str(config_path)], capture_output=True, text=True)
+    assert result.returncode == 1 and "FAILED" in result.stdout

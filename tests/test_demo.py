@@ -1,0 +1,39 @@
+"""`edge demo --json` from the command line: the whole simulated station, scripted operators."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from interlock.reasons import Reason
+
+EDGE = [sys.executable, "-m", "edge.cli"]
+REJECTIONS = {
+    Reason.UNKNOWN_CYLINDER, Reason.NOT_SELF_OWNED, Reason.SCRAPPED, Reason.SUSPENDED, Reason.INSPECTION_OVERDUE,
+    Reason.SERVICE_LIFE_EXCEEDED, Reason.MEDIUM_MISMATCH, Reason.NOT_REGISTERED, Reason.CACHE_STALE,
+    Reason.INVALID_CODE, Reason.BLOCKED_LOCALLY,
+}
+
+
+def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "demo"
+    result = subprocess.run([*EDGE, "demo", "--json", "--state-dir", str(state)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["scans"] >= 20
+    assert REJECTIONS <= set(summary["rejected"])
+    assert summary["accepted"] + sum(summary["rejected"].values()) == summary["scans"]
+    assert summary["fills_completed"] >= 3 and summary["fills_aborted"] >= 1
+    assert summary["chain_ok"] is True
+    assert summary["elapsed_s"] < 60
+    assert "accelerated" in result.stderr  # progress goes to stderr with --json, and says so
+
+    config = str(state / "station.yaml")
+    records = subprocess.run([*EDGE, "records", "--json", "--config", config], capture_output=True, text=True)
+    rows = json.loads(records.stdout)
+    assert len(rows) == summary["fills_completed"] + summary["fills_aborted"]
+    status = json.loads(subprocess.run([*EDGE, "status", "--json", "--config", config], capture_output=True, text=True).stdout)
+    assert status["fills"]["complete"] == summary["fills_completed"]
+    assert status["cylinders_cached"] > 0
+    verify = subprocess.run([*EDGE, "verify", "--json", "--config", config], capture_output=True, text=True)
+    assert verify.returncode == 0 and json.loads(verify.stdout)["entries"] == summary["journal_entries"]
