@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from pymodbus.client import ModbusTcpClient
@@ -51,6 +52,7 @@ class ModbusStationSim:
         self.silent = False
         self.coils = [False] * COILS
         self.coil_writes: list[tuple[float, int, bool]] = []  # (monotonic time, coil, value)
+        self.samples: deque[tuple[float, float]] = deque(maxlen=10_000)  # (monotonic time, true gross kg)
         self._loop = asyncio.new_event_loop()
         self._server: ModbusTcpServer | None = None
         self._thread = threading.Thread(target=self._run, name=f"modbus-sim-{port}", daemon=True)
@@ -62,6 +64,7 @@ class ModbusStationSim:
         if self.silent:
             raise NoSuchIdException("simulated scale is silent")
         gross, stable = self.model.sample()
+        self.samples.append((time.monotonic(), self.model.true_gross_kg()))
         raw = round(gross / WEIGHT_SCALE)
         regs[0:2] = ModbusTcpClient.convert_to_registers(raw, ModbusTcpClient.DATATYPE.INT32, word_order="big")
         regs[2] = 1 if stable else 0

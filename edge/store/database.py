@@ -93,22 +93,32 @@ class Store:
 
     # Cylinder cache --------------------------------------------------------------------------
 
-    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime) -> int:
+    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime, batch: int = 2000) -> int:
+        """Insert or replace cylinder records with their identifiers, one transaction per batch."""
         count = 0
-        with self.transaction() as conn:
-            for row in rows:
-                row = {**row, "updated_at": iso(now)}
-                self.db["cylinders"].upsert(row, pk="id", alter=False)
-                conn.execute("DELETE FROM identifiers WHERE cylinder_id = ?", (row["id"],))
-                for field, (kind, normalise) in _IDENTIFIER_FIELDS.items():
-                    value = row.get(field)
-                    if value:
-                        conn.execute(
-                            "INSERT OR REPLACE INTO identifiers (kind, value, cylinder_id) VALUES (?, ?, ?)",
-                            (kind.value, normalise(str(value)), row["id"]),
-                        )
-                count += 1
+        pending: list[dict[str, Any]] = []
+        for row in rows:
+            pending.append({**row, "updated_at": iso(now)})
+            if len(pending) >= batch:
+                count += self._upsert_batch(pending)
+                pending = []
+        if pending:
+            count += self._upsert_batch(pending)
         return count
+
+    def _upsert_batch(self, rows: list[dict[str, Any]]) -> int:
+        identifiers = [
+            (kind.value, normalise(str(row[field])), row["id"])
+            for row in rows
+            for field, (kind, normalise) in _IDENTIFIER_FIELDS.items()
+            if row.get(field)
+        ]
+        with self.transaction() as conn:
+            self.db["cylinders"].upsert_all(rows, pk="id", alter=False)
+            # An identifier re-bound upstream (a replaced tag) must stop finding the old record.
+            conn.executemany("DELETE FROM identifiers WHERE cylinder_id = ?", [(row["id"],) for row in rows])
+            conn.executemany("INSERT OR REPLACE INTO identifiers (kind, value, cylinder_id) VALUES (?, ?, ?)", identifiers)
+        return len(rows)
 
     def mark_cache_refreshed(self, moment: datetime) -> None:
         with self.transaction() as conn:
