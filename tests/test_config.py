@@ -92,3 +92,19 @@ def test_typed_values() -> None:
     assert lane.scale.poll_period_s == 0.05 and lane.fill.targets_kg["YSP15"] == 14.5
     assert lane.auto_cutoff_required and str(config.tz) == "Asia/Shanghai"
     assert config.operator_name("op-zhang") == "张伟"
+
+
+def test_cross_section_problems_name_their_key(tmp_path: Path) -> None:
+    source = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    broken = source.replace("  - id: B\n", "  - id: A\n").replace("operator: op-li", "operator: op-nobody")
+    broken = broken.replace("port: 15021, device_id: 2, coil: 0}", "port: 15020, device_id: 2, coil: 0}", 1)
+    path = tmp_path / "cross.yaml"
+    path.write_text(broken, encoding="utf-8")
+    lines = broken.splitlines()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    found = {p.path: p for p in info.value.problems}
+    assert set(found) == {"lanes.1.id", "lanes.1.operator", "lanes.1.relay.coil"}
+    for problem in found.values():
+        assert problem.path.rsplit(".", 1)[-1].split(".")[-1] in lines[problem.line - 1] or "relay" in lines[problem.line - 1]
+    assert "not already used by lane A" in found["lanes.1.relay.coil"].expected

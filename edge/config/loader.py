@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .model import Config
+from .model import Config, cross_problems
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,16 @@ def load_config(path: str | Path) -> Config:
     lines: dict[tuple[Any, ...], int] = {}
     _index_lines(node, (), lines)
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_problem(name, err, data, lines) for err in exc.errors()]) from exc
+    problems = [
+        Problem(name, _nearest_line(path, lines), ".".join(str(k) for k in path), got, expected)
+        for path, got, expected in cross_problems(config)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def _problem(name: str, err: Any, data: Any, lines: dict[tuple[Any, ...], int]) -> Problem:

@@ -209,6 +209,29 @@ class SimulatorConfig(Strict):
     noise_kg: Kg = 0.01
 
 
+def cross_problems(config: "Config") -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Problems that span sections: (key path, value, what was expected) for each."""
+    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    seen_ids: set[str] = set()
+    seen_coils: dict[tuple[str, int, int, int], str] = {}
+    known = {op.id for op in config.operators}
+    for index, lane in enumerate(config.lanes):
+        if lane.id in seen_ids:
+            problems.append((("lanes", index, "id"), repr(lane.id), "a lane id not used by another lane"))
+        seen_ids.add(lane.id)
+        for key in ("operator", "checker"):
+            who = getattr(lane, key)
+            if who is not None and who not in known:
+                problems.append((("lanes", index, key), repr(who), "an id listed under operators"))
+        coil = (lane.relay.host, lane.relay.port, lane.relay.device_id, lane.relay.coil)
+        if coil in seen_coils:
+            problems.append(
+                (("lanes", index, "relay", "coil"), str(lane.relay.coil), f"a valve coil not already used by lane {seen_coils[coil]}")
+            )
+        seen_coils.setdefault(coil, lane.id)
+    return problems
+
+
 class Config(Strict):
     station: StationConfig
     store: StoreConfig
@@ -217,21 +240,6 @@ class Config(Strict):
     operators: list[OperatorConfig] = Field(min_length=1)
     lanes: list[LaneConfig] = Field(min_length=1)
     simulators: SimulatorConfig | None = None
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
-        ids = [lane.id for lane in self.lanes]
-        if len(set(ids)) != len(ids):
-            raise ValueError("unique lane ids")
-        known = {op.id for op in self.operators}
-        for lane in self.lanes:
-            for who in (lane.operator, lane.checker):
-                if who is not None and who not in known:
-                    raise ValueError(f"lane {lane.id}: operator {who!r} listed under operators")
-        coils = [(l.relay.host, l.relay.port, l.relay.device_id, l.relay.coil) for l in self.lanes]
-        if len(set(coils)) != len(coils):
-            raise ValueError("a distinct valve relay coil for every lane")
-        return self
 
     @property
     def tz(self) -> ZoneInfo:
