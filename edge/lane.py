@@ -9,6 +9,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -99,7 +100,8 @@ class Lane:
         }
         self.state = LaneState(Phase.IDLE, since=clock())
         self.listeners: list[Callable[[LaneEvent], None]] = []
-        self.decision_latencies_s: list[float] = []
+        # Recent scan-to-decision times, for benchmarks and a future status page; bounded.
+        self.decision_latencies_s: deque[float] = deque(maxlen=10_000)
         self._inbox: queue.Queue[Scan | Event] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -167,6 +169,9 @@ class Lane:
             self._fault(Reason.LANE_FAULT)
         finally:
             self._drive_off()
+            if self.state.phase in BUSY:
+                # A clean stop mid-fill: record it now rather than leave it for the next start.
+                self._record_abort(Reason.INTERRUPTED, tripped=False)
             self._show(Signal("off"))
 
     # Events ----------------------------------------------------------------------------------
@@ -317,17 +322,21 @@ class Lane:
     def _fault(self, cause: Reason) -> None:
         """The one path for lane faults: valve off, open fill recorded as aborted, lane locked."""
         self._drive_off()
-        now = self.clock()
-        plan, phase = self.state.plan, self.state.phase
-        self.state = LaneState(Phase.LOCKED, since=now, plan=plan, cause=cause)
-        if plan is not None and phase in BUSY:
-            try:
-                self.store.apply_record(
-                    self.id, Record(plan.fill_id, "aborted", {"finished_at": now, "outcome": "aborted", "cause": cause, "tripped": True}), now, self.context
-                )
-            except Exception:
-                log.exception("lane %s: could not record the aborted fill; the next start will", self.id)
+        if self.state.phase in BUSY:
+            self._record_abort(cause, tripped=True)
+        self.state = LaneState(Phase.LOCKED, since=self.clock(), plan=self.state.plan, cause=cause)
         self._show(Signal("red", True))
+
+    def _record_abort(self, cause: Reason, tripped: bool) -> None:
+        plan = self.state.plan
+        assert plan is not None
+        now = self.clock()
+        fields = {"finished_at": now, "outcome": "aborted", "cause": cause, "tripped": tripped}
+        self.state = LaneState(Phase.ABORTED, since=now, plan=plan, cause=cause)
+        try:
+            self.store.apply_record(self.id, Record(plan.fill_id, "aborted", fields), now, self.context)
+        except Exception:
+            log.exception("lane %s: could not record the aborted fill; the next start will", self.id)
 
     def _fill_id(self) -> str | None:
         return self.state.plan.fill_id if self.state.plan else None

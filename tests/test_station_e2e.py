@@ -1,9 +1,11 @@
 """End to end against the simulators: scans over a pty, scale and valve over Modbus TCP, SQLite."""
 
 import json
+import time
 
 import pytest
 
+from edge.station import open_store
 from interlock.fill import Abort, Reset
 from interlock.reasons import Reason
 
@@ -148,7 +150,36 @@ class TestTrips:
 
 
 def test_stop_drives_valves_off_and_closes_the_store(station: SimStation) -> None:
-    station.start_fill("A", station.cylinder())
+    verdict = station.start_fill("A", station.cylinder())
     station.station.stop()
     assert station.modbus("A").coils[0] is False
     assert station.station.store is None
+    store = open_store(station.config)
+    try:
+        row = store.query("SELECT status, cause, tripped FROM fills WHERE id = ?", [verdict["fill_id"]])[0]
+        assert row == {"status": "aborted", "cause": "INTERRUPTED", "tripped": 0}
+        assert store.query("SELECT count(*) AS n FROM outbox")[0]["n"] == 1
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+def test_valve_never_opens_when_the_fill_record_cannot_be_committed(station: SimStation) -> None:
+    store = station.station.store
+    assert store is not None
+    with store.transaction() as conn:
+        conn.execute(
+            "CREATE TRIGGER disk_full BEFORE UPDATE OF status ON fills WHEN NEW.status = 'filling'"
+            " BEGIN SELECT RAISE(ABORT, 'simulated disk full'); END"
+        )
+    cylinder = station.cylinder()
+    verdict = station.scan("A", cylinder.row["qr_content"])
+    assert verdict["accepted"]
+    station.modbus("A").model.place(cylinder.row["tare_kg"])
+    deadline = time.monotonic() + 5
+    while station.fill_row(verdict["fill_id"])["status"] != "aborted":
+        assert time.monotonic() < deadline, "fill was not recorded as aborted"
+        time.sleep(0.02)
+    assert station.modbus("A").last_write(0, True) is None  # write ahead: no record, no valve
+    assert station.station.lanes["A"].state.phase == "locked"
+    assert station.fill_row(verdict["fill_id"])["cause"] == Reason.LANE_FAULT
