@@ -43,11 +43,6 @@ class ModbusLink:
         with self._lock:
             self._call(self._client.write_coil, address, value, device_id=device_id)
 
-    def read_coils(self, address: int, count: int, device_id: int) -> list[bool]:
-        with self._lock:
-            response = self._call(self._client.read_coils, address, count=count, device_id=device_id)
-        return list(response.bits[:count])
-
     def _call(self, method, *args, **kwargs):  # type: ignore[no-untyped-def]
         try:
             if not self._client.connected and not self._client.connect():
@@ -122,9 +117,6 @@ class ModbusCoilRelay:
 
     def off(self) -> None:
         self.link.write_coil(self.coil, False, self.device_id)
-
-    def is_active(self) -> bool:
-        return self.link.read_coils(self.coil, 1, self.device_id)[0]
 
 
 class ModbusSignals:

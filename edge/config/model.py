@@ -11,9 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from interlock.codes import Kind
 
-# Gas media whose filling scales must cut off automatically on overfill (TSG 07-2019 D2.6.2.2):
-# LPG, liquefied chlorine, liquefied ammonia, DME.
-AUTO_CUTOFF_MEDIA = frozenset({"G13", "G9", "G10", "G14"})
+MEDIA = frozenset({"G13", "G9", "G10", "G14"})
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
 OPERATOR_NAME_MAX = 10
@@ -193,10 +191,6 @@ class LaneConfig(Strict):
         if self.checker is not None and self.checker == self.operator:
             raise ValueError("a checker other than the operator (TSG 07-2019 D2.2)")
         return self
-
-    @property
-    def auto_cutoff_required(self) -> bool:
-        return self.medium in AUTO_CUTOFF_MEDIA
 
 
 class SimulatorConfig(Strict):

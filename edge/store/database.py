@@ -149,10 +149,6 @@ class Store:
                 return _cylinder(rows[0])
         return None
 
-    def cylinder_row(self, cylinder_id: str) -> dict[str, Any] | None:
-        rows = self.query("SELECT * FROM cylinders WHERE id = ?", [cylinder_id])
-        return rows[0] if rows else None
-
     def block(self, cylinder_id: str, reason: str, now: datetime) -> None:
         with self.transaction() as conn:
             conn.execute(
