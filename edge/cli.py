@@ -11,7 +11,6 @@ import signal
 import sys
 import tempfile
 import threading
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 

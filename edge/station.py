@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from drivers.base import DeviceError
 from sync.records import Station as SyncStation
@@ -51,7 +50,6 @@ class Station:
         self.links = Links()
         self.store: Store | None = None
         self.lanes: dict[str, Lane] = {}
-        self.stopped = threading.Event()
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start.
@@ -89,5 +87,4 @@ class Station:
             self.store.close()
             self.store = None
         self.links.close()
-        self.stopped.set()
         log.info("station stopped: valves off, store closed")

@@ -4,7 +4,6 @@ The simulators run in this process and the daemon in a child process, so killing
 leaves the simulated relay board exactly as a real one would be left: with its coil latched on.
 """
 
-import os
 import signal
 import subprocess
 import sys

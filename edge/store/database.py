@@ -192,7 +192,7 @@ class Store:
 
     def recover_interrupted(self, now: datetime) -> list[str]:
         """Mark every fill left open by a crash as aborted; returns their ids."""
-        with self.transaction() as conn:
+        with self.transaction():
             open_fills = [
                 row["id"]
                 for row in self.db.query(
