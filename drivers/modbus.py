@@ -1,60 +1,79 @@
-"""Modbus TCP adapters on pymodbus: scale (register map from config), coil relay, stack light."""
+"""Modbus adapters on pymodbus, RTU and TCP: the bus and its owner, scale, coil relay (with an
+optional self-expiring lease), stack light and push-buttons on discrete inputs."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
+from typing import Any, Callable
 
-from pymodbus.client import ModbusTcpClient
+from pymodbus import FramerType
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from .base import DeviceError, Reading
+from .base import DeviceError, Fault, Reading
+from .registers import RegisterMap
 
 log = logging.getLogger(__name__)
 
-_TYPES = {
-    "int16": ModbusTcpClient.DATATYPE.INT16,
-    "uint16": ModbusTcpClient.DATATYPE.UINT16,
-    "int32": ModbusTcpClient.DATATYPE.INT32,
-    "uint32": ModbusTcpClient.DATATYPE.UINT32,
-    "float32": ModbusTcpClient.DATATYPE.FLOAT32,
-}
+Clock = Callable[[], float]
 
 
-class ModbusLink:
-    """One connection to one Modbus endpoint. pymodbus clients are not thread-safe: every
-    request goes through this lock, so a link shared by several devices is serialised."""
+class ModbusBus:
+    """The one owner of one bus (an RS-485 port, or a TCP endpoint such as a gateway).
 
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
-        self.host, self.port = host, port
-        self._client = ModbusTcpClient(host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0.05)
+    pymodbus clients are not thread-safe and RS-485 is half duplex, so every request from every
+    device on the bus goes through one lock, one at a time. Each request runs with its own
+    device's timeout, so a slow device does not lend its timeout to a fast one.
+    """
+
+    def __init__(self, name: str, client: ModbusTcpClient | ModbusSerialClient) -> None:
+        self.name = name
+        self._client = client
         self._lock = threading.Lock()
+        self.units: set[int] = set()  # the devices that share this bus
+        self.requests = 0
+        self.failures = 0
+
+    @classmethod
+    def tcp(cls, name: str, host: str, port: int) -> ModbusBus:
+        return cls(name, ModbusTcpClient(host, port=port, timeout=1.0, retries=0, reconnect_delay=0.05))
+
+    @classmethod
+    def rtu(cls, name: str, port: str, baudrate: int, parity: str = "N", stopbits: int = 1, bytesize: int = 8) -> ModbusBus:
+        client = ModbusSerialClient(
+            port, framer=FramerType.RTU, baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize,
+            timeout=1.0, retries=0,
+        )
+        return cls(name, client)
 
     def __repr__(self) -> str:
-        return f"ModbusLink({self.host}:{self.port})"
+        return f"ModbusBus({self.name})"
 
-    def read_holding(self, address: int, count: int, device_id: int) -> list[int]:
+    def execute(self, method: str, timeout_s: float, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            response = self._call(self._client.read_holding_registers, address, count=count, device_id=device_id)
-        return list(response.registers)
-
-    def write_coil(self, address: int, value: bool, device_id: int) -> None:
-        with self._lock:
-            self._call(self._client.write_coil, address, value, device_id=device_id)
-
-    def _call(self, method, *args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            if not self._client.connected and not self._client.connect():
-                raise DeviceError(f"{self}: cannot connect")
-            response = method(*args, **kwargs)
-        except ModbusException as exc:
-            raise DeviceError(f"{self}: {exc}") from exc
-        except OSError as exc:
-            self._client.close()
-            raise DeviceError(f"{self}: {exc}") from exc
+            self.requests += 1
+            try:
+                # pymodbus reads the timeout from its comm params on every request (TCP and serial).
+                self._client.comm_params.timeout_connect = timeout_s
+                if not self._client.connected and not self._client.connect():
+                    raise DeviceError(f"{self.name}: cannot connect")
+                response = getattr(self._client, method)(*args, **kwargs)
+            except ModbusException as exc:
+                self.failures += 1
+                raise DeviceError(f"{self.name}: {exc}") from exc
+            except OSError as exc:
+                self.failures += 1
+                self._client.close()
+                raise DeviceError(f"{self.name}: {exc}") from exc
+            except DeviceError:
+                self.failures += 1
+                raise
         if response.isError():
-            raise DeviceError(f"{self}: exception response {response}")
+            raise DeviceError(f"{self.name}: exception response {response}", Fault.EXCEPTION)
         return response
 
     def close(self) -> None:
@@ -62,81 +81,188 @@ class ModbusLink:
             self._client.close()
 
 
-@dataclass(frozen=True)
-class RegisterMap:
-    weight_address: int
-    weight_type: str
-    word_order: str
-    scale: float
-    status_address: int | None = None
-    stable_bit: int = 0
+class BusDevice:
+    """One device on a bus: its unit id, timeout and back-off.
 
-    @property
-    def span(self) -> tuple[int, int]:
-        """First address and count of one read that covers the weight and the status word."""
-        width = 1 if self.weight_type in ("int16", "uint16") else 2
-        first = self.weight_address
-        last = self.weight_address + width - 1
-        if self.status_address is not None:
-            first, last = min(first, self.status_address), max(last, self.status_address)
-        return first, last - first + 1
+    After a failed read a device that shares its bus is left alone, 0.5 s doubling to 2 s by
+    default: its lane already knows it is lost, and its neighbours should not pay its timeout on
+    every poll. A device alone on its bus is retried every poll, so it is back the moment it answers.
+    Writes are never skipped: driving a valve OFF must always reach the wire.
+    """
 
-    def decode(self, registers: list[int], first: int) -> Reading:
-        width = 1 if self.weight_type in ("int16", "uint16") else 2
-        offset = self.weight_address - first
-        raw = ModbusTcpClient.convert_from_registers(
-            registers[offset : offset + width], _TYPES[self.weight_type], word_order=self.word_order  # type: ignore[arg-type]
-        )
-        stable = True
-        if self.status_address is not None:
-            stable = bool(registers[self.status_address - first] >> self.stable_bit & 1)
-        return Reading(gross_kg=float(raw) * self.scale, stable=stable)  # type: ignore[arg-type]
+    def __init__(
+        self, bus: ModbusBus, device_id: int, timeout_s: float, backoff_s: float = 0.5, backoff_max_s: float = 2.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.bus, self.device_id, self.timeout_s = bus, device_id, timeout_s
+        bus.units.add(device_id)
+        self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self._clock = clock
+        self._failures = 0
+        self._quiet_until = 0.0
+
+    def __repr__(self) -> str:
+        return f"{self.bus.name} unit {self.device_id}"
+
+    def read_registers(self, function: str, address: int, count: int) -> list[int]:
+        method = "read_input_registers" if function == "input" else "read_holding_registers"
+        return list(self._read(method, address, count=count).registers)
+
+    def read_discrete_inputs(self, address: int, count: int) -> list[bool]:
+        return list(self._read("read_discrete_inputs", address, count=count).bits[:count])
+
+    def write_coil(self, address: int, value: bool) -> None:
+        self._call("write_coil", address, value)
+
+    def write_register(self, address: int, value: int) -> None:
+        self._call("write_register", address, value)
+
+    def _read(self, method: str, address: int, count: int) -> Any:
+        now = self._clock()
+        if now < self._quiet_until and len(self.bus.units) > 1:
+            raise DeviceError(f"{self}: not answering ({self._failures} failures), next try in {self._quiet_until - now:.1f} s")
+        return self._call(method, address, count=count)
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = self.bus.execute(method, self.timeout_s, *args, device_id=self.device_id, **kwargs)
+        except DeviceError as exc:
+            self._failures += 1
+            delay = min(self.backoff_s * 2 ** (self._failures - 1), self.backoff_max_s)
+            self._quiet_until = self._clock() + delay
+            raise DeviceError(f"{self}: {exc}", exc.fault) from exc
+        self._failures = 0
+        return response
+
+
+class MotionDetector:
+    """Stability for indicators that do not report it: stable once every reading in the last
+    window_s lies within band_kg of each other."""
+
+    def __init__(self, band_kg: float, window_s: float) -> None:
+        self.band_kg, self.window_s = band_kg, window_s
+        self._history: deque[tuple[float, float]] = deque()
+
+    def update(self, gross_kg: float, now: float) -> bool:
+        self._history.append((now, gross_kg))
+        while self._history and self._history[0][0] < now - self.window_s:
+            self._history.popleft()
+        weights = [w for _, w in self._history]
+        covered = now - self._history[0][0] >= self.window_s * 0.8
+        return covered and max(weights) - min(weights) <= self.band_kg
 
 
 class ModbusScale:
-    def __init__(self, link: ModbusLink, device_id: int, registers: RegisterMap) -> None:
-        self.link, self.device_id, self.registers = link, device_id, registers
-        self._span = registers.span
-        if self._span[1] > 16:
-            raise ValueError("weight and status registers must lie within 16 registers of each other")
+    """A weighing indicator read through its register map. Raises DeviceError with the fault
+    when the scale does not answer, reports overload or an error, or its heartbeat stops."""
+
+    def __init__(
+        self, device: BusDevice, registers: RegisterMap, motion: MotionDetector | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.device, self.registers, self.clock = device, registers, clock
+        self.motion = motion or MotionDetector(0.02, 0.5)
+        self._spans = registers.spans()
+        self._heartbeat: tuple[int | float, float] | None = None  # (value, when it last changed)
+
+    def __repr__(self) -> str:
+        return f"ModbusScale({self.device}, {self.registers.name or 'inline map'})"
 
     def read(self) -> Reading:
-        first, count = self._span
-        return self.registers.decode(self.link.read_holding(first, count, self.device_id), first)
+        values: dict[int, int] = {}
+        for address, count in self._spans:
+            registers = self.device.read_registers(self.registers.function, address, count)
+            if len(registers) < count:
+                raise DeviceError(f"{self.device}: short answer ({len(registers)} of {count} registers)")
+            values.update(zip(range(address, address + count), registers))
+        now = self.clock()
+        try:
+            decoded = self.registers.decode(values)
+        except ValueError as exc:
+            raise DeviceError(f"{self.device}: {exc}", Fault.ERROR) from exc
+        self._check_heartbeat(decoded.heartbeat, now)
+        if decoded.overload:
+            raise DeviceError(f"{self.device}: indicator reports overload", Fault.OVERLOAD)
+        if decoded.error:
+            raise DeviceError(f"{self.device}: indicator reports an error", Fault.ERROR)
+        stable = decoded.stable
+        if stable is None:
+            stable = self.motion.update(decoded.gross_kg, now)
+        return Reading(gross_kg=decoded.gross_kg, stable=stable)
+
+    def _check_heartbeat(self, value: int | float | None, now: float) -> None:
+        if value is None or self.registers.heartbeat is None:
+            return
+        if self._heartbeat is None or self._heartbeat[0] != value:
+            self._heartbeat = (value, now)
+            return
+        age = now - self._heartbeat[1]
+        if age > self.registers.heartbeat.max_age_s:
+            raise DeviceError(f"{self.device}: heartbeat stuck at {value} for {age:.2f} s", Fault.FROZEN)
+
+
+@dataclass(frozen=True)
+class Lease:
+    register: int
+    unit_s: float
+    duration_s: float
+    refresh_s: float
+
+    @property
+    def ticks(self) -> int:
+        return round(self.duration_s / self.unit_s)
 
 
 class ModbusCoilRelay:
-    def __init__(self, link: ModbusLink, device_id: int, coil: int) -> None:
-        self.link, self.device_id, self.coil = link, device_id, coil
+    """A relay-board output. With a lease the output is switched on through the board's timer
+    register, and keepalive() re-arms it while the valve should stay open: if the daemon dies
+    the board opens the relay by itself when the lease runs out."""
+
+    def __init__(self, device: BusDevice, coil: int, lease: Lease | None = None, clock: Clock = time.monotonic) -> None:
+        self.device, self.coil, self.lease, self.clock = device, coil, lease, clock
+        self._armed_at: float | None = None
 
     def __repr__(self) -> str:
-        return f"ModbusCoilRelay({self.link.host}:{self.link.port} unit {self.device_id} coil {self.coil})"
+        return f"ModbusCoilRelay({self.device} coil {self.coil}{' leased' if self.lease else ''})"
 
     def on(self) -> None:
-        self.link.write_coil(self.coil, True, self.device_id)
+        if self.lease is None:
+            self.device.write_coil(self.coil, True)
+            return
+        self.device.write_register(self.lease.register, self.lease.ticks)
+        self._armed_at = self.clock()
+
+    def keepalive(self) -> None:
+        if self.lease is None or self._armed_at is None:
+            return
+        if self.clock() - self._armed_at >= self.lease.refresh_s:
+            self.on()
 
     def off(self) -> None:
-        self.link.write_coil(self.coil, False, self.device_id)
+        self._armed_at = None
+        self.device.write_coil(self.coil, False)
 
 
 class ModbusSignals:
     """A stack light and buzzer on relay-board coils; a light not configured is skipped."""
 
-    def __init__(self, link: ModbusLink, device_id: int, coils: dict[str, int | None]) -> None:
-        self.link, self.device_id = link, device_id
-        self.coils = {name: coil for name, coil in coils.items() if coil is not None}
+    def __init__(self, device: BusDevice, coils: dict[str, int]) -> None:
+        self.device, self.coils = device, coils
 
     def show(self, light: str, buzzer: bool) -> None:
         for name, coil in self.coils.items():
             wanted = buzzer if name == "buzzer" else name == light
-            self.link.write_coil(coil, wanted, self.device_id)
+            self.device.write_coil(coil, wanted)
 
 
-class LogSignals:
-    """For lanes without a stack light: the operator sees the verdict on the console."""
+class ModbusButtons:
+    """Confirm/abort push-buttons on discrete inputs, read in one request."""
 
-    def __init__(self, lane: str) -> None:
-        self.lane = lane
+    def __init__(self, device: BusDevice, inputs: dict[str, int]) -> None:
+        self.device, self.inputs = device, inputs
+        self._first = min(inputs.values())
+        self._count = max(inputs.values()) - self._first + 1
 
-    def show(self, light: str, buzzer: bool) -> None:
-        log.debug("lane %s signal %s%s", self.lane, light, " +buzzer" if buzzer else "")
+    def pressed(self) -> set[str]:
+        bits = self.device.read_discrete_inputs(self._first, self._count)
+        return {name for name, address in self.inputs.items() if bits[address - self._first]}

@@ -1,4 +1,6 @@
-"""Serial / USB-CDC code readers on pyserial: configurable terminator, length limit, reconnect."""
+"""Serial / USB-CDC code readers on pyserial: terminator, prefix/suffix, AIM symbology check,
+length limit, reconnect. Also ASCII-line RFID readers (125 kHz / 13.56 MHz UID readers that print
+the tag's hex UID, often framed STX ... ETX)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,15 @@ class SerialScanner:
         max_length: int = 1000,
         timeout_s: float = 0.2,
         reconnect_s: float = 1.0,
+        prefix: bytes = b"",
+        suffix: bytes = b"",
+        aim: tuple[str, ...] = (),
+        source: str = "optical",
     ) -> None:
         self.port, self.baudrate = port, baudrate
-        self.terminator = terminator
+        self.terminator, self.prefix, self.suffix = terminator, prefix, suffix
+        self.aim = tuple(a.encode("ascii") for a in aim)
+        self.source = source
         self.max_length = max_length
         self.timeout_s = timeout_s
         self.reconnect_s = reconnect_s
@@ -71,12 +79,26 @@ class SerialScanner:
         if len(self._buffer) > self.max_length:
             self._buffer.clear()
             self._discarding = not complete
-            return Scan(b"", now, overlong=True)
+            return Scan(b"", now, self.source, problem=f"longer than the reader's maximum of {self.max_length} bytes")
         if not complete:
             return None
         data = bytes(self._buffer)
         self._buffer.clear()
-        return Scan(data, now)
+        return self._unwrap(data, now)
+
+    def _unwrap(self, data: bytes, now: float) -> Scan:
+        if self.prefix and data.startswith(self.prefix):
+            data = data[len(self.prefix) :]
+        if self.suffix and data.endswith(self.suffix):
+            data = data[: -len(self.suffix)]
+        if self.aim:
+            # "]Q1": "]", the symbology letter, a modifier digit. Only the listed symbologies pass.
+            symbology = data[:3]
+            if not data.startswith(b"]") or not any(symbology.startswith(a) for a in self.aim):
+                shown = symbology.decode("ascii", "backslashreplace") if data.startswith(b"]") else "none"
+                return Scan(data, now, self.source, problem=f"symbology {shown} not accepted (a 1D barcode?)")
+            data = data[3:]
+        return Scan(data, now, self.source)
 
     def close(self) -> None:
         if self._serial is not None:

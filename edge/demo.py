@@ -19,7 +19,7 @@ import yaml
 from interlock.fill import Abort, Reset
 from interlock.reasons import Reason, text
 from simulators.dataset import Generated
-from simulators.modbus_station import free_port
+from simulators.modbus_server import free_port
 
 from .config import Config, load_config
 from .lane import LaneEvent, utc_now
@@ -36,14 +36,14 @@ def effective_config(source: Path, state_dir: Path) -> Path:
     """Copy the simulated config into the state dir with its paths there and free Modbus ports."""
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
     raw["store"]["path"] = str(state_dir / "station.db")
-    ports: dict[int, int] = {}
     for lane in raw["lanes"]:
         for scanner in lane["scanners"]:
             scanner["port"] = str(state_dir / Path(scanner["port"]).name)
-        for device in ("scale", "relay", "signals"):
-            if device in lane and "port" in lane[device]:
-                lane[device] = dict(lane[device])
-                lane[device]["port"] = ports.setdefault(lane[device]["port"], free_port())
+    for bus in raw.get("buses", {}).values():
+        if bus["transport"] == "tcp":
+            bus["port"] = free_port()
+        else:
+            bus["port"] = str(state_dir / Path(bus["port"]).name)
     target = state_dir / "station.yaml"
     target.write_text(
         "# Effective config of an `edge demo` run: inspect it with edge status/records/verify --config\n"

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from drivers.base import CodeReader, DeviceError, Relay, Scale, Scan, SignalOutput
+from drivers.base import Buttons, CodeReader, DeviceError, Fault, Relay, Scale, Scan, SignalOutput
+from drivers.buttons import Debouncer
 from interlock import codes
 from interlock.fill import (
     BUSY,
@@ -47,6 +48,15 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 RELAY_OFF_ATTEMPTS = 3
+BUTTON_POLL_S = 0.02
+SCALE_FAULTS = {
+    Fault.NO_ANSWER: Reason.SCALE_LOST,
+    Fault.EXCEPTION: Reason.SCALE_LOST,
+    Fault.FROZEN: Reason.SCALE_FROZEN,
+    Fault.OVERLOAD: Reason.SCALE_OVERLOAD,
+    Fault.ERROR: Reason.SCALE_ERROR,
+}
+BUTTON_EVENTS: dict[str, Callable[[], Confirm | Abort]] = {"confirm": Confirm, "abort": Abort}
 
 
 def utc_now() -> datetime:
@@ -72,10 +82,12 @@ class Lane:
         relay: Relay,
         signals: SignalOutput,
         readers: list[CodeReader],
+        buttons: Buttons | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.config, self.id = config, config.id
         self.store, self.scale, self.relay, self.signals, self.readers = store, scale, relay, signals, readers
+        self.buttons = buttons
         self.clock = clock
         self.policy = Policy(
             owner_unit=station.station.owner_unit,
@@ -92,7 +104,6 @@ class Lane:
         self.url_patterns = [
             codes.UrlPattern(re.compile(p.regex), p.kind) for p in station.codes.url_patterns
         ]
-        self.source = codes.Source(config.scanners[0].source)
         self.context = {
             "operator": station.operator_name(config.operator),
             "checker": station.operator_name(config.checker),
@@ -122,6 +133,8 @@ class Lane:
             self._threads.append(
                 threading.Thread(target=self._reader_loop, args=(reader,), name=f"lane-{self.id}-reader{index}", daemon=True)
             )
+        if self.buttons is not None:
+            self._threads.append(threading.Thread(target=self._button_loop, name=f"lane-{self.id}-buttons", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -131,6 +144,11 @@ class Lane:
             thread.join(timeout=5)
         for reader in self.readers:
             reader.close()
+
+    @property
+    def scale_ok(self) -> bool:
+        """Whether the last poll of the scale succeeded."""
+        return self._scale_errors == 0
 
     def submit(self, event: Confirm | Abort | Reset) -> None:
         """Operator buttons (or a test) feed the lane through its inbox, like scans."""
@@ -148,6 +166,23 @@ class Lane:
                 continue
             if scan is not None:
                 self._inbox.put(scan)
+
+    def _button_loop(self) -> None:
+        assert self.buttons is not None and self.config.buttons is not None
+        debounce = Debouncer(self.config.buttons.debounce_s)
+        failing = False
+        while not self._stop.wait(BUTTON_POLL_S):
+            try:
+                held = self.buttons.pressed()
+            except DeviceError as exc:
+                if not failing:
+                    log.warning("lane %s: buttons cannot be read: %s", self.id, exc)
+                failing = True
+                continue
+            failing = False
+            for name in debounce.update(held, time.monotonic()):
+                log.info("lane %s: %s button pressed", self.id, name)
+                self._inbox.put(BUTTON_EVENTS[name]())
 
     def _control_loop(self) -> None:
         period = self.config.scale.poll_period_s
@@ -190,13 +225,22 @@ class Lane:
             # One line when the scale is lost, not one per poll while it stays lost.
             if self._scale_errors == 1 or self.state.phase in BUSY:
                 log.warning("lane %s: scale not answering: %s", self.id, exc)
-            self._step(ScaleLost(str(exc)))
+            self._step(ScaleLost(str(exc), SCALE_FAULTS[exc.fault]))
         else:
             if self._scale_errors:
                 log.info("lane %s: scale answering again after %d failed polls", self.id, self._scale_errors)
                 self._scale_errors = 0
             self._step(Weight(reading.gross_kg, reading.stable))
         self._step(Tick())
+        if self.state.relay_on:
+            self._keepalive()
+
+    def _keepalive(self) -> None:
+        try:
+            self.relay.keepalive()
+        except DeviceError as exc:
+            log.error("lane %s: valve lease not renewed (%s); valve off and lane locked", self.id, exc)
+            self._fault(Reason.RELAY_FAULT)
 
     def _on_scan(self, scan: Scan) -> None:
         now = self.clock()
@@ -206,9 +250,9 @@ class Lane:
         self._step(Decided(shown, decision, plan), now)
 
     def _decide(self, scan: Scan, now: datetime) -> tuple[Decision, Plan | None]:
-        if scan.overlong:
-            return reject(Reason.INVALID_CODE, "longer than the scanner's maximum"), None
-        identifier = codes.parse(scan.data, self.source, self.url_patterns)
+        if scan.problem:
+            return reject(Reason.INVALID_CODE, scan.problem), None
+        identifier = codes.parse(scan.data, codes.Source(scan.source), self.url_patterns)
         if isinstance(identifier, codes.Invalid):
             return reject(Reason.INVALID_CODE, identifier.detail), None
         cylinder = self.store.find_cylinder(identifier)

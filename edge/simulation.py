@@ -1,26 +1,62 @@
-"""Start the stand-ins a simulated config names: Modbus scale/relay servers, pty scanners, dataset."""
+"""Start the stand-ins a simulated config names: a Modbus server per bus (TCP, or RTU behind a
+null modem whose host end sits at the bus's port path) with each lane's scale and relay board on
+it, pty scanners, and the seeded cylinder dataset."""
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from simulators.dataset import Generated, generate
-from simulators.modbus_station import ModbusStationSim
+from simulators.modbus_devices import ScaleFault, SimRelayBoard, SimScale
+from simulators.modbus_server import ModbusSimServer
+from simulators.null_modem import NullModem
 from simulators.scale_model import ScaleModel, ScaleParams
 from simulators.serial_pty import PtyScanner
 
 from .config import Config
+from .config.devices import ModbusCoilRelayConfig, ModbusDevice, SerialScannerConfig
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
+class LaneSim:
+    """One lane's simulated hardware: the scale on the bus and the valve coil on its relay board."""
+
+    model: ScaleModel
+    scale: SimScale
+    board: SimRelayBoard
+    coil: int
+
+    def valve_on(self) -> bool:
+        return self.board.coil(self.coil)
+
+    def last_write(self, coil: int, value: bool) -> float | None:
+        return self.board.last_write(coil, value)
+
+    @property
+    def samples(self) -> deque[tuple[float, float]]:
+        return self.scale.samples
+
+    @property
+    def silent(self) -> bool:
+        return self.scale.fault is ScaleFault.SILENT
+
+    @silent.setter
+    def silent(self, value: bool) -> None:
+        self.scale.fault = ScaleFault.SILENT if value else None
+
+
+@dataclass
 class Simulation:
     config: Config
-    modbus: dict[tuple[str, int], ModbusStationSim] = field(default_factory=dict)
+    lanes: dict[str, LaneSim] = field(default_factory=dict)
+    servers: dict[str, ModbusSimServer] = field(default_factory=dict)
+    modems: dict[str, NullModem] = field(default_factory=dict)
     scanners: dict[str, PtyScanner] = field(default_factory=dict)  # lane id -> its first scanner
     ptys: list[PtyScanner] = field(default_factory=list)
     dataset: list[Generated] = field(default_factory=list)
@@ -30,16 +66,41 @@ class Simulation:
         if sim is None:
             raise ValueError("this config has no simulators section")
         params = ScaleParams(flow_kg_per_s=sim.flow_kg_per_s, valve_delay_s=sim.valve_delay_s, noise_kg=sim.noise_kg)
+        devices: dict[str, dict[int, SimScale | SimRelayBoard]] = {name: {} for name in self.config.buses}
+
+        def board(spec: ModbusDevice, lease_base: int | None = None) -> SimRelayBoard:
+            found = devices[spec.bus].setdefault(spec.device_id, SimRelayBoard(spec.device_id, lease_base))
+            assert isinstance(found, SimRelayBoard), f"unit {spec.device_id} on {spec.bus} is a scale"
+            return found
+
         for index, lane in enumerate(self.config.lanes):
-            key = (lane.scale.host, lane.scale.port)
-            if key not in self.modbus:
-                model = ScaleModel(params, seed=sim.dataset_seed + index)
-                self.modbus[key] = ModbusStationSim(model, lane.scale.port, lane.relay.coil, lane.scale.host).start()
+            relay = lane.relay
+            if not isinstance(relay, ModbusCoilRelayConfig):
+                raise ValueError(f"lane {lane.id}: a simulated station needs Modbus relays (GPIO cannot be simulated here)")
+            assert lane.scale.registers is not None
+            model = ScaleModel(params, seed=sim.dataset_seed + index)
+            scale = SimScale(model, lane.scale.registers.build(), lane.scale.device_id, seed=index, capacity_kg=lane.scale.capacity_kg)
+            devices[lane.scale.bus][lane.scale.device_id] = scale
+            lease_base = relay.lease.timer_register - relay.coil if relay.lease else None
+            valve_board = board(relay, lease_base)
+            valve_board.listeners.append(lambda coil, on, c=relay.coil, m=model: coil == c and m.set_valve(on))
+            for extra in (lane.signals, lane.buttons):
+                if isinstance(extra, ModbusDevice):
+                    board(extra)
+            self.lanes[lane.id] = LaneSim(model, scale, valve_board, relay.coil)
             for scanner in lane.scanners:
-                pty = PtyScanner(scanner.port, terminator=scanner.terminator.encode())
-                self.ptys.append(pty)
-                self.scanners.setdefault(lane.id, pty)
-        log.info("simulators up: %d Modbus stations, %d scanners", len(self.modbus), len(self.scanners))
+                if isinstance(scanner, SerialScannerConfig):
+                    pty = PtyScanner(scanner.port, terminator=scanner.terminator.encode())
+                    self.ptys.append(pty)
+                    self.scanners.setdefault(lane.id, pty)
+        for name, spec in self.config.buses.items():
+            on_bus = list(devices[name].values())
+            if spec.transport == "tcp":
+                self.servers[name] = ModbusSimServer(on_bus, host=spec.host, port=spec.port).start()
+            else:
+                modem = self.modems[name] = NullModem(spec.port, baudrate=spec.baudrate).start()
+                self.servers[name] = ModbusSimServer(on_bus, serial_port=modem.device.port, baudrate=spec.baudrate).start()
+        log.info("simulators up: %d buses, %d lanes, %d scanners", len(self.servers), len(self.lanes), len(self.ptys))
         return self
 
     def seed_cache(self, store: Store, now: datetime) -> int:
@@ -62,12 +123,13 @@ class Simulation:
         store.mark_cache_refreshed(now)
         return len(self.dataset)
 
-    def station_for(self, lane_id: str) -> ModbusStationSim:
-        lane = next(l for l in self.config.lanes if l.id == lane_id)
-        return self.modbus[(lane.scale.host, lane.scale.port)]
+    def station_for(self, lane_id: str) -> LaneSim:
+        return self.lanes[lane_id]
 
     def stop(self) -> None:
         for pty in self.ptys:
             pty.close()
-        for server in self.modbus.values():
+        for server in self.servers.values():
             server.stop()
+        for modem in self.modems.values():
+            modem.close()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from drivers.base import DeviceError
+from drivers.base import DeviceError, Relay
 from sync.records import Station as SyncStation
 from sync.records import filling_record
 
 from . import __version__
-from .assembly import Links, all_relays, build_readers, build_relay, build_scale, build_signals
+from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
 from .config import Config
 from .lane import Clock, Lane, utc_now
 from .store import Store
@@ -26,54 +26,70 @@ def open_store(config: Config) -> Store:
     return Store(config.store.path, outbox_payload=lambda fill: filling_record(fill, station))
 
 
-def valves_off(config: Config, links: Links | None = None) -> dict[str, str | None]:
+def valves_off(config: Config) -> dict[str, str | None]:
     """Drive every configured valve relay off. Returns lane -> error (None when it went off)."""
-    own = links is None
-    links = links or Links()
-    results: dict[str, str | None] = {}
+    hw = Hardware(config)
     try:
-        for lane_id, relay in all_relays(config, links).items():
-            try:
-                relay.off()
-                results[lane_id] = None
-            except DeviceError as exc:
-                results[lane_id] = str(exc)
+        return drive_off(all_relays(config, hw))
+    except DeviceError as exc:  # a relay that cannot even be built (GPIO backend missing)
+        return {lane.id: str(exc) for lane in config.lanes}
     finally:
-        if own:
-            links.close()
+        hw.close()
+
+
+def drive_off(relays: dict[str, Relay]) -> dict[str, str | None]:
+    results: dict[str, str | None] = {}
+    for lane_id, relay in relays.items():
+        try:
+            relay.off()
+            results[lane_id] = None
+        except DeviceError as exc:
+            results[lane_id] = str(exc)
     return results
 
 
 class Station:
     def __init__(self, config: Config, clock: Clock = utc_now) -> None:
         self.config, self.clock = config, clock
-        self.links = Links()
+        self.hw = Hardware(config)
+        self.relays: dict[str, Relay] = {}
         self.store: Store | None = None
         self.lanes: dict[str, Lane] = {}
 
     def start(self) -> None:
-        # Safe state before anything else: every valve off, or we do not start.
-        failures = {lane: err for lane, err in valves_off(self.config, self.links).items() if err}
+        # Safe state before anything else: every valve off, or we do not start. The relays built
+        # here are the ones the lanes drive: a GPIO line can be claimed only once.
+        try:
+            self.relays = all_relays(self.config, self.hw)
+            failures = {lane: err for lane, err in drive_off(self.relays).items() if err}
+        except DeviceError as exc:
+            failures = {"(all)": str(exc)}
         if failures:
-            self.links.close()
+            self.hw.close()
             raise StartupError("cannot drive valves off: " + "; ".join(f"lane {k}: {v}" for k, v in failures.items()))
         log.info("station-edge %s starting: %d lanes, valves off", __version__, len(self.config.lanes))
         self.store = open_store(self.config)
         now = self.clock()
         interrupted = self.store.recover_interrupted(now)
         self.store.journal(now, "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
-        for lane_config in self.config.lanes:
-            lane = Lane(
-                lane_config,
-                self.config,
-                self.store,
-                scale=build_scale(lane_config, self.links),
-                relay=build_relay(lane_config, self.links),
-                signals=build_signals(lane_config, self.links),
-                readers=build_readers(lane_config),
-                clock=self.clock,
-            )
-            self.lanes[lane.id] = lane
+        try:
+            for lane_config in self.config.lanes:
+                lane = Lane(
+                    lane_config,
+                    self.config,
+                    self.store,
+                    scale=build_scale(lane_config, self.hw),
+                    relay=self.relays[lane_config.id],
+                    signals=build_signals(lane_config, self.hw),
+                    readers=build_readers(lane_config),
+                    buttons=build_buttons(lane_config, self.hw),
+                    clock=self.clock,
+                )
+                self.lanes[lane.id] = lane
+        except DeviceError as exc:
+            self.store.close()
+            self.hw.close()
+            raise StartupError(f"lane {lane_config.id}: {exc}") from exc
         for lane in self.lanes.values():
             lane.start()
         log.info("station ready: lanes %s", ", ".join(self.lanes))
@@ -81,10 +97,10 @@ class Station:
     def stop(self) -> None:
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
-        valves_off(self.config, self.links)  # and once more, for any lane whose loop died early
+        drive_off(self.relays)  # and once more, for any lane whose loop died early
         if self.store is not None:
             self.store.journal(self.clock(), "daemon_stop", {})
             self.store.close()
             self.store = None
-        self.links.close()
+        self.hw.close()
         log.info("station stopped: valves off, store closed")

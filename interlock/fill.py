@@ -96,7 +96,10 @@ class Weight:
 
 @dataclass(frozen=True)
 class ScaleLost:
+    """The scale could not be read, or reported that it cannot be trusted."""
+
     detail: str
+    cause: Reason = Reason.SCALE_LOST
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,9 @@ def step(state: LaneState, event: Event, now: datetime) -> tuple[LaneState, list
             return _on_weight(state, event, now)
         case ScaleLost():
             if state.phase is Phase.FILLING:
-                return _trip(state, Reason.SCALE_LOST, now, {"detail": event.detail})
+                return _trip(state, event.cause, now, {"detail": event.detail})
             if state.phase in BUSY:
-                return _abort(state, Reason.SCALE_LOST, now, {"detail": event.detail})
+                return _abort(state, event.cause, now, {"detail": event.detail})
             return state, []
         case Tick():
             return _on_tick(state, now)

@@ -30,6 +30,9 @@ class Reason(StrEnum):
     AUTH_EXPIRED = "AUTH_EXPIRED"
     OPERATOR_ABORT = "OPERATOR_ABORT"
     SCALE_LOST = "SCALE_LOST"
+    SCALE_FROZEN = "SCALE_FROZEN"
+    SCALE_OVERLOAD = "SCALE_OVERLOAD"
+    SCALE_ERROR = "SCALE_ERROR"
     IMPLAUSIBLE_WEIGHT = "IMPLAUSIBLE_WEIGHT"
     CYLINDER_REMOVED = "CYLINDER_REMOVED"
     MAX_FILL_TIME = "MAX_FILL_TIME"
@@ -66,6 +69,9 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.AUTH_EXPIRED: ("授权超时", "authorisation expired"),
     Reason.OPERATOR_ABORT: ("人工中止", "stopped by operator"),
     Reason.SCALE_LOST: ("秤通讯中断", "scale not answering"),
+    Reason.SCALE_FROZEN: ("秤仪表死机", "scale indicator hung (heartbeat stopped)"),
+    Reason.SCALE_OVERLOAD: ("秤超载", "scale overload"),
+    Reason.SCALE_ERROR: ("秤仪表报错", "scale indicator reports an error"),
     Reason.IMPLAUSIBLE_WEIGHT: ("称重异常", "implausible weight"),
     Reason.CYLINDER_REMOVED: ("气瓶离秤", "cylinder left the scale"),
     Reason.MAX_FILL_TIME: ("充装超时", "fill took too long"),

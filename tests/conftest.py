@@ -55,6 +55,13 @@ class SimStation:
     def modbus(self, lane: str):  # type: ignore[no-untyped-def]
         return self.sim.station_for(lane)
 
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"never saw {what}")
+            time.sleep(0.01)
+
     def wait_valve(self, lane: str, on: bool, timeout: float = 10.0) -> float:
         deadline = time.monotonic() + timeout
         while self.modbus(lane).valve_on() != on:

@@ -32,12 +32,14 @@ lanes:
     operator: op1
     scanners: [{driver: serial, port: /dev/ttyACM0}]
     scale:
-      driver: modbus_tcp
-      host: 10.0.0.5
-      weight: {address: 0, type: int64}
+      driver: modbus
+      bus: gw
+      registers: {weight: {address: 0, type: int64}}
       colour: red
-    relay: {driver: modbus_coil, host: 10.0.0.5, coil: 0}
+    relay: {driver: modbus_coil, bus: gw, coil: 0}
     fill: {targets_kg: {YSP15: 14.5}, tolerance_kg: -1}
+buses:
+  gw: {transport: tcp, host: 10.0.0.5}
 """
 
 
@@ -52,7 +54,7 @@ def test_every_problem_is_reported_with_file_line_and_key(tmp_path: Path) -> Non
         (5, "station.timezone", "'Mars/Olympus'"),
         (8, "operators.0.name", "'一个名字特别特别长的充装人员'"),
         (11, "lanes.0.medium", "'G99'"),
-        (17, "lanes.0.scale.weight.type", "'int64'"),
+        (17, "lanes.0.scale.registers.weight.type", "'int64'"),
         (18, "lanes.0.scale.colour", "an unknown key"),
         (20, "lanes.0.fill.tolerance_kg", "-1"),
     ]
@@ -97,7 +99,7 @@ def test_typed_values() -> None:
 def test_cross_section_problems_name_their_key(tmp_path: Path) -> None:
     source = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
     broken = source.replace("  - id: B\n", "  - id: A\n").replace("operator: op-li", "operator: op-nobody")
-    broken = broken.replace("port: 15021, device_id: 2, coil: 0}", "port: 15020, device_id: 2, coil: 0}", 1)
+    broken = broken.replace("      bus: rs485-B\n      device_id: 2\n      coil: 0", "      bus: tcp-A\n      device_id: 2\n      coil: 0", 1)
     path = tmp_path / "cross.yaml"
     path.write_text(broken, encoding="utf-8")
     lines = broken.splitlines()
@@ -108,3 +110,55 @@ def test_cross_section_problems_name_their_key(tmp_path: Path) -> None:
     for problem in found.values():
         assert problem.path.rsplit(".", 1)[-1].split(".")[-1] in lines[problem.line - 1] or "relay" in lines[problem.line - 1]
     assert "not already used by lane A" in found["lanes.1.relay.coil"].expected
+
+
+def _lane_yaml(relay: str, extra: str = "") -> str:
+    return BAD.replace('  region: "50011"\n', '  region: "500112"\n').replace("Mars/Olympus", "Asia/Shanghai").replace(
+        "一个名字特别特别长的充装人员", "张伟").replace("G99", "G13").replace("int64", "int32").replace(
+        "      colour: red\n", extra).replace("-1", "0.5").replace("    relay: {driver: modbus_coil, bus: gw, coil: 0}", relay)
+
+
+def test_active_low_valve_relay_is_refused_unless_acknowledged(tmp_path: Path) -> None:
+    path = tmp_path / "gpio.yaml"
+    path.write_text(_lane_yaml("    relay: {driver: gpio, backend: gpiod, line: 17, active_high: false}"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="active_high: true for a valve relay") as info:
+        load_config(path)
+    assert info.value.problems[0].path == "lanes.0.relay"
+    path.write_text(
+        _lane_yaml("    relay: {driver: gpio, backend: gpiod, line: 17, active_high: false, active_low_acknowledged: true}"),
+        encoding="utf-8",
+    )
+    assert load_config(path).lanes[0].relay.active_high is False
+
+
+def test_unknown_driver_and_unknown_bus_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "drv.yaml"
+    path.write_text(_lane_yaml("    relay: {driver: modbus_coil, bus: nowhere, coil: 0}"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"lanes.0.relay.bus: got 'nowhere', expected a bus named under buses \(gw\)"):
+        load_config(path)
+    path.write_text(_lane_yaml("    relay: {driver: telepathy, coil: 0}"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="lanes.0.relay.driver: got 'telepathy'"):
+        load_config(path)
+
+
+def test_shipped_register_maps_load_by_name_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(_lane_yaml("    relay: {driver: modbus_coil, bus: gw, coil: 0}").replace(
+        "      registers: {weight: {address: 0, type: int32}}\n", "      register_map: flintec-ft112\n"), encoding="utf-8")
+    registers = load_config(path).lanes[0].scale.registers
+    assert registers is not None and registers.name == "Flintec FT-112"
+    assert registers.build().weight.address == 4  # "40005"
+    path.write_text(path.read_text(encoding="utf-8").replace("flintec-ft112", "acme-9000"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"map.yaml:\d+: lanes.0.scale.register_map: got 'acme-9000', expected a register map file"):
+        load_config(path)
+
+
+def test_a_broken_register_map_file_is_reported_against_that_file(tmp_path: Path) -> None:
+    (tmp_path / "scales").mkdir()
+    (tmp_path / "scales" / "mine.yaml").write_text("weight: {address: '40001', type: float64}\n", encoding="utf-8")
+    path = tmp_path / "local.yaml"
+    path.write_text(_lane_yaml("    relay: {driver: modbus_coil, bus: gw, coil: 0}").replace(
+        "      registers: {weight: {address: 0, type: int32}}\n", "      register_map: mine\n"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{tmp_path / 'scales' / 'mine.yaml'}:1: weight.type: got 'float64'")

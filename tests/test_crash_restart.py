@@ -97,12 +97,7 @@ def test_valves_off_command_clears_a_latched_coil(tmp_path: Path) -> None:
     try:
         for lane in ("A", "B"):
             sim.station_for(lane).model.place(20.0)
-        from edge.assembly import Links, build_relay
-
-        links = Links()
-        for lane in load_config(config_path).lanes:
-            build_relay(lane, links).on()
-        links.close()
+            sim.station_for(lane).board.set(0, True)  # latched on, as a crashed daemon leaves it
         assert sim.station_for("A").valve_on() and sim.station_for("B").valve_on()
         result = subprocess.run([*EDGE, "valves-off", "--config", str(config_path), "--json"], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr

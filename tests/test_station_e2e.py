@@ -78,7 +78,7 @@ class TestTrips:
         end = station.wait("A", "fill_end")
         assert end["status"] == "aborted" and end["cause"] == cause
         station.wait_valve("A", False, timeout=2.0)
-        assert station.modbus("A").coils[0] is False
+        assert station.modbus("A").valve_on() is False
         row = station.fill_row(fill_id)
         assert row["status"] == "aborted" and row["cause"] == cause
 
@@ -91,6 +91,7 @@ class TestTrips:
         # Locked until an operator resets it, even once the scale answers again.
         station.modbus("A").silent = False
         assert station.scan("A", station.cylinder(skip=1).row["qr_content"])["reasons"] == [Reason.LANE_LOCKED]
+        station.wait_for(lambda: lane.scale_ok, "the scale answering again")
         lane.submit(Reset())
         station.modbus("A").model.remove()
         station.start_fill("A", station.cylinder(skip=1))
@@ -142,7 +143,7 @@ class TestTrips:
         end = station.wait("A", "fill_end")  # nobody put the cylinder on the scale
         assert end["status"] == "aborted" and end["cause"] == Reason.AUTH_EXPIRED
         assert station.modbus("A").last_write(0, True) is None
-        assert station.modbus("A").coils[0] is False
+        assert station.modbus("A").valve_on() is False
         # One accepted scan, at most one fill: the expired authorisation cannot be used later.
         station.modbus("A").model.place(station.cylinder().row["tare_kg"])
         with pytest.raises(AssertionError):
@@ -152,7 +153,7 @@ class TestTrips:
 def test_stop_drives_valves_off_and_closes_the_store(station: SimStation) -> None:
     verdict = station.start_fill("A", station.cylinder())
     station.station.stop()
-    assert station.modbus("A").coils[0] is False
+    assert station.modbus("A").valve_on() is False
     assert station.station.store is None
     store = open_store(station.config)
     try:

@@ -1,17 +1,7 @@
 """Station configuration: YAML loaded once, validated completely into typed objects."""
 
-from .loader import ConfigError, Problem, load_config
-from .model import (
-    EligibilityConfig,
-    FillConfig,
-    LaneConfig,
-    ModbusCoilRelayConfig,
-    ModbusScaleConfig,
-    SerialScannerConfig,
-    SimulatorConfig,
-    StationConfig,
-    Config,
-)
+from .loader import ConfigError, Problem, load_config, load_register_map
+from .model import Config, EligibilityConfig, FillConfig, LaneConfig, SimulatorConfig, StationConfig
 
 __all__ = [
     "Config",
@@ -19,11 +9,9 @@ __all__ = [
     "EligibilityConfig",
     "FillConfig",
     "LaneConfig",
-    "ModbusCoilRelayConfig",
-    "ModbusScaleConfig",
     "Problem",
-    "SerialScannerConfig",
     "SimulatorConfig",
     "StationConfig",
     "load_config",
+    "load_register_map",
 ]

@@ -9,7 +9,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .devices import register_map_path
 from .model import Config, cross_problems
+from .registers import RegisterMapConfig
+
+# The register maps this project ships, for configs that name one without a local copy.
+BUNDLED_MAPS = Path(__file__).resolve().parents[2] / "config" / "scales"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,31 @@ class ConfigError(Exception):
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     name = str(path)
+    data, lines = _read_yaml(path)
+    _attach_register_maps(data, path.parent, lines, name)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem(name, err, data, lines) for err in exc.errors()]) from exc
+    problems = [
+        Problem(name, _nearest_line(path, lines), ".".join(str(k) for k in path), got, expected)
+        for path, got, expected in cross_problems(config)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_register_map(path: Path) -> RegisterMapConfig:
+    data, lines = _read_yaml(path)
+    try:
+        return RegisterMapConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_problem(str(path), err, data, lines) for err in exc.errors()]) from exc
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -48,27 +78,40 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([Problem(name, 1, "(file)", _show(data), "a mapping of sections")])
     lines: dict[tuple[Any, ...], int] = {}
     _index_lines(node, (), lines)
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError([_problem(name, err, data, lines) for err in exc.errors()]) from exc
-    problems = [
-        Problem(name, _nearest_line(path, lines), ".".join(str(k) for k in path), got, expected)
-        for path, got, expected in cross_problems(config)
-    ]
-    if problems:
-        raise ConfigError(problems)
-    return config
+    return data, lines
+
+
+def _attach_register_maps(data: dict[str, Any], config_dir: Path, lines: dict[tuple[Any, ...], int], name: str) -> None:
+    """Replace each scale's `register_map: NAME` by the map it names, so validation sees it whole."""
+    lanes = data.get("lanes")
+    for index, lane in enumerate(lanes if isinstance(lanes, list) else []):
+        scale = lane.get("scale") if isinstance(lane, dict) else None
+        if not isinstance(scale, dict) or not isinstance(scale.get("register_map"), str) or "registers" in scale:
+            continue
+        map_path = register_map_path(scale["register_map"], config_dir, BUNDLED_MAPS)
+        if not map_path.exists():
+            key = ("lanes", index, "scale", "register_map")
+            raise ConfigError(
+                [Problem(name, _nearest_line(key, lines), ".".join(map(str, key)), repr(scale["register_map"]),
+                         f"a register map file ({map_path} does not exist)")]
+            )
+        scale["registers"] = load_register_map(map_path).model_dump()
 
 
 def _problem(name: str, err: Any, data: Any, lines: dict[tuple[Any, ...], int]) -> Problem:
     loc = tuple(err["loc"])
     # Pydantic adds the tag of a union member to the location; keep only real keys and indexes.
-    keys = tuple(part for part in loc if _resolves(data, loc, part))
+    # A missing key is, by definition, not in the data: keep it as the last part of the path.
+    keys = tuple(part for part in loc if _resolves(data, loc, part) or (err["type"] == "missing" and part is loc[-1]))
     line = _nearest_line(keys, lines)
     dotted = ".".join(str(k) for k in keys) or "(top level)"
     if err["type"] == "extra_forbidden":
         return Problem(name, line, dotted, "an unknown key", "one of the documented keys (typo?)")
+    if err["type"] == "union_tag_invalid":
+        ctx = err["ctx"]
+        key = ctx["discriminator"].strip("'")
+        where = f"{dotted}.{key}"
+        return Problem(name, _nearest_line(keys + (key,), lines), where, repr(ctx["tag"]), f"one of {ctx['expected_tags']}")
     if err["type"] == "missing":
         return Problem(name, line, dotted, "nothing", "this required key")
     expected = err["msg"].removeprefix("Value error, ")
@@ -76,16 +119,20 @@ def _problem(name: str, err: Any, data: Any, lines: dict[tuple[Any, ...], int]) 
 
 
 def _resolves(data: Any, loc: tuple[Any, ...], part: Any) -> bool:
+    """Whether `part` of an error location is a real key or index in the data (a union's tag is not)."""
     node = data
     for item in loc:
-        if item == part:
-            return True
         if isinstance(node, dict) and item in node:
-            node = node[item]
+            found = True
+            child = node[item]
         elif isinstance(node, list) and isinstance(item, int) and item < len(node):
-            node = node[item]
+            found = True
+            child = node[item]
         else:
-            return False
+            found, child = False, node
+        if item == part:
+            return found
+        node = child
     return True
 
 

@@ -7,22 +7,25 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from interlock.codes import Kind
 
-MEDIA = frozenset({"G13", "G9", "G10", "G14"})
+from .base import Kg, PositiveSeconds, Strict
+from .devices import (
+    BusConfig,
+    ButtonsConfig,
+    GpioRelayConfig,
+    LogSignalsConfig,
+    ModbusScaleConfig,
+    RelayConfig,
+    ScannerConfig,
+    SignalsConfig,
+)
+
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
 OPERATOR_NAME_MAX = 10
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-PositiveSeconds = Annotated[float, Field(gt=0)]
-Kg = Annotated[float, Field(ge=0)]
 
 
 class StationConfig(Strict):
@@ -80,69 +83,6 @@ class OperatorConfig(Strict):
     name: str = Field(min_length=1, max_length=OPERATOR_NAME_MAX)
 
 
-class SerialScannerConfig(Strict):
-    driver: Literal["serial"]
-    port: str
-    baudrate: int = 9600
-    source: Literal["optical", "rfid"] = "optical"
-    terminator: str = "\r"
-    max_length: int = Field(default=1000, ge=16, le=4096)
-    timeout_s: PositiveSeconds = 0.2
-
-
-class RegisterValue(Strict):
-    address: int = Field(ge=0, le=65535)
-    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "int32"
-    word_order: Literal["big", "little"] = "big"
-    scale: float = 1.0
-
-
-class StatusBits(Strict):
-    address: int = Field(ge=0, le=65535)
-    stable_bit: int = Field(ge=0, le=15)
-
-
-class ModbusScaleConfig(Strict):
-    driver: Literal["modbus_tcp"]
-    host: str
-    port: int = Field(default=502, ge=1, le=65535)
-    device_id: int = Field(default=1, ge=0, le=247)
-    timeout_s: PositiveSeconds = 0.3
-    poll_period_s: PositiveSeconds = 0.1
-    capacity_kg: Kg = 150.0
-    weight: RegisterValue
-    status: StatusBits | None = None
-
-
-class ModbusCoilRelayConfig(Strict):
-    driver: Literal["modbus_coil"]
-    host: str
-    port: int = Field(default=502, ge=1, le=65535)
-    device_id: int = Field(default=1, ge=0, le=247)
-    coil: int = Field(ge=0, le=65535)
-    timeout_s: PositiveSeconds = 0.3
-
-
-class SignalsConfig(Strict):
-    """Stack-light coils on a Modbus relay board. Absent: signals go to the log only."""
-
-    driver: Literal["modbus_coil", "log"] = "log"
-    host: str | None = None
-    port: int = Field(default=502, ge=1, le=65535)
-    device_id: int = Field(default=1, ge=0, le=247)
-    green: int | None = None
-    amber: int | None = None
-    red: int | None = None
-    buzzer: int | None = None
-    timeout_s: PositiveSeconds = 0.3
-
-    @model_validator(mode="after")
-    def _modbus_needs_host(self) -> SignalsConfig:
-        if self.driver == "modbus_coil" and not self.host:
-            raise ValueError("a host for modbus_coil signals")
-        return self
-
-
 class FillConfig(Strict):
     # Target net mass per cylinder model (e.g. YSP15: 14.5); otherwise volume x fill_ratio.
     targets_kg: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
@@ -173,10 +113,11 @@ class LaneConfig(Strict):
     medium: str
     operator: str
     checker: str | None = None
-    scanners: list[SerialScannerConfig] = Field(min_length=1)
+    scanners: list[ScannerConfig] = Field(min_length=1)
     scale: ModbusScaleConfig
-    relay: ModbusCoilRelayConfig
-    signals: SignalsConfig = SignalsConfig()
+    relay: RelayConfig
+    signals: SignalsConfig = LogSignalsConfig()
+    buttons: ButtonsConfig | None = None
     fill: FillConfig
 
     @field_validator("medium")
@@ -203,27 +144,45 @@ class SimulatorConfig(Strict):
     noise_kg: Kg = 0.01
 
 
-def cross_problems(config: "Config") -> list[tuple[tuple[str | int, ...], str, str]]:
+Problems = list[tuple[tuple[str | int, ...], str, str]]
+
+
+def cross_problems(config: "Config") -> Problems:
     """Problems that span sections: (key path, value, what was expected) for each."""
-    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    problems: Problems = []
     seen_ids: set[str] = set()
-    seen_coils: dict[tuple[str, int, int, int], str] = {}
+    # Each valve output, and each scale, belongs to exactly one lane.
+    valves: dict[tuple[object, ...], str] = {}
+    scales: dict[tuple[str, int], str] = {}
     known = {op.id for op in config.operators}
     for index, lane in enumerate(config.lanes):
+        here = ("lanes", index)
         if lane.id in seen_ids:
-            problems.append((("lanes", index, "id"), repr(lane.id), "a lane id not used by another lane"))
+            problems.append((here + ("id",), repr(lane.id), "a lane id not used by another lane"))
         seen_ids.add(lane.id)
         for key in ("operator", "checker"):
             who = getattr(lane, key)
             if who is not None and who not in known:
-                problems.append((("lanes", index, key), repr(who), "an id listed under operators"))
-        coil = (lane.relay.host, lane.relay.port, lane.relay.device_id, lane.relay.coil)
-        if coil in seen_coils:
-            problems.append(
-                (("lanes", index, "relay", "coil"), str(lane.relay.coil), f"a valve coil not already used by lane {seen_coils[coil]}")
-            )
-        seen_coils.setdefault(coil, lane.id)
+                problems.append((here + (key,), repr(who), "an id listed under operators"))
+        for key, device in (("scale", lane.scale), ("relay", lane.relay), ("signals", lane.signals), ("buttons", lane.buttons)):
+            bus = getattr(device, "bus", None)
+            if bus is not None and bus not in config.buses:
+                problems.append((here + (key, "bus"), repr(bus), f"a bus named under buses ({', '.join(config.buses) or 'none defined'})"))
+        scale = (lane.scale.bus, lane.scale.device_id)
+        if scale in scales:
+            problems.append((here + ("scale", "device_id"), str(lane.scale.device_id), f"a scale not already read by lane {scales[scale]}"))
+        scales.setdefault(scale, lane.id)
+        valve, key = _valve_output(lane.relay)
+        if valve in valves:
+            problems.append((here + ("relay", key), str(valve[-1]), f"a valve output not already used by lane {valves[valve]}"))
+        valves.setdefault(valve, lane.id)
     return problems
+
+
+def _valve_output(relay: RelayConfig) -> tuple[tuple[object, ...], str]:
+    if isinstance(relay, GpioRelayConfig):
+        return ("gpio", relay.backend, relay.chip, relay.line), "line"
+    return ("modbus", relay.bus, relay.device_id, relay.coil), "coil"
 
 
 class Config(Strict):
@@ -232,6 +191,7 @@ class Config(Strict):
     codes: CodesConfig = CodesConfig()
     eligibility: EligibilityConfig = EligibilityConfig()
     operators: list[OperatorConfig] = Field(min_length=1)
+    buses: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], BusConfig] = Field(default_factory=dict)
     lanes: list[LaneConfig] = Field(min_length=1)
     simulators: SimulatorConfig | None = None
 

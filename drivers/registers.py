@@ -1,0 +1,150 @@
+"""Scale indicator register maps: where the weight, status, decimal point and heartbeat live, and
+how to turn raw 16-bit registers into kilograms. Pure: no I/O, so the simulator encodes with the
+same definitions the driver decodes with, and both are tested against values from the manuals."""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+ValueType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+Order = Literal["big", "little"]
+
+_FORMATS: dict[str, str] = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f"}
+# One read request may cover at most 125 registers (Modbus spec); merging spans across a small
+# gap costs fewer bytes on a 9600-baud bus than a second request-response round trip.
+MAX_READ = 125
+MERGE_GAP = 8
+
+
+@dataclass(frozen=True)
+class Value:
+    """One number held in one or two consecutive registers."""
+
+    address: int
+    type: ValueType = "uint16"
+    word_order: Order = "big"  # which register holds the high word
+    byte_order: Order = "big"  # byte order inside each register (Modbus itself is big-endian)
+
+    @property
+    def width(self) -> int:
+        return 1 if self.type in ("int16", "uint16") else 2
+
+    def decode(self, registers: list[int]) -> int | float:
+        words = list(registers)
+        if self.word_order == "little":
+            words.reverse()
+        raw = b"".join(w.to_bytes(2, "big") if self.byte_order == "big" else w.to_bytes(2, "little") for w in words)
+        return struct.unpack(">" + _FORMATS[self.type], raw)[0]  # type: ignore[no-any-return]
+
+    def encode(self, value: int | float) -> list[int]:
+        raw = struct.pack(">" + _FORMATS[self.type], value)
+        words = [
+            int.from_bytes(raw[i : i + 2], "big" if self.byte_order == "big" else "little") for i in range(0, len(raw), 2)
+        ]
+        if self.word_order == "little":
+            words.reverse()
+        return words
+
+
+@dataclass(frozen=True)
+class StatusWord:
+    """A status register and the meaning of its bits; a bit not named here is ignored."""
+
+    value: Value
+    stable_bit: int | None = None  # set while the weight is stable
+    motion_bit: int | None = None  # set while the weight is moving (some indicators invert it)
+    overload_bits: tuple[int, ...] = ()
+    error_bits: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class DecimalPoint:
+    """Where the indicator says how many decimals its integer weight has: either a register whose
+    value is the number of decimals, or bits of a status word each meaning a number of decimals."""
+
+    value: Value
+    bits: Mapping[int, int] | None = None  # bit -> decimals
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A register the indicator keeps changing; a value that stops changing means a hung CPU."""
+
+    value: Value
+    max_age_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Decoded:
+    gross_kg: float
+    stable: bool | None  # None when the map has no stable or motion bit
+    overload: bool
+    error: bool
+    heartbeat: int | float | None
+
+
+@dataclass(frozen=True)
+class RegisterMap:
+    weight: Value
+    function: Literal["holding", "input"] = "holding"
+    scale: float = 1.0  # multiplies the raw weight: the fixed decimal point, or lb -> kg
+    decimals: DecimalPoint | None = None
+    status: tuple[StatusWord, ...] = ()
+    heartbeat: Heartbeat | None = None
+    name: str = field(default="", compare=False)
+
+    def values(self) -> list[Value]:
+        found = [self.weight, *(s.value for s in self.status)]
+        if self.decimals:
+            found.append(self.decimals.value)
+        if self.heartbeat:
+            found.append(self.heartbeat.value)
+        return found
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The (address, count) reads that cover every value, as few as the 125-register limit allows."""
+        spans: list[list[int]] = []
+        for value in sorted(self.values(), key=lambda v: v.address):
+            last = value.address + value.width - 1
+            if spans and value.address - spans[-1][1] <= MERGE_GAP + 1 and last - spans[-1][0] < MAX_READ:
+                spans[-1][1] = max(spans[-1][1], last)
+            else:
+                spans.append([value.address, last])
+        return [(first, last - first + 1) for first, last in spans]
+
+    def decode(self, registers: Mapping[int, int]) -> Decoded:
+        def read(value: Value) -> int | float:
+            return value.decode([registers[value.address + i] for i in range(value.width)])
+
+        raw = read(self.weight)
+        if isinstance(raw, float) and not math.isfinite(raw):
+            raise ValueError(f"weight register holds {raw}")
+        gross = raw * self.scale / 10 ** self._decimals(read)
+        stable: bool | None = None
+        overload = error = False
+        for word in self.status:
+            bits = int(read(word.value))
+            if word.stable_bit is not None:
+                stable = (stable is not False) and bool(bits >> word.stable_bit & 1)
+            if word.motion_bit is not None:
+                stable = (stable is not False) and not bits >> word.motion_bit & 1
+            overload = overload or any(bits >> b & 1 for b in word.overload_bits)
+            error = error or any(bits >> b & 1 for b in word.error_bits)
+        heartbeat = read(self.heartbeat.value) if self.heartbeat else None
+        return Decoded(float(gross), stable, overload, error, heartbeat)
+
+    def _decimals(self, read) -> int:  # type: ignore[no-untyped-def]
+        if self.decimals is None:
+            return 0
+        raw = int(read(self.decimals.value))
+        if self.decimals.bits is None:
+            if not 0 <= raw <= 6:
+                raise ValueError(f"decimal-point register holds {raw}")
+            return raw
+        for bit, places in self.decimals.bits.items():
+            if raw >> bit & 1:
+                return places
+        raise ValueError(f"no decimal-point bit set in {raw:#x}")

@@ -1,0 +1,112 @@
+"""Register maps in config: a shipped indicator's file under config/scales/, or one written inline.
+
+Addresses are written either as PDU addresses (the number on the wire, counted from 0: an integer
+such as 7, or hex such as "0x1000") or in the one-based "4xxxx" register notation that most
+indicator manuals use, as a string: "40008", "400008" or "4x0008" all mean holding register PDU
+address 7, and "3xxxx" means an input register. An integer is always a PDU address.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from drivers.registers import DecimalPoint, Heartbeat, RegisterMap, StatusWord, Value
+
+from .base import Strict
+
+_NOTATION = re.compile(r"^(?P<kind>[34])(?:x0*(?P<x>\d{1,5})|(?P<five>\d{4})|(?P<six>\d{5}))$")
+_KINDS = {"4": "holding", "3": "input"}
+
+
+def parse_address(address: int | str) -> tuple[int, str | None]:
+    """(PDU address, register kind the notation implies or None)."""
+    if isinstance(address, int):
+        if not 0 <= address <= 65535:
+            raise ValueError("a PDU address 0..65535")
+        return address, None
+    text = address.strip().lower()
+    if text.startswith("0x"):
+        return parse_address(int(text, 16))
+    match = _NOTATION.match(text)
+    if not match:
+        raise ValueError('a PDU address (7, "0x1000") or a register number ("40008", "400008", "4x0008")')
+    number = int(match["x"] or match["five"] or match["six"])
+    if number < 1:
+        raise ValueError("a register number from 1 (40001 is PDU address 0)")
+    return number - 1, _KINDS[match["kind"]]
+
+
+class ValueConfig(Strict):
+    address: int | str
+    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "uint16"
+    word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
+
+    @field_validator("address")
+    @classmethod
+    def _parses(cls, value: int | str) -> int | str:
+        parse_address(value)
+        return value
+
+    def build(self) -> Value:
+        return Value(parse_address(self.address)[0], self.type, self.word_order, self.byte_order)
+
+
+class StatusConfig(ValueConfig):
+    stable_bit: int | None = Field(default=None, ge=0, le=31)
+    motion_bit: int | None = Field(default=None, ge=0, le=31)
+    overload_bits: list[int] = Field(default_factory=list)
+    error_bits: list[int] = Field(default_factory=list)
+
+    def status(self) -> StatusWord:
+        return StatusWord(self.build(), self.stable_bit, self.motion_bit, tuple(self.overload_bits), tuple(self.error_bits))
+
+
+class DecimalsConfig(ValueConfig):
+    # Absent: the register's value is the number of decimals. Present: bit -> number of decimals.
+    bits: dict[int, int] | None = None
+
+
+class HeartbeatConfig(ValueConfig):
+    max_age_s: float = Field(default=1.0, gt=0)
+
+
+class RegisterMapConfig(Strict):
+    name: str = ""
+    source: str = ""  # the manual the addresses come from
+    function: Literal["holding", "input"] = "holding"
+    weight: ValueConfig
+    scale: float = Field(default=1.0, gt=0)
+    decimals: DecimalsConfig | None = None
+    status: list[StatusConfig] = Field(default_factory=list)
+    heartbeat: HeartbeatConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_register_kind(self) -> RegisterMapConfig:
+        values: list[tuple[str, ValueConfig | None]] = [
+            ("weight", self.weight),
+            ("decimals", self.decimals),
+            ("heartbeat", self.heartbeat),
+            *((f"status.{i}", s) for i, s in enumerate(self.status)),
+        ]
+        for key, value in values:
+            if value is None:
+                continue
+            kind = parse_address(value.address)[1]
+            if kind is not None and kind != self.function:
+                raise ValueError(f"{key}.address {value.address!r} to be a {self.function} register like function")
+        return self
+
+    def build(self) -> RegisterMap:
+        return RegisterMap(
+            weight=self.weight.build(),
+            function=self.function,
+            scale=self.scale,
+            decimals=DecimalPoint(self.decimals.build(), self.decimals.bits) if self.decimals else None,
+            status=tuple(s.status() for s in self.status),
+            heartbeat=Heartbeat(self.heartbeat.build(), self.heartbeat.max_age_s) if self.heartbeat else None,
+            name=self.name,
+        )
