@@ -117,6 +117,7 @@ class Lane:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._scale_errors = 0
+        self.polls = 0  # scale polls attempted, for status and the bus tests
 
     # Life cycle ------------------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class Lane:
             self._step(item)
 
     def _poll(self) -> None:
+        self.polls += 1
         try:
             reading = self.scale.read()
         except DeviceError as exc:

@@ -69,8 +69,10 @@ class Simulation:
         devices: dict[str, dict[int, SimScale | SimRelayBoard]] = {name: {} for name in self.config.buses}
 
         def board(spec: ModbusDevice, lease_base: int | None = None) -> SimRelayBoard:
-            found = devices[spec.bus].setdefault(spec.device_id, SimRelayBoard(spec.device_id, lease_base))
+            found = devices[spec.bus].setdefault(spec.device_id, SimRelayBoard(spec.device_id))
             assert isinstance(found, SimRelayBoard), f"unit {spec.device_id} on {spec.bus} is a scale"
+            if lease_base is not None:  # any lane's lease gives the board its timer registers
+                found.lease_base = lease_base
             return found
 
         for index, lane in enumerate(self.config.lanes):

@@ -55,6 +55,8 @@ class ModbusSimServer:
         unit = data[6] if self.serial_port is None and len(data) > 6 else data[0]
         device = self.devices.get(unit)
         if device is not None and device.garbage:
+            if self.serial_port is None:  # TCP has no checksum: break the MBAP protocol id instead
+                return data[:2] + b"\xde\xad" + data[4:]
             return data[:-2] + bytes(b ^ 0x5A for b in data[-2:])
         return data
 

@@ -1,0 +1,84 @@
+"""Register maps: decoding checked against values worked out by hand from the manuals' formats."""
+
+import pytest
+
+from drivers.registers import DecimalPoint, Heartbeat, RegisterMap, StatusWord, Value
+from edge.config.registers import parse_address
+
+
+@pytest.mark.parametrize(
+    ("written", "pdu", "kind"),
+    [
+        (7, 7, None),
+        ("0x1000", 4096, None),
+        ("40001", 0, "holding"),
+        ("40008", 7, "holding"),
+        ("400008", 7, "holding"),
+        ("4x0008", 7, "holding"),
+        ("4x8", 7, "holding"),
+        ("30001", 0, "input"),
+        ("465536", 65535, "holding"),
+    ],
+)
+def test_addresses_in_pdu_and_register_notation(written: int | str, pdu: int, kind: str | None) -> None:
+    assert parse_address(written) == (pdu, kind)
+
+
+@pytest.mark.parametrize("written", ["40000", "4000", "50001", "x", -1, 70000, "4x0"])
+def test_bad_addresses_are_refused(written: int | str) -> None:
+    with pytest.raises(ValueError):
+        parse_address(written)
+
+
+def test_values_in_every_type_and_order() -> None:
+    # 12.5 as IEEE float32 is 0x41480000.
+    assert Value(0, "float32").decode([0x4148, 0x0000]) == 12.5
+    assert Value(0, "float32", word_order="little").decode([0x0000, 0x4148]) == 12.5
+    assert Value(0, "float32", byte_order="little").decode([0x4841, 0x0000]) == 12.5
+    # 1,825 counts (18.25 kg at 0.01) as int32: high word 0, low word 0x0721.
+    assert Value(0, "int32").decode([0x0000, 0x0721]) == 1825
+    assert Value(0, "int32").decode([0xFFFF, 0xFFFE]) == -2
+    assert Value(0, "uint32").decode([0xFFFF, 0xFFFE]) == 0xFFFFFFFE
+    assert Value(0, "int16").decode([0xFFFF]) == -1
+    for value in (Value(0, "int32", "little", "little"), Value(0, "float32", "little"), Value(0, "uint16")):
+        assert value.decode(value.encode(1234)) == 1234
+
+
+FT112 = RegisterMap(
+    weight=Value(4, "int32"),
+    decimals=DecimalPoint(Value(6, "uint32"), {27: 4, 28: 3, 29: 2, 30: 1, 31: 0}),
+    status=(StatusWord(Value(6, "uint32"), motion_bit=2), StatusWord(Value(8, "uint32"), overload_bits=(4,), error_bits=(2,))),
+    heartbeat=Heartbeat(Value(10, "uint32")),
+)
+
+
+def _registers(weight: int, status: int, error: int = 0, heartbeat: int = 7) -> dict[int, int]:
+    words = [*Value(0, "int32").encode(weight), *Value(0, "uint32").encode(status), *Value(0, "uint32").encode(error),
+             *Value(0, "uint32").encode(heartbeat)]
+    return dict(zip(range(4, 12), words))
+
+
+def test_decimal_point_status_and_heartbeat_bits() -> None:
+    decoded = FT112.decode(_registers(1825, 1 << 29))  # two decimals, no motion
+    assert decoded.gross_kg == pytest.approx(18.25) and decoded.stable is True and decoded.heartbeat == 7
+    moving = FT112.decode(_registers(18250, 1 << 28 | 1 << 2))  # three decimals, motion
+    assert moving.gross_kg == pytest.approx(18.25) and moving.stable is False
+    assert FT112.decode(_registers(1, 1 << 29, error=1 << 4)).overload
+    assert FT112.decode(_registers(1, 1 << 29, error=1 << 2)).error
+    with pytest.raises(ValueError, match="no decimal-point bit"):
+        FT112.decode(_registers(1825, 0))
+
+
+def test_one_read_covers_nearby_values_and_far_ones_get_their_own() -> None:
+    assert FT112.spans() == [(4, 8)]
+    eagle = RegisterMap(weight=Value(0x1000, "float32"), heartbeat=Heartbeat(Value(0)))
+    assert eagle.spans() == [(0, 1), (0x1000, 2)]
+
+
+def test_a_map_without_status_leaves_stability_to_the_driver_and_nan_is_refused() -> None:
+    cas = RegisterMap(weight=Value(7, "int32"), scale=0.01)
+    decoded = cas.decode({7: 0, 8: 1825})
+    assert decoded.gross_kg == pytest.approx(18.25) and decoded.stable is None
+    eagle = RegisterMap(weight=Value(0, "float32"))
+    with pytest.raises(ValueError, match="nan"):
+        eagle.decode(dict(enumerate(Value(0, "float32").encode(float("nan")))))
