@@ -13,6 +13,8 @@ test: system-deps venv
 
 bench: venv
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/rtu_poll.py
+	$(BIN)/python bench/camera_decode.py
 
 system-deps:
 	@sh scripts/system-deps.sh

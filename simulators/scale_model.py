@@ -30,7 +30,6 @@ class ScaleModel:
         self._valve_off_at: float | None = None
         self._last_change = clock()
         self._updated = clock()
-        self.heartbeat = 0
 
     def place(self, gross_kg: float) -> None:
         with self._lock:
@@ -62,7 +61,6 @@ class ScaleModel:
         """(displayed gross kg, stable) as the indicator would show it now."""
         with self._lock:
             self._advance()
-            self.heartbeat = (self.heartbeat + 1) & 0xFFFF
             stable = self._clock() - self._last_change >= self.params.settle_s
             noise = 0.0 if stable else self._rng.gauss(0.0, self.params.noise_kg)
             return self._load_kg + self._filled_kg + noise, stable

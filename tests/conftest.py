@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
+from drivers.base import CodeReader, Scan
 from edge.config import Config, load_config
 from edge.demo import BUNDLED_CONFIG, effective_config
 from edge.lane import LaneEvent, utc_now
@@ -19,6 +20,16 @@ from edge.station import Station, open_store
 from simulators.dataset import Generated
 
 Override = Callable[[dict[str, Any]], None]
+
+
+def first_scan(reader: CodeReader, seconds: float = 2.0) -> Scan | None:
+    """Read until a scan arrives or the time is up."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        scan = reader.read()
+        if scan is not None:
+            return scan
+    return None
 
 
 def write_config(tmp_path: Path, override: Override | None = None) -> Path:

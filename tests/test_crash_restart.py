@@ -42,7 +42,8 @@ def start_daemon(config_path: Path) -> subprocess.Popen:
     return subprocess.Popen([*EDGE, "run", "--config", str(config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_sigkill_mid_fill_then_restart(tmp_path: Path) -> None:
+def simulated_hardware(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Simulators in this process, a seeded cache, and a config for a daemon child process."""
     sim = Simulation(load_config(write_config(tmp_path))).start()
     # The daemon's copy of the config names no simulators: they belong to this test process.
     raw = yaml.safe_load((tmp_path / "station.yaml").read_text(encoding="utf-8"))
@@ -54,6 +55,11 @@ def test_sigkill_mid_fill_then_restart(tmp_path: Path) -> None:
     sim.seed_cache(store, utc_now())
     store.close()
     cylinder = next(g for g in sim.dataset if g.scenario == "ok" and g.row["model"] == "YSP50")
+    return sim, config_path, config, cylinder
+
+
+def test_sigkill_mid_fill_then_restart(tmp_path: Path) -> None:
+    sim, config_path, config, cylinder = simulated_hardware(tmp_path)
     daemon = start_daemon(config_path)
     try:
         wait_for(lambda: journal_count(config, "daemon_start") == 1, what="daemon start")
@@ -107,3 +113,29 @@ def test_valves_off_command_clears_a_latched_coil(tmp_path: Path) -> None:
     # With nothing answering, valves-off must say so and fail: silence is not success.
     result = subprocess.run([*EDGE, "valves-off", "--config", str(config_path)], capture_output=True, text=True)
     assert result.returncode == 1 and "FAILED" in result.stdout
+
+
+def test_a_killed_daemon_cannot_hold_a_leased_valve_open(tmp_path: Path) -> None:
+    """Lane B's relay board has timer outputs: with nobody renewing the lease, the board itself
+    opens the relay, with no restart and no valves-off."""
+    sim, config_path, config, cylinder = simulated_hardware(tmp_path)
+    lease = config.lanes[1].relay.lease  # type: ignore[union-attr]
+    assert lease is not None
+    daemon = start_daemon(config_path)
+    try:
+        wait_for(lambda: journal_count(config, "daemon_start") == 1, what="daemon start")
+        sim.scanners["B"].scan(cylinder.row["qr_content"])
+        time.sleep(0.3)
+        sim.station_for("B").model.place(cylinder.row["tare_kg"])
+        wait_for(sim.station_for("B").valve_on, what="valve on")
+        time.sleep(lease.duration_s * 1.5)
+        assert sim.station_for("B").valve_on(), "while the daemon lives it renews the lease"
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(5)
+        killed = time.monotonic()
+        wait_for(lambda: not sim.station_for("B").valve_on(), timeout=lease.duration_s + 1.0, what="lease expiry")
+        assert time.monotonic() - killed <= lease.duration_s + 0.5
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        sim.stop()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import pytest
 
 from drivers.rfid import CMD_INVENTORY, FrameParser, UhfReader, crc16, frame
 from simulators.serial_pty import PtyUhfReader
+
+from .conftest import first_scan
 
 EPC = bytes.fromhex("E2801160600002084C5C1A23")
 
@@ -44,25 +45,16 @@ def sim() -> Iterator[PtyUhfReader]:
     reader.close()
 
 
-def _read_until(reader: UhfReader, seconds: float = 2.0):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        scan = reader.read()
-        if scan is not None:
-            return scan
-    return None
-
-
 @pytest.mark.parametrize("mode", ["ok", "garbage"])
 def test_reader_reports_a_tag_once_per_repeat_window(sim: PtyUhfReader, mode: str) -> None:
     sim.mode = mode
     reader = UhfReader(sim.port, timeout_s=0.1, repeat_s=0.6)
     reader.open()
-    assert _read_until(reader, 0.3) is None, "no tag in the field"
+    assert first_scan(reader, 0.3) is None, "no tag in the field"
     sim.tags = [EPC]
-    scan = _read_until(reader)
+    scan = first_scan(reader)
     assert scan is not None and scan.data == EPC.hex().upper().encode() and scan.source == "rfid"
-    assert _read_until(reader, 0.3) is None, "the same tag resting in the field is one scan"
+    assert first_scan(reader, 0.3) is None, "the same tag resting in the field is one scan"
     if mode == "garbage":
         assert reader.parser.crc_errors > 0 and reader.parser.discarded > 0
     reader.close()
@@ -74,7 +66,7 @@ def test_partial_and_mute_answers_give_no_scan_and_no_crash(sim: PtyUhfReader) -
     reader.open()
     for mode in ("partial", "mute"):
         sim.mode = mode
-        assert _read_until(reader, 0.5) is None
+        assert first_scan(reader, 0.5) is None
     sim.mode = "ok"
-    assert _read_until(reader) is not None, "the reader recovers once the answers are whole again"
+    assert first_scan(reader) is not None, "the reader recovers once the answers are whole again"
     reader.close()

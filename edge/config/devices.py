@@ -237,12 +237,6 @@ ScannerConfig = Annotated[
 ]
 
 
-def scanner_source(scanner: ScannerConfig) -> str:
-    if isinstance(scanner, SerialScannerConfig):
-        return scanner.source
-    return "rfid" if isinstance(scanner, RfidSerialConfig) else "optical"
-
-
 def register_map_path(name: str, config_dir: Path, bundled: Path) -> Path:
     """A map named in the station config: a path, or NAME under scales/ beside it, or bundled."""
     candidate = Path(name)

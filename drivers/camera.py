@@ -1,0 +1,86 @@
+"""A camera code reader: frames from a V4L2 device (/dev/video0 or an index), a video file or a
+folder of images, decoded by a cascade, with repeated reads of the code in view debounced."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from .base import Scan
+from .qr_decode import Cascade, _load
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
+
+
+class CameraReader:
+    def __init__(self, source: str, decoders: tuple[str, ...] = ("zxing", "pyzbar", "zxing_preprocessed"),
+                 repeat_s: float = 3.0, fps: float = 10.0, reconnect_s: float = 1.0) -> None:
+        self.cv2 = _load("cv2")
+        self.cascade = Cascade(decoders)
+        self.source, self.repeat_s, self.period_s, self.reconnect_s = source, repeat_s, 1.0 / fps, reconnect_s
+        self.frames = self.decoded = self.failures = 0
+        self._capture: Any = None
+        self._images: Iterator[Path] | None = None
+        self._last: tuple[str, float] | None = None  # (text, when it was last seen)
+        self._next_frame = 0.0
+
+    def open(self) -> None:
+        folder = Path(self.source)
+        if folder.is_dir():
+            self._images = iter(sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+            return
+        target: int | str = int(self.source) if self.source.isdigit() else self.source
+        capture = self.cv2.VideoCapture(target)
+        if not capture.isOpened():
+            raise OSError(f"cannot open camera source {self.source!r}")
+        self._capture = capture
+
+    def _frame(self) -> Any:
+        if self._images is not None:
+            path = next(self._images, None)
+            return None if path is None else self.cv2.imread(str(path), self.cv2.IMREAD_GRAYSCALE)
+        ok, frame = self._capture.read()
+        if not ok:
+            return None
+        return frame if frame.ndim == 2 else self.cv2.cvtColor(frame, self.cv2.COLOR_BGR2GRAY)
+
+    def read(self) -> Scan | None:
+        if self._capture is None and self._images is None:
+            try:
+                self.open()
+            except OSError as exc:
+                log.warning("camera %s unavailable: %s", self.source, exc)
+                time.sleep(self.reconnect_s)
+                return None
+        wait = self._next_frame - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._next_frame = time.monotonic() + self.period_s
+        frame = self._frame()
+        if frame is None:
+            # End of a file or folder, or a camera that stopped delivering: idle, do not spin.
+            self.failures += 1
+            time.sleep(self.period_s)
+            return None
+        self.frames += 1
+        found = self.cascade.decode(frame)
+        now = time.monotonic()
+        if found is None:
+            return None
+        self.decoded += 1
+        seen = self._last
+        self._last = (found.text, now)
+        if seen is not None and seen[0] == found.text and now - seen[1] < self.repeat_s:
+            return None  # the same code still in view: one scan, however many frames show it
+        log.debug("camera %s: decoded by %s in %.1f ms", self.source, found.decoder, found.seconds * 1000)
+        return Scan(found.text.encode("utf-8"), now)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+        self._capture = None
+        self._images = None

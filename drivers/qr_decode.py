@@ -1,0 +1,106 @@
+"""QR decoders for camera frames, and the cascade that tries them in order and stops at the first
+decode. Preprocessing helps laser-etched and dot-peen codes on metal: low contrast, light-on-dark,
+dots that do not touch. Needs the camera extra (opencv-python-headless, pyzbar, zxing-cpp)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .base import DeviceError
+
+log = logging.getLogger(__name__)
+
+Decoder = Callable[[Any], str | None]
+
+
+def _load(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:  # pyzbar also raises ImportError when libzbar0 is missing
+        raise DeviceError(f"{name} cannot be loaded ({exc}); install the camera extra and libzbar0") from exc
+
+
+def decode_zxing(gray: Any) -> str | None:
+    zxing = _load("zxingcpp")
+    for result in zxing.read_barcodes(gray, formats=zxing.BarcodeFormat.QRCode):
+        if result.valid and result.text:
+            return str(result.text)
+    return None
+
+
+def decode_pyzbar(gray: Any) -> str | None:
+    pyzbar = _load("pyzbar.pyzbar")
+    for symbol in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE]):
+        return str(symbol.data.decode("utf-8", "replace"))
+    return None
+
+
+def variants(gray: Any) -> list[Any]:
+    """Preprocessed versions of a frame, cheapest first."""
+    cv2 = _load("cv2")
+    clahe = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
+    blurred = cv2.GaussianBlur(clahe, (5, 5), 0)
+    threshold = cv2.adaptiveThreshold(blurred, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 31, 5)
+    found = [clahe, 255 - clahe, threshold]
+    ellipse = cv2.MORPH_ELLIPSE
+    # Dot-peen dots do not touch: eroding the background between them joins the dots into modules.
+    found.append(cv2.erode(threshold, cv2.getStructuringElement(ellipse, (5, 5))))
+    # Etched dots on brushed metal: a top-hat keeps features smaller than itself (the dots) and
+    # drops the streaks and the lighting gradient; dots may read light (top-hat) or dark (black-hat).
+    smooth = cv2.GaussianBlur(gray, (0, 0), 1.5)
+    for operation in (cv2.MORPH_TOPHAT, cv2.MORPH_BLACKHAT):
+        for size in (9, 15):
+            hat = cv2.morphologyEx(smooth, operation, cv2.getStructuringElement(ellipse, (size, size)))
+            _, dots = cv2.threshold(hat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+            found.append(255 - cv2.dilate(dots, cv2.getStructuringElement(ellipse, (5, 5))))
+    return found
+
+
+def preprocessed(decoder: Decoder) -> Decoder:
+    def decode(gray: Any) -> str | None:
+        for image in variants(gray):
+            found = decoder(image)
+            if found:
+                return found
+        return None
+
+    return decode
+
+
+DECODERS: dict[str, Decoder] = {
+    "zxing": decode_zxing,
+    "pyzbar": decode_pyzbar,
+    "zxing_preprocessed": preprocessed(decode_zxing),
+    "pyzbar_preprocessed": preprocessed(decode_pyzbar),
+}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    decoder: str
+    seconds: float
+
+
+class Cascade:
+    def __init__(self, names: tuple[str, ...]) -> None:
+        unknown = [n for n in names if n not in DECODERS]
+        if unknown:
+            raise DeviceError(f"unknown QR decoder(s) {unknown}; known: {sorted(DECODERS)}")
+        self.names = names
+        # Load every library now: a missing one is a start-up error, not a silent skip later.
+        _load("cv2")
+        for name in names:
+            _load("zxingcpp" if name.startswith("zxing") else "pyzbar.pyzbar")
+
+    def decode(self, gray: Any) -> Decoded | None:
+        started = time.perf_counter()
+        for name in self.names:
+            text = DECODERS[name](gray)
+            if text:
+                return Decoded(text, name, time.perf_counter() - started)
+        return None
