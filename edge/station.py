@@ -71,7 +71,6 @@ class Station:
         self.store = open_store(self.config)
         now = self.clock()
         interrupted = self.store.recover_interrupted(now)
-        self.store.journal(now, "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         try:
             for lane_config in self.config.lanes:
                 lane = Lane(
@@ -92,6 +91,8 @@ class Station:
             raise StartupError(f"lane {lane_config.id}: {exc}") from exc
         for lane in self.lanes.values():
             lane.start()
+        # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
+        self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         log.info("station ready: lanes %s", ", ".join(self.lanes))
 
     def stop(self) -> None:
