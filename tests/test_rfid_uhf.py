@@ -70,3 +70,11 @@ def test_partial_and_mute_answers_give_no_scan_and_no_crash(sim: PtyUhfReader) -
     sim.mode = "ok"
     assert first_scan(reader) is not None, "the reader recovers once the answers are whole again"
     reader.close()
+
+
+def test_active_mode_frames_carry_one_epc_and_other_answers_none() -> None:
+    parser = FrameParser()
+    (active,) = parser.feed(frame(0, 0xEE, bytes([0x00]) + EPC))
+    assert active.epcs() == [EPC]
+    (no_tag,) = parser.feed(frame(0, CMD_INVENTORY, bytes([0xFB])))
+    assert no_tag.epcs() == []
