@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import serial
 
 from .base import Scan
+from .serial_scanner import SerialDevice
 
 log = logging.getLogger(__name__)
 
@@ -125,23 +126,18 @@ class FrameParser:
         self._buffer.clear()
 
 
-class UhfReader:
+class UhfReader(SerialDevice):
     """Polls the reader with Inventory and reports each tag once per repeat window."""
+
+    kind = "RFID reader"
 
     def __init__(self, port: str, baudrate: int = 57600, timeout_s: float = 0.2, repeat_s: float = 2.0,
                  address: int = BROADCAST) -> None:
-        self.port, self.baudrate, self.timeout_s, self.repeat_s, self.address = port, baudrate, timeout_s, repeat_s, address
+        super().__init__(port, baudrate, timeout_s)
+        self.repeat_s, self.address = repeat_s, address
         self.parser = FrameParser()
-        self.disconnects = 0
-        self._serial: serial.Serial | None = None
         self._seen: dict[bytes, float] = {}
         self._pending: list[bytes] = []
-
-    def open(self) -> None:
-        try:
-            self._serial = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s)
-        except serial.SerialException as exc:
-            raise OSError(str(exc)) from exc
 
     def read(self) -> Scan | None:
         if not self._pending:
@@ -151,21 +147,14 @@ class UhfReader:
         return None
 
     def _inventory(self) -> None:
-        if self._serial is None:
-            try:
-                self.open()
-            except OSError as exc:
-                log.warning("RFID reader %s unavailable: %s", self.port, exc)
-                time.sleep(1.0)
-                return
+        if not self._ensure_open():
+            return
         assert self._serial is not None
         try:
             self._serial.write(frame(self.address, CMD_INVENTORY))
             frames = self._answer()
         except (serial.SerialException, OSError) as exc:
-            log.warning("RFID reader %s disconnected: %s", self.port, exc)
-            self.disconnects += 1
-            self.close()
+            self._lost(exc)
             return
         now = time.monotonic()
         for epc in (epc for f in frames for epc in f.epcs()):
@@ -185,10 +174,3 @@ class UhfReader:
                 return frames
         self.parser.clear()  # a partial frame that never completed is noise
         return []
-
-    def close(self) -> None:
-        if self._serial is not None:
-            try:
-                self._serial.close()
-            finally:
-                self._serial = None

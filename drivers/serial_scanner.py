@@ -14,7 +14,48 @@ from .base import Scan
 log = logging.getLogger(__name__)
 
 
-class SerialScanner:
+class SerialDevice:
+    """A serial port that is reopened after it disappears: a USB unplug and a closed pty look alike."""
+
+    kind = "serial device"
+
+    def __init__(self, port: str, baudrate: int, timeout_s: float, reconnect_s: float = 1.0) -> None:
+        self.port, self.baudrate, self.timeout_s, self.reconnect_s = port, baudrate, timeout_s, reconnect_s
+        self._serial: serial.Serial | None = None
+        self.disconnects = 0
+
+    def open(self) -> None:
+        try:
+            self._serial = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s)
+        except serial.SerialException as exc:
+            raise OSError(str(exc)) from exc
+
+    def _ensure_open(self) -> bool:
+        if self._serial is None:
+            try:
+                self.open()
+            except OSError as exc:
+                log.warning("%s %s unavailable: %s", self.kind, self.port, exc)
+                time.sleep(self.reconnect_s)
+                return False
+        return True
+
+    def _lost(self, exc: Exception) -> None:
+        log.warning("%s %s disconnected: %s", self.kind, self.port, exc)
+        self.disconnects += 1
+        self.close()
+
+    def close(self) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            finally:
+                self._serial = None
+
+
+class SerialScanner(SerialDevice):
+    kind = "scanner"
+
     def __init__(
         self,
         port: str,
@@ -28,40 +69,22 @@ class SerialScanner:
         aim: tuple[str, ...] = (),
         source: str = "optical",
     ) -> None:
-        self.port, self.baudrate = port, baudrate
+        super().__init__(port, baudrate, timeout_s, reconnect_s)
         self.terminator, self.prefix, self.suffix = terminator, prefix, suffix
         self.aim = tuple(a.encode("ascii") for a in aim)
         self.source = source
         self.max_length = max_length
-        self.timeout_s = timeout_s
-        self.reconnect_s = reconnect_s
-        self._serial: serial.Serial | None = None
         self._buffer = bytearray()
         self._discarding = False
-        self.disconnects = 0
-
-    def open(self) -> None:
-        try:
-            self._serial = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s)
-        except serial.SerialException as exc:
-            raise OSError(str(exc)) from exc
 
     def read(self) -> Scan | None:
-        if self._serial is None:
-            try:
-                self.open()
-            except OSError as exc:
-                log.warning("scanner %s unavailable: %s", self.port, exc)
-                time.sleep(self.reconnect_s)
-                return None
+        if not self._ensure_open():
+            return None
         assert self._serial is not None
         try:
             chunk = self._serial.read_until(self.terminator, self.max_length + 1)
         except (serial.SerialException, OSError) as exc:
-            # A USB unplug and a closed pty look alike: drop the port and reopen it later.
-            log.warning("scanner %s disconnected: %s", self.port, exc)
-            self.disconnects += 1
-            self.close()
+            self._lost(exc)
             self._buffer.clear()
             return None
         return self._accept(chunk, time.monotonic())
@@ -99,10 +122,3 @@ class SerialScanner:
                 return Scan(data, now, self.source, problem=f"symbology {shown} not accepted (a 1D barcode?)")
             data = data[3:]
         return Scan(data, now, self.source)
-
-    def close(self) -> None:
-        if self._serial is not None:
-            try:
-                self._serial.close()
-            finally:
-                self._serial = None

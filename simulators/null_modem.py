@@ -12,42 +12,16 @@ import os
 import select
 import threading
 import time
-import tty
 from pathlib import Path
 
-
-class _End:
-    def __init__(self, link: Path | None) -> None:
-        self.master, self._slave = os.openpty()
-        tty.setraw(self.master)
-        tty.setraw(self._slave)
-        self.name = os.ttyname(self._slave)
-        self.link = link
-        if link is not None:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(self.name)
-
-    @property
-    def port(self) -> str:
-        return str(self.link) if self.link else self.name
-
-    def close(self) -> None:
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        if self.link is not None and self.link.is_symlink():
-            self.link.unlink()
+from .serial_pty import PtyScanner
 
 
 class NullModem:
     def __init__(self, host_link: str | Path | None = None, device_link: str | Path | None = None,
                  baudrate: int | None = 9600, bits_per_char: int = 11) -> None:
-        self.host = _End(Path(host_link) if host_link else None)  # the daemon opens host.port
-        self.device = _End(Path(device_link) if device_link else None)  # the simulator opens device.port
+        self.host = PtyScanner(host_link)  # the daemon opens host.port
+        self.device = PtyScanner(device_link)  # the simulator opens device.port
         self.char_s = bits_per_char / baudrate if baudrate else 0.0
         self.cut = False
         self.bytes_carried = 0
