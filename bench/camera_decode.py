@@ -27,9 +27,9 @@ def main() -> None:
     args = parser.parse_args()
     frames = degraded_set(args.per_kind)
     print(f"{len(frames)} frames 640x480, {args.per_kind} per degradation, severity mild to harsh")
-    runs = {name: DECODERS[name] for name in DECODERS}
-    cascade = Cascade(CASCADE)
-    runs["cascade " + ">".join(CASCADE)] = lambda image: (found.text if (found := cascade.decode(image)) else None)
+    cascades = {name: Cascade((name,)) for name in DECODERS}
+    cascades["cascade " + ">".join(CASCADE)] = Cascade(CASCADE)
+    runs = {name: (lambda image, c=c: (found.text if (found := c.decode(image)) else None)) for name, c in cascades.items()}
     header = f"{'decoder':<42}" + "".join(f"{kind:>13}" for kind in KINDS) + f"{'total':>8}{'median ms':>11}"
     print(header)
     for name, decode in runs.items():

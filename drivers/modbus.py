@@ -60,20 +60,20 @@ class ModbusBus:
                 # pymodbus reads the timeout from its comm params on every request (TCP and serial).
                 self._client.comm_params.timeout_connect = timeout_s
                 if not self._client.connected and not self._client.connect():
-                    raise DeviceError(f"{self.name}: cannot connect")
+                    raise DeviceError("cannot connect")
                 response = getattr(self._client, method)(*args, **kwargs)
             except ModbusException as exc:
                 self.failures += 1
-                raise DeviceError(f"{self.name}: {exc}") from exc
+                raise DeviceError(str(exc)) from exc
             except OSError as exc:
                 self.failures += 1
                 self._client.close()
-                raise DeviceError(f"{self.name}: {exc}") from exc
+                raise DeviceError(str(exc)) from exc
             except DeviceError:
                 self.failures += 1
                 raise
         if response.isError():
-            raise DeviceError(f"{self.name}: exception response {response}", Fault.EXCEPTION)
+            raise DeviceError(f"exception response {response}", Fault.EXCEPTION)
         return response
 
     def close(self) -> None:
@@ -102,6 +102,7 @@ class BusDevice:
         self._quiet_until = 0.0
 
     def __repr__(self) -> str:
+        # Errors from the bus name neither bus nor device: the device adds both.
         return f"{self.bus.name} unit {self.device_id}"
 
     def read_registers(self, function: str, address: int, count: int) -> list[int]:

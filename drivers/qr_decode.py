@@ -60,23 +60,9 @@ def variants(gray: Any) -> list[Any]:
     return found
 
 
-def preprocessed(decoder: Decoder) -> Decoder:
-    def decode(gray: Any) -> str | None:
-        for image in variants(gray):
-            found = decoder(image)
-            if found:
-                return found
-        return None
-
-    return decode
-
-
-DECODERS: dict[str, Decoder] = {
-    "zxing": decode_zxing,
-    "pyzbar": decode_pyzbar,
-    "zxing_preprocessed": preprocessed(decode_zxing),
-    "pyzbar_preprocessed": preprocessed(decode_pyzbar),
-}
+# The base decoders; "NAME_preprocessed" runs NAME over every preprocessed variant of a frame.
+BASE: dict[str, Decoder] = {"zxing": decode_zxing, "pyzbar": decode_pyzbar}
+DECODERS = (*BASE, *(f"{name}_preprocessed" for name in BASE))
 
 
 @dataclass(frozen=True)
@@ -90,7 +76,7 @@ class Cascade:
     def __init__(self, names: tuple[str, ...]) -> None:
         unknown = [n for n in names if n not in DECODERS]
         if unknown:
-            raise DeviceError(f"unknown QR decoder(s) {unknown}; known: {sorted(DECODERS)}")
+            raise DeviceError(f"unknown QR decoder(s) {unknown}; known: {list(DECODERS)}")
         self.names = names
         # Load every library now: a missing one is a start-up error, not a silent skip later.
         _load("cv2")
@@ -99,8 +85,13 @@ class Cascade:
 
     def decode(self, gray: Any) -> Decoded | None:
         started = time.perf_counter()
+        prepared: list[Any] | None = None  # the variants, made once per frame and only if needed
         for name in self.names:
-            text = DECODERS[name](gray)
-            if text:
-                return Decoded(text, name, time.perf_counter() - started)
+            base, _, preprocessing = name.partition("_")
+            if preprocessing and prepared is None:
+                prepared = variants(gray)
+            for image in prepared if preprocessing else [gray]:  # type: ignore[union-attr]
+                text = BASE[base](image)
+                if text:
+                    return Decoded(text, name, time.perf_counter() - started)
         return None

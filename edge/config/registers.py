@@ -97,7 +97,7 @@ class RegisterMapConfig(Strict):
                 continue
             kind = parse_address(value.address)[1]
             if kind is not None and kind != self.function:
-                raise ValueError(f"{key}.address {value.address!r} to be a {self.function} register like function")
+                raise ValueError(f"{key}.address {value.address!r} to name a {self.function} register, as `function` says")
         return self
 
     def build(self) -> RegisterMap:
