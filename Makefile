@@ -24,7 +24,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,camera]'
+	$(BIN)/python -m pip install --quiet -e '.[test,camera,sim]'
 	touch $@
 
 clean:

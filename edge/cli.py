@@ -14,8 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .cache_import import import_file
+from . import __version__, cli_city
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .station import StartupError, Station, open_store, valves_off
@@ -77,7 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     sim = None
     if config.simulators is not None:
-        from .simulation import Simulation  # only a config that names simulators loads them
+        from .simulation import (
+            Simulation,  # only a config that names simulators loads them
+        )
 
         sim = Simulation(config).start()
         store = open_store(config)
@@ -192,23 +193,6 @@ def _last_activity(store: Any, lane: str) -> dict[str, Any]:
     return {"ts": rows[0]["ts"], "kind": rows[0]["kind"]} if rows else {"ts": None, "kind": None}
 
 
-def cmd_cache_import(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    store = open_store(config)
-    try:
-        report = import_file(store, Path(args.file), utc_now())
-    except (OSError, ValueError) as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    finally:
-        store.close()
-    for error in report.errors:
-        print(error, file=sys.stderr)
-    _emit({"loaded": report.loaded, "skipped": len(report.errors), "errors": report.errors}, args.json,
-          f"loaded {report.loaded} cylinders, skipped {len(report.errors)} malformed rows")
-    return 0 if not report.errors else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description="Station edge controller for cylinder filling")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -235,13 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_argument("--lane")
     command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
-    cache = sub.add_parser("cache", help="the cylinder cache")
-    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
-    imp = cache_sub.add_parser("import", help="load cylinders from JSON or CSV in the city-spec layout")
-    imp.set_defaults(func=cmd_cache_import)
-    imp.add_argument("file")
-    imp.add_argument("--config", default=DEFAULT_CONFIG)
-    imp.add_argument("--json", action="store_true")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.set_defaults(func=lambda args: args.city_func(args, _load, _emit))
+        p.add_argument("--config", default=DEFAULT_CONFIG, help=f"station YAML (default {DEFAULT_CONFIG}, or $EDGE_CONFIG)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cli_city.add_commands(sub, common)
     return parser
 
 

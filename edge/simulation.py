@@ -8,7 +8,9 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlsplit
 
+from simulators.city import CitySim, tls_context
 from simulators.dataset import Generated, generate
 from simulators.modbus_devices import ScaleFault, SimRelayBoard, SimScale
 from simulators.modbus_server import ModbusSimServer
@@ -18,6 +20,7 @@ from simulators.serial_pty import PtyScanner
 
 from .config import Config
 from .config.devices import ModbusCoilRelayConfig, ModbusDevice, SerialScannerConfig
+from .lane import utc_now
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,7 @@ class Simulation:
     scanners: dict[str, PtyScanner] = field(default_factory=dict)  # lane id -> its first scanner
     ptys: list[PtyScanner] = field(default_factory=list)
     dataset: list[Generated] = field(default_factory=list)
+    city: CitySim | None = None
 
     def start(self) -> Simulation:
         sim = self.config.simulators
@@ -102,20 +106,32 @@ class Simulation:
             else:
                 modem = self.modems[name] = NullModem(spec.port, baudrate=spec.baudrate).start()
                 self.servers[name] = ModbusSimServer(on_bus, serial_port=modem.device.port, baudrate=spec.baudrate).start()
-        log.info("simulators up: %d buses, %d lanes, %d scanners", len(self.servers), len(self.lanes), len(self.ptys))
-        return self
-
-    def seed_cache(self, store: Store, now: datetime) -> int:
-        """Load the seeded dataset unless the cache already holds cylinders."""
-        sim = self.config.simulators
-        assert sim is not None
         self.dataset = generate(
             sim.dataset_size,
             self.config.station.owner_unit,
             self.config.station.region,
-            now.astimezone(self.config.tz).date(),
+            utc_now().astimezone(self.config.tz).date(),
             sim.dataset_seed,
         )
+        if sim.city:
+            self.city = self._start_city()
+        log.info("simulators up: %d buses, %d lanes, %d scanners%s", len(self.servers), len(self.lanes), len(self.ptys),
+                 ", the city" if self.city else "")
+        return self
+
+    def _start_city(self) -> CitySim:
+        """The city system at city.base_url, holding the dataset, trusting the configured account."""
+        city = self.config.city
+        if city is None or city.ca_bundle is None or city.url is None:
+            raise ValueError("simulators.city needs a city: section with base_url and ca_bundle")
+        address = urlsplit(city.url)
+        context, _ = tls_context(city.ca_bundle)
+        registry = [g.row for g in self.dataset]
+        return CitySim(city.profile, registry, {city.username: city.secret()}, host=address.hostname or "127.0.0.1",
+                       port=address.port or 443, tls=context).start()
+
+    def seed_cache(self, store: Store, now: datetime) -> int:
+        """Load the seeded dataset unless the cache already holds cylinders."""
         if store.query("SELECT count(*) AS n FROM cylinders")[0]["n"]:
             return 0
         store.upsert_cylinders((g.row for g in self.dataset), now)
@@ -135,3 +151,5 @@ class Simulation:
             server.stop()
         for modem in self.modems.values():
             modem.close()
+        if self.city is not None:
+            self.city.stop()

@@ -6,10 +6,11 @@ import logging
 
 from drivers.base import DeviceError, Relay
 from sync.records import Station as SyncStation
-from sync.records import filling_record
+from sync.records import outbox_entries
 
 from . import __version__
 from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
+from .city import SyncService
 from .config import Config
 from .lane import Clock, Lane, utc_now
 from .store import Store
@@ -23,7 +24,7 @@ class StartupError(Exception):
 
 def open_store(config: Config) -> Store:
     station = SyncStation(config.station.owner_unit, config.station.unit_code, config.station.region, config.tz)
-    return Store(config.store.path, outbox_payload=lambda fill: filling_record(fill, station))
+    return Store(config.store.path, outbox_entries=lambda fill: outbox_entries(fill, station))
 
 
 def valves_off(config: Config) -> dict[str, str | None]:
@@ -55,6 +56,7 @@ class Station:
         self.relays: dict[str, Relay] = {}
         self.store: Store | None = None
         self.lanes: dict[str, Lane] = {}
+        self.sync: SyncService | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -91,6 +93,13 @@ class Station:
             raise StartupError(f"lane {lane_config.id}: {exc}") from exc
         for lane in self.lanes.values():
             lane.start()
+        if self.config.city is not None:
+            self.sync = SyncService(self.config, self.clock)
+            try:
+                self.sync.start()
+            except (OSError, ValueError) as exc:
+                self.stop()
+                raise StartupError(f"city: {exc}") from exc
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         log.info("station ready: lanes %s", ", ".join(self.lanes))
@@ -99,6 +108,9 @@ class Station:
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early
+        if self.sync is not None:  # valves first; an upload in flight can wait its turn
+            self.sync.stop()
+            self.sync = None
         if self.store is not None:
             self.store.journal(self.clock(), "daemon_stop", {})
             self.store.close()

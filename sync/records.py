@@ -19,6 +19,26 @@ class Station:
     tz: tzinfo
 
 
+def outbox_entries(fill: dict[str, Any], station: Station) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, idempotency key, payload) for each record a finished fill owes the city, in the
+    order they must arrive: the filling record, then the filling node of the cylinder's trace."""
+    return [
+        ("filling", fill["id"], filling_record(fill, station)),
+        ("trace", f"{fill['id']}:trace", trace_node(fill, station)),
+    ]
+
+
+def trace_node(fill: dict[str, Any], station: Station) -> dict[str, Any]:
+    """The 充装 node of the cylinder's trace (spec 2.4); its actor is char(10), so the operator."""
+    started = datetime.fromisoformat(fill["started_at"]).astimezone(station.tz)
+    return {
+        "cylinder_id": fill["cylinder_id"],
+        "time": started.isoformat(timespec="seconds"),
+        "node": "filling",
+        "actor": fill["operator"],
+    }
+
+
 def filling_record(fill: dict[str, Any], station: Station) -> dict[str, Any]:
     """The city's five filling fields plus the station detail a profile may choose to send."""
     started = datetime.fromisoformat(fill["started_at"]).astimezone(station.tz)

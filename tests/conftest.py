@@ -126,3 +126,11 @@ def make_station(tmp_path: Path) -> Iterator[Callable[..., SimStation]]:
 @pytest.fixture
 def station(make_station: Callable[..., SimStation]) -> SimStation:
     return make_station()
+
+
+@pytest.fixture(scope="session")
+def city_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """A CA made for this test run and a server certificate for 127.0.0.1 (trustme)."""
+    from simulators.city import tls_context
+
+    return tls_context(tmp_path_factory.mktemp("city-ca") / "city-ca.pem")

@@ -25,6 +25,9 @@ def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
     assert summary["accepted"] + sum(summary["rejected"].values()) == summary["scans"]
     assert summary["fills_completed"] >= 3 and summary["fills_aborted"] >= 1
     assert summary["chain_ok"] is True
+    # Every fill that opened a valve reached the city simulator: a filling record and a trace node.
+    started = summary["fills_completed"] + summary["fills_aborted"]
+    assert (summary["uploads_sent"], summary["uploads_pending"], summary["uploads_dead"]) == (2 * started, 0, 0)
     assert summary["elapsed_s"] < 60
     assert "accelerated" in result.stderr  # progress goes to stderr with --json, and says so
 

@@ -8,6 +8,7 @@ import pytest
 
 from edge.cache_import import import_file
 from edge.store import Store
+from edge.store.schema import MIGRATIONS
 from interlock.codes import Identifier, Kind
 
 from .conftest import write_config
@@ -27,7 +28,7 @@ def store(tmp_path: Path) -> Store:
 def test_pragmas(store: Store) -> None:
     assert store.query("PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     assert store.query("PRAGMA synchronous")[0]["synchronous"] == 2  # FULL
-    assert store.query("PRAGMA user_version")[0]["user_version"] == 1
+    assert store.query("PRAGMA user_version")[0]["user_version"] == len(MIGRATIONS)
 
 
 def test_intact_chain(store: Store) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+from sync.profile import Profile, profile_path
 
 from .devices import register_map_path
 from .model import Config, cross_problems
 from .registers import RegisterMapConfig
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
 # The register maps this project ships, for configs that name one without a local copy.
 BUNDLED_MAPS = Path(__file__).resolve().parents[2] / "config" / "scales"
 
@@ -40,6 +43,7 @@ def load_config(path: str | Path) -> Config:
     name = str(path)
     data, lines = _read_yaml(path)
     _attach_register_maps(data, path.parent, lines, name)
+    _attach_profile(data, path.parent, lines, name)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
@@ -54,9 +58,17 @@ def load_config(path: str | Path) -> Config:
 
 
 def load_register_map(path: Path) -> RegisterMapConfig:
+    return _load_model(path, RegisterMapConfig)
+
+
+def load_profile_file(path: Path) -> Profile:
+    return _load_model(path, Profile)
+
+
+def _load_model(path: Path, model: type[ModelT]) -> ModelT:
     data, lines = _read_yaml(path)
     try:
-        return RegisterMapConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_problem(str(path), err, data, lines) for err in exc.errors()]) from exc
 
@@ -96,6 +108,19 @@ def _attach_register_maps(data: dict[str, Any], config_dir: Path, lines: dict[tu
                          f"a register map file ({map_path} does not exist)")]
             )
         scale["registers"] = load_register_map(map_path).model_dump()
+
+
+def _attach_profile(data: dict[str, Any], config_dir: Path, lines: dict[tuple[Any, ...], int], name: str) -> None:
+    """Replace `city.profile: NAME` by the profile it names; its problems name its own file."""
+    city = data.get("city")
+    if not isinstance(city, dict) or not isinstance(city.get("profile"), str):
+        return
+    path = profile_path(city["profile"], config_dir)
+    if not path.exists():
+        key = ("city", "profile")
+        raise ConfigError([Problem(name, _nearest_line(key, lines), "city.profile", repr(city["profile"]),
+                                   f"a profile file ({path} does not exist)")])
+    city["profile"] = load_profile_file(path).model_dump()
 
 
 def _problem(name: str, err: Any, data: Any, lines: dict[tuple[Any, ...], int]) -> Problem:

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from interlock.codes import Kind
 
 from .base import Kg, PositiveSeconds, Strict
+from .city import CityConfig
 from .devices import (
     BusConfig,
     ButtonsConfig,
@@ -142,6 +143,8 @@ class SimulatorConfig(Strict):
     flow_kg_per_s: Annotated[float, Field(gt=0)] = 4.0
     valve_delay_s: Kg = 0.08
     noise_kg: Kg = 0.01
+    # Serve the city system too, at city.base_url, with a fresh CA written to city.ca_bundle.
+    city: bool = False
 
 
 Problems = list[tuple[tuple[str | int, ...], str, str]]
@@ -193,6 +196,7 @@ class Config(Strict):
     operators: list[OperatorConfig] = Field(min_length=1)
     buses: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], BusConfig] = Field(default_factory=dict)
     lanes: list[LaneConfig] = Field(min_length=1)
+    city: CityConfig | None = None
     simulators: SimulatorConfig | None = None
 
     @property

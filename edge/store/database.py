@@ -37,7 +37,8 @@ _IDENTIFIER_FIELDS = {
 }
 CACHE_REFRESHED = "cache_refreshed_at"
 
-PayloadBuilder = Callable[[dict[str, Any]], dict[str, Any]]
+# A finished fill -> (kind, idempotency key, payload) for each record it owes the city.
+OutboxEntries = Callable[[dict[str, Any]], list[tuple[str, str, dict[str, Any]]]]
 
 
 def iso(moment: datetime) -> str:
@@ -45,7 +46,7 @@ def iso(moment: datetime) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, outbox_payload: PayloadBuilder | None = None) -> None:
+    def __init__(self, path: str | Path, outbox_entries: OutboxEntries | None = None) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._lock = threading.RLock()
-        self._outbox_payload = outbox_payload
+        self._outbox_entries = outbox_entries
         migrate(self._conn)
 
     def close(self) -> None:
@@ -113,30 +114,41 @@ class Store:
             for field, (kind, normalise) in _IDENTIFIER_FIELDS.items()
             if row.get(field)
         ]
+        # Only the kinds a row carries are replaced: a city record has no RFID or traceable
+        # number, and refreshing it must not unbind the station's own tags.
+        carried = [(row["id"], kind.value) for row in rows for field, (kind, _) in _IDENTIFIER_FIELDS.items() if field in row]
         with self.transaction() as conn:
             self.db["cylinders"].upsert_all(rows, pk="id", alter=False)
             # An identifier re-bound upstream (a replaced tag) must stop finding the old record.
-            conn.executemany("DELETE FROM identifiers WHERE cylinder_id = ?", [(row["id"],) for row in rows])
+            conn.executemany("DELETE FROM identifiers WHERE cylinder_id = ? AND kind = ?", carried)
             conn.executemany("INSERT OR REPLACE INTO identifiers (kind, value, cylinder_id) VALUES (?, ?, ?)", identifiers)
         return len(rows)
 
-    def mark_cache_refreshed(self, moment: datetime) -> None:
+    def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (CACHE_REFRESHED, iso(moment)),
-            )
+            set_meta(conn, key, value)
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", [key])
+        return rows[0]["value"] if rows else None
+
+    def mark_cache_refreshed(self, moment: datetime) -> None:
+        self.set_meta(CACHE_REFRESHED, iso(moment))
 
     def cache_refreshed_at(self) -> datetime | None:
-        rows = self.query("SELECT value FROM meta WHERE key = ?", [CACHE_REFRESHED])
-        return datetime.fromisoformat(rows[0]["value"]) if rows else None
+        value = self.get_meta(CACHE_REFRESHED)
+        return None if value is None else datetime.fromisoformat(value)
 
     def cache_age_s(self, now: datetime) -> float | None:
         refreshed = self.cache_refreshed_at()
         return None if refreshed is None else (now - refreshed).total_seconds()
 
     def find_cylinder(self, identifier: Identifier) -> Cylinder | None:
+        row = self.cylinder_record(identifier)
+        return None if row is None else _cylinder(row)
+
+    def cylinder_record(self, identifier: Identifier) -> dict[str, Any] | None:
+        """The cached row (with any local block) that a scanned identifier resolves to."""
         for kind in identifier.lookup_kinds:
             rows = self.query(
                 "SELECT c.*, b.reason AS blocked_reason FROM identifiers i"
@@ -146,7 +158,7 @@ class Store:
                 [kind.value, identifier.value],
             )
             if rows:
-                return _cylinder(rows[0])
+                return rows[0]
         return None
 
     def block(self, cylinder_id: str, reason: str, now: datetime) -> None:
@@ -183,11 +195,11 @@ class Store:
     def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> None:
         # Gas went into the cylinder only if the relay was ever energised: those fills are
         # reported upstream whatever their outcome; a fill that never started is local only.
-        if fill["started_at"] is None or self._outbox_payload is None:
+        if fill["started_at"] is None or self._outbox_entries is None:
             return
-        conn.execute(
-            "INSERT INTO outbox (fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?)",
-            (fill["id"], fill["id"], journal.canonical(self._outbox_payload(fill)), iso(now)),
+        conn.executemany(
+            "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in self._outbox_entries(fill)],
         )
 
     def recover_interrupted(self, now: datetime) -> list[str]:
@@ -209,6 +221,12 @@ class Store:
     def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
         return self.query(f"SELECT * FROM fills {where} ORDER BY authorised_at DESC, id LIMIT ?", [*params, limit])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+    )
 
 
 def _db_value(value: Any) -> Any:

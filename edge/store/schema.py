@@ -114,6 +114,36 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v2(conn: sqlite3.Connection) -> None:
+    """The outbox holds several record kinds per fill (filling record, trace node), each with its
+    own idempotency key, and keeps delivered rows (status 'sent') with the city's reply."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE outbox_v2 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            fill_id TEXT REFERENCES fills(id),
+            idempotency_key TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            last_attempt_at TEXT,
+            last_error TEXT,
+            sent_at TEXT,
+            reply TEXT
+        );
+        INSERT INTO outbox_v2 (id, kind, fill_id, idempotency_key, payload, status, attempts, created_at, last_error)
+            SELECT id, 'filling', fill_id, idempotency_key, payload, status, attempts, created_at, last_error FROM outbox;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_v2 RENAME TO outbox;
+        CREATE UNIQUE INDEX outbox_fill_kind ON outbox(fill_id, kind);
+        CREATE INDEX outbox_status ON outbox(status, id);
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -121,7 +151,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

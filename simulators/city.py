@@ -1,0 +1,394 @@
+"""A city traceability system over HTTPS, speaking whatever profile it is given.
+
+It holds a cylinder registry, records every accepted submission in order, deduplicates by
+idempotency key (counting the duplicate attempts it absorbed), and misbehaves on command: refuse
+connections, 5xx, stall past the client's timeout, accept and then drop the connection before
+answering, malformed JSON, expire every token, reject in the envelope. Faults are queued from
+Python (`inject`) or over HTTP (POST /_sim/fault), so a demo or a shell can drive it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import bisect
+import json
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections import deque
+from datetime import datetime, tzinfo
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sync.mapping import to_city
+from sync.profile import SUBMISSIONS, Profile
+
+log = logging.getLogger(__name__)
+
+FAULTS = ("http_5xx", "http_429", "stall", "drop_after_accept", "malformed", "reject", "auth_expired")
+UNKNOWN_CYLINDER_CODE = "4004"
+REJECT_CODE = "4000"
+CITY_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sim: CitySim) -> None:
+        self.sim = sim
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up on a stalled answer closes its end; writing to it then fails.
+        log.debug("city sim: connection from %s ended mid-answer", client_address, exc_info=True)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the connection's own thread, so one slow client cannot hold
+        # up accept() for everyone else.
+        if self.sim.tls is not None:
+            try:
+                request = self.sim.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        with self.sim.lock:
+            self.sim.connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self.sim.lock:
+                self.sim.connections.discard(request)
+
+
+class CitySim:
+    def __init__(
+        self,
+        profile: Profile,
+        registry: list[dict[str, Any]] | None = None,
+        users: dict[str, str] | None = None,
+        token_ttl_s: float = 3600.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+        tz: tzinfo = CITY_TZ,
+    ) -> None:
+        self.tz = tz  # the city's clock: its timestamps are local times without an offset
+        self.profile, self.users, self.token_ttl_s, self.tls = profile, users or {"station": "secret"}, token_ttl_s, tls
+        self.host, self.port = host, port
+        self.lock = threading.RLock()
+        self.connections: set[Any] = set()
+        self.registry: dict[str, dict[str, Any]] = {}  # cylinder id -> city-format record
+        self._changed: dict[str, datetime] = {}  # cylinder id -> when it last changed
+        self._order: list[tuple[datetime, str]] | None = None  # by change time, rebuilt on demand
+        self.accepted: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*SUBMISSIONS, "tag_binding")}
+        self.by_key: dict[str, tuple[str, int]] = {}
+        self.duplicates = 0
+        self.calls = 0
+        self.logins = 0
+        self.faults: deque[str] = deque()
+        self.chaos: tuple[float, tuple[str, ...], random.Random] | None = None
+        self.stall_s = 2.0
+        self.tokens: dict[str, float] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        for row in registry or []:
+            self.put_cylinder(row)
+
+    # Control -------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def start(self) -> CitySim:
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        log.info("city simulator (%s) at %s", self.profile.name, self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Close the listening socket and every open connection: clients now get ECONNREFUSED."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self.lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def refuse(self, refusing: bool) -> None:
+        """Refuse connections (an outage) or come back on the same port."""
+        if refusing:
+            self.stop()
+        elif self._server is None:
+            self.start()
+
+    def inject(self, fault: str, count: int = 1) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {FAULTS}")
+        with self.lock:
+            self.faults.extend([fault] * count)
+
+    def intermittent(self, rate: float, faults: tuple[str, ...], seed: int = 1) -> None:
+        """Each call from now on meets one of `faults` with probability `rate` (0 turns it off)."""
+        with self.lock:
+            self.chaos = (rate, faults, random.Random(seed)) if rate > 0 else None
+
+    def expire_tokens(self) -> None:
+        with self.lock:
+            self.tokens.clear()
+
+    def put_cylinder(self, row: dict[str, Any], when: datetime | None = None) -> None:
+        """Add or change a cylinder (our field names) as of `when` (aware; default now)."""
+        changed = (when or datetime.now(self.tz)).astimezone(self.tz).replace(tzinfo=None, microsecond=0)
+        record = to_city(self.profile, "cylinder", {**row, "updated_at": changed.isoformat()})
+        with self.lock:
+            self.registry[row["id"]] = record
+            self._changed[row["id"]] = changed
+            self._order = None
+
+    def records(self, kind: str = "filling") -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.accepted[kind])
+
+    # Requests ------------------------------------------------------------------------------------
+
+    def handle(self, path: str, headers: Any, body: Any) -> tuple[int, dict[str, str], bytes | None]:
+        """(HTTP status, headers, body); a body of None means drop the connection unanswered."""
+        with self.lock:
+            self.calls += 1
+            fault = self.faults.popleft() if self.faults else None
+            if fault is None and self.chaos is not None:
+                rate, kinds, rng = self.chaos
+                fault = rng.choice(kinds) if rng.random() < rate else None
+        if fault == "http_5xx":
+            return 503, {}, b"<html>503 Service Unavailable</html>"
+        if fault == "http_429":
+            return 429, {"Retry-After": "0.05"}, b""
+        if fault == "malformed":
+            return 200, {}, b'{"code": "200", "data": '
+        if fault == "stall":
+            time.sleep(self.stall_s)
+        if fault == "auth_expired":
+            self.expire_tokens()
+        status, extra, reply = self._route(path, headers, body, fault == "reject")
+        # Processed, and then the connection drops before the answer leaves: a login, a query or
+        # an accepted record the client will never hear about.
+        return (status, extra, None) if fault == "drop_after_accept" else (status, extra, reply)
+
+    def _route(self, path: str, headers: Any, body: Any, reject: bool) -> tuple[int, dict[str, str], bytes]:
+        if not isinstance(body, dict):
+            return 400, {}, b"body must be a JSON object"
+        if path == self.profile.auth.path:
+            return self._login(body)
+        if not self._authorised(headers):
+            codes = self.profile.envelope.auth_codes
+            if not codes:
+                return 401, {}, b""
+            return self._envelope(codes[0], "token invalid or expired")
+        if path == self.profile.query.path:
+            return self._query(body)
+        for kind in (*SUBMISSIONS, "tag_binding"):
+            if getattr(self.profile.endpoints, SUBMISSIONS.get(kind, kind)) == path:
+                if reject:
+                    return self._envelope(REJECT_CODE, "系统拒绝 (injected rejection)")
+                return self._submit(kind, headers, body)
+        return 404, {}, b"no such endpoint"
+
+    def _login(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        auth = self.profile.auth
+        user, password = body.get(auth.username_field), body.get(auth.password_field)
+        if not isinstance(user, str) or self.users.get(user) != password:
+            codes = self.profile.envelope.auth_codes
+            return self._envelope(codes[0] if codes else "403", "用户名或密码错误")
+        token = uuid.uuid4().hex
+        with self.lock:
+            self.tokens[token] = time.monotonic() + self.token_ttl_s
+            self.logins += 1
+        data: dict[str, Any] = {auth.token_field: token}
+        if auth.expires_field:
+            data[auth.expires_field] = self.token_ttl_s * (1000 if auth.expires_unit == "ms" else 1)
+        return self._envelope(self.profile.envelope.success, "ok", data)
+
+    def _authorised(self, headers: Any) -> bool:
+        auth = self.profile.auth
+        value = headers.get(auth.header) or ""
+        token = value[len(auth.scheme):] if value.startswith(auth.scheme) else None
+        with self.lock:
+            expiry = self.tokens.get(token or "")
+        return expiry is not None and time.monotonic() < expiry
+
+    def _query(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        spec, fields = self.profile.query, self.profile.fields["cylinder"]
+        since = datetime.min
+        if spec.changed_since in body:
+            try:
+                since = datetime.strptime(str(body[spec.changed_since]), self.profile.formats.datetime)
+            except ValueError:
+                return self._envelope(REJECT_CODE, f"{spec.changed_since}: bad time format")
+        with self.lock:
+            if self._order is None:
+                self._order = sorted((when, cid) for cid, when in self._changed.items())
+            first = bisect.bisect_left(self._order, (since, ""))
+            rows = [self.registry[cid] for _, cid in self._order[first:]]
+        for ours, condition in spec.keys.items():
+            if condition in body:
+                rows = [r for r in rows if r.get(fields[ours]) == body[condition]]
+        try:
+            page, size = int(body.get(spec.page, spec.first_page)), int(body.get(spec.page_size, 20))
+        except (TypeError, ValueError):
+            return self._envelope(REJECT_CODE, "bad paging")
+        size = max(1, min(size, spec.max_page_size))
+        start = (page - spec.first_page) * size
+        data: dict[str, Any] = {spec.records: rows[start:start + size], spec.total: len(rows)}
+        if spec.server_time:
+            data[spec.server_time] = datetime.now(self.tz).strftime(self.profile.formats.datetime)
+        return self._envelope(self.profile.envelope.success, "ok", data)
+
+    def _submit(self, kind: str, headers: Any, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        key = headers.get(self.profile.idempotency.header)
+        if not key or body.get(self.profile.idempotency.field) != key:
+            return self._envelope(REJECT_CODE, "idempotency key missing or not the same in header and body")
+        fields = self.profile.fields[kind]
+        if fields["cylinder_id"] not in body:
+            return self._envelope(REJECT_CODE, f"缺少字段 {fields['cylinder_id']} missing")
+        for ours, limit in self.profile.limits.get(kind, {}).items():
+            value = body.get(fields.get(ours, ""))
+            if isinstance(value, str) and len(value) > limit:
+                return self._envelope(REJECT_CODE, f"{fields[ours]} 超长 longer than {limit}")
+        cylinder = body.get(fields["cylinder_id"])
+        with self.lock:
+            if key in self.by_key:
+                self.duplicates += 1
+                _, index = self.by_key[key]
+                return self._envelope(self.profile.envelope.success, "duplicate ignored", {"ref": index})
+            if cylinder not in self.registry:
+                return self._envelope(UNKNOWN_CYLINDER_CODE, f"气瓶档案不存在 unknown cylinder {cylinder}")
+            data: dict[str, Any] = {}
+            if kind == "tag_binding":
+                photo = body.get(fields.get("photo", ""))
+                try:
+                    if not photo or not base64.b64decode(photo, validate=True):
+                        raise binascii.Error("empty")
+                except (binascii.Error, TypeError):
+                    return self._envelope(REJECT_CODE, "钢印图片无效 stamp photo missing or not base64")
+                info_field = self.profile.fields["cylinder"]["info_code"]
+                info_code = self.registry[cylinder].get(info_field) or f"SIM{len(self.accepted[kind]) + 1:08d}"
+                self.registry[cylinder][info_field] = info_code
+                data[info_field] = info_code
+            self.accepted[kind].append(body)
+            index = len(self.accepted[kind])
+            self.by_key[key] = (kind, index)
+        return self._envelope(self.profile.envelope.success, "ok", {"ref": index, **data})
+
+    def _envelope(self, code: str, message: str, data: Any = None) -> tuple[int, dict[str, str], bytes]:
+        spec = self.profile.envelope
+        envelope: dict[str, Any] = {spec.code: code, spec.message: message}
+        if data is not None:
+            envelope[spec.data] = json.dumps(data, ensure_ascii=False) if spec.data_is_json_string else data
+        return 200, {}, json.dumps(envelope, ensure_ascii=False).encode("utf-8")
+
+    def admin(self, path: str, body: Any) -> tuple[int, dict[str, str], bytes]:
+        if path == "/_sim/fault" and isinstance(body, dict):
+            try:
+                self.inject(str(body.get("kind")), int(body.get("count", 1)))
+            except ValueError as exc:
+                return 400, {}, str(exc).encode()
+            return 200, {}, b"{}"
+        if path == "/_sim/state":
+            with self.lock:
+                state = {"accepted": {k: len(v) for k, v in self.accepted.items()}, "duplicates": self.duplicates,
+                         "calls": self.calls, "logins": self.logins, "queued_faults": len(self.faults)}
+            return 200, {}, json.dumps(state).encode()
+        return 404, {}, b""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: one TLS session carries many records
+    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms a call).
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else {}
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        sim = self.server.sim
+        path = self.path.split("?", 1)[0]
+        status, headers, reply = sim.admin(path, body) if path.startswith("/_sim/") else sim.handle(path, self.headers, body)
+        if reply is None:
+            self.close_connection = True  # accepted, and the answer is lost on the way back
+            return
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json; charset=utf-8", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
+        log.debug("city sim: " + format, *args)
+
+
+def tls_context(ca_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A throwaway CA (its PEM written to `ca_path` for clients) and a server certificate for
+    127.0.0.1/localhost signed by it."""
+    try:
+        import trustme
+    except ImportError as exc:
+        raise RuntimeError("the city simulator needs trustme: pip install 'station-edge[sim]'") from exc
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    ca_path.parent.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(ca_path))
+    return context, ca_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    from simulators.dataset import generate
+    from sync.profile import load_profile
+
+    parser = argparse.ArgumentParser(description="Run the city simulator until interrupted")
+    parser.add_argument("--profile", default="chongqing")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--ca-out", default="city-ca.pem", help="where the CA is written for clients to trust")
+    parser.add_argument("--cylinders", type=int, default=400)
+    parser.add_argument("--owner-unit", default="重庆渝北燃气有限公司")
+    parser.add_argument("--region", default="500112")
+    parser.add_argument("--user", default="station:secret", help="USER:PASSWORD accepted at login")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    context, ca_path = tls_context(Path(args.ca_out))
+    user, _, password = args.user.partition(":")
+    rows = [g.row for g in generate(args.cylinders, args.owner_unit, args.region, datetime.now().date())]
+    sim = CitySim(load_profile(args.profile), rows, {user: password}, port=args.port, tls=context).start()
+    print(f"city simulator at {sim.base_url}; CA bundle {ca_path}; faults: POST /_sim/fault {{\"kind\": ...}}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

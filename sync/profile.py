@@ -1,0 +1,166 @@
+"""A city profile: everything about one city's traceability API that is data rather than code.
+
+Endpoint paths, the login call, the response envelope, JSON field names per record kind, date
+formats, value mappings and field length limits all live in a YAML profile under
+config/profiles/. The client, the uploader and the city simulator read nothing city-specific from
+anywhere else, so a second city is a second file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The record kinds we exchange, and the canonical (our) field names each may carry. A profile maps
+# these names to the city's; a name outside this table is a typo in the profile.
+RECORD_FIELDS: dict[str, frozenset[str]] = {
+    "cylinder": frozenset(
+        "id owner_unit region variety product_no medium manufacturer manufacture_month working_pressure_mpa"
+        " volume_l last_inspection next_inspection unit_no status tag_kind info_code qr_content"
+        " registration_no registration_date registration_authority updated_at".split()
+    ),
+    "filling": frozenset(
+        "cylinder_id medium operator filling_date filling_unit unit_code region started_at finished_at"
+        " net_kg outcome cause checker".split()
+    ),
+    "inspection": frozenset(
+        "cylinder_id inspection_date inspection_body next_inspection conclusion inspection_type".split()
+    ),
+    "trace": frozenset("cylinder_id time node actor".split()),
+    "tag_binding": frozenset("cylinder_id tag_kind qr_content rfid photo photo_name".split()),
+}
+# Which kinds the station sends (outbox rows) and the endpoint key each is sent to.
+SUBMISSIONS = {"filling": "filling_record", "inspection": "inspection_record", "trace": "trace_node"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+UrlPath = Annotated[str, Field(pattern=r"^/")]
+
+
+class EnvelopeSpec(Strict):
+    code: str = "code"
+    message: str = "message"
+    data: str = "data"
+    success: str = "200"
+    # The spec's data member is a string that often holds JSON: decode it when it does.
+    data_is_json_string: bool = True
+    # Envelope codes that mean "your token is no good": log in again once, then retry.
+    auth_codes: list[str] = Field(default_factory=list)
+    # Envelope codes that mean "busy, try later" rather than "this record is wrong".
+    retry_codes: list[str] = Field(default_factory=list)
+
+
+class AuthSpec(Strict):
+    path: UrlPath
+    username_field: str
+    password_field: str
+    token_field: str  # inside the envelope's data
+    expires_field: str | None = None  # seconds the token stays valid; absent = until refused
+    expires_unit: Literal["s", "ms"] = "s"
+    header: str = "Authorization"
+    scheme: str = "Bearer "  # prefix before the token in the header ("" for a bare token)
+
+
+class IdempotencySpec(Strict):
+    header: str = "Idempotency-Key"
+    field: str = "requestId"
+
+
+class QuerySpec(Strict):
+    """The basic-data query: one cylinder by a key, or pages of cylinders changed since a time."""
+
+    path: UrlPath
+    page: str = "page"
+    page_size: str = "pageSize"
+    first_page: int = 1
+    changed_since: str = "updatedSince"
+    records: str = "records"  # list of cylinders inside data
+    total: str = "total"
+    server_time: str | None = None  # the registry's as-of time inside data, if the city sends it
+    # Our lookup key -> the city's condition name (info_code, id, product_no, qr_content ...).
+    keys: dict[str, str] = Field(min_length=1)
+    max_page_size: int = Field(default=500, ge=1)
+
+
+class EndpointsSpec(Strict):
+    filling_record: UrlPath
+    trace_node: UrlPath | None = None
+    inspection_record: UrlPath | None = None
+    tag_binding: UrlPath | None = None
+
+
+class FormatsSpec(Strict):
+    date: str = "%Y-%m-%d"
+    month: str = "%Y-%m"
+    datetime: str = "%Y-%m-%d %H:%M:%S"
+
+
+class Profile(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,40}$")
+    description: str = ""
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    envelope: EnvelopeSpec = EnvelopeSpec()
+    auth: AuthSpec
+    idempotency: IdempotencySpec = IdempotencySpec()
+    query: QuerySpec
+    endpoints: EndpointsSpec
+    formats: FormatsSpec = FormatsSpec()
+    # kind -> our field -> the city's JSON key.
+    fields: dict[str, dict[str, str]]
+    # Value vocabularies where the city's words differ from ours: medium codes, status words,
+    # trace node names. ours -> theirs; the reverse is used when reading cylinders.
+    values: dict[Literal["medium", "status", "node", "tag_kind", "inspection_type"], dict[str, str]] = Field(default_factory=dict)
+    # kind -> our field -> the most characters the city accepts (the spec's char(n)).
+    limits: dict[str, dict[str, Annotated[int, Field(ge=1)]]] = Field(default_factory=dict)
+
+    @field_validator("fields", "limits")
+    @classmethod
+    def _known_kinds_and_fields(cls, value: dict[str, dict[str, object]]) -> dict[str, dict[str, object]]:
+        for kind, mapping in value.items():
+            if kind not in RECORD_FIELDS:
+                raise ValueError(f"record kinds among {sorted(RECORD_FIELDS)} (got {kind!r})")
+            unknown = sorted(set(mapping) - RECORD_FIELDS[kind])
+            if unknown:
+                raise ValueError(f"{kind} fields among {sorted(RECORD_FIELDS[kind])} (got {unknown})")
+        return value
+
+    @model_validator(mode="after")
+    def _mapped_where_used(self) -> Profile:
+        for kind in ("cylinder", "filling"):
+            if kind not in self.fields:
+                raise ValueError(f"a field mapping for {kind} records")
+        for kind, endpoint in SUBMISSIONS.items():
+            if getattr(self.endpoints, endpoint) and kind not in self.fields:
+                raise ValueError(f"a field mapping for {kind} records (endpoints.{endpoint} is set)")
+        if self.endpoints.tag_binding and "tag_binding" not in self.fields:
+            raise ValueError("a field mapping for tag_binding records (endpoints.tag_binding is set)")
+        for mapping in self.values.values():
+            if len(set(mapping.values())) != len(mapping):
+                raise ValueError("value mappings that are one-to-one (two of our values map to one of theirs)")
+        return self
+
+    def endpoint(self, kind: str) -> str | None:
+        return getattr(self.endpoints, SUBMISSIONS[kind]) if kind in SUBMISSIONS else None
+
+
+BUNDLED_PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
+
+
+def profile_path(name: str, config_dir: Path | None = None) -> Path:
+    """A profile named NAME is config/profiles/NAME.yaml beside the station config, else bundled."""
+    if name.endswith((".yaml", ".yml")) or "/" in name:
+        path = Path(name)
+        return path if path.is_absolute() or config_dir is None else config_dir / path
+    local = (config_dir or Path.cwd()) / "profiles" / f"{name}.yaml"
+    return local if local.exists() else BUNDLED_PROFILES / f"{name}.yaml"
+
+
+def load_profile(name: str, config_dir: Path | None = None) -> Profile:
+    """Load and validate a profile (the station config's loader reports problems by line)."""
+    return Profile.model_validate(yaml.safe_load(profile_path(name, config_dir).read_text(encoding="utf-8")))

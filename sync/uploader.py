@@ -1,0 +1,150 @@
+"""Drain the outbox to the city, oldest first, one record at a time, until it is empty.
+
+All state is in the station's database: a row is pending until the city acknowledged it (sent) or
+refused it for good (dead, with the city's message). A restart simply carries on with the oldest
+pending row; a row whose answer was lost is sent again under the same idempotency key, which the
+city deduplicates. Strict order means a cylinder's records arrive in the order they happened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+
+from .client import AuthError, CityClient, Malformed, Rejected, Retryable, SyncError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    kind: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class OutboxStore(Protocol):
+    def next_pending(self, after_id: int, limit: int) -> list[OutboxRow]: ...
+    def mark_sent(self, row_id: int, now: datetime, reply: str) -> None: ...
+    def mark_dead(self, row_id: int, now: datetime, reason: str) -> None: ...
+    def note_failure(self, row_id: int, now: datetime, error: str) -> None: ...
+    def pending_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Back-off between attempts at one record: exponential with jitter, capped; Retry-After wins
+    when the city asks for longer. Malformed replies are retried this many times, then dead."""
+
+    initial_s: float = 1.0
+    max_s: float = 300.0
+    jitter_s: float = 1.0
+    malformed_limit: int = 5
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    dead: int = 0
+    stopped: bool = False
+
+
+class Uploader:
+    def __init__(
+        self,
+        client: CityClient,
+        store: OutboxStore,
+        policy: RetryPolicy = RetryPolicy(),
+        clock: Clock = lambda: datetime.now(UTC),
+        batch: int = 200,
+    ) -> None:
+        self.client, self.store, self.policy, self.clock, self.batch = client, store, policy, clock, batch
+        self._backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s, jitter=policy.jitter_s)
+        self.last_error: str | None = None
+
+    def run(self, stop: threading.Event, idle_s: float = 2.0, wake: threading.Event | None = None) -> None:
+        """The daemon's loop: drain, then wait for new rows (or a wake-up) and drain again."""
+        wake = wake or threading.Event()
+        while not stop.is_set():
+            try:
+                self.drain(stop)
+            except Exception:  # a bug here must not end uploads for good; it is logged and retried
+                log.exception("uploader failed; retrying in %.0f s", idle_s)
+            wake.wait(idle_s)
+            wake.clear()
+
+    def drain(self, stop: threading.Event, progress: Callable[[DrainResult], None] | None = None) -> DrainResult:
+        """Send every pending row, oldest first; returns when the outbox is empty or `stop` is set."""
+        result = DrainResult()
+        after = 0
+        while True:
+            rows = self.store.next_pending(after, self.batch)
+            if not rows:
+                return result
+            for row in rows:
+                if stop.is_set() or not self._deliver(row, stop, result):
+                    result.stopped = True
+                    return result
+                after = row.id
+                if progress:
+                    progress(result)
+
+    def _deliver(self, row: OutboxRow, stop: threading.Event, result: DrainResult) -> bool:
+        """One row to a final state (sent or dead); False if `stop` interrupted the retries."""
+        malformed = 0
+
+        def attempt() -> Any:
+            nonlocal malformed
+            try:
+                return self.client.submit(row.kind, row.payload, row.idempotency_key)
+            except Malformed as exc:
+                malformed += 1
+                if malformed >= self.policy.malformed_limit:
+                    raise Rejected(f"{exc} ({malformed} times in a row)") from exc
+                raise
+
+        retrying = Retrying(
+            retry=retry_if_exception_type((Retryable, AuthError, Malformed)),
+            wait=self._wait,
+            stop=lambda _: stop.is_set(),
+            sleep=stop.wait,
+            before_sleep=lambda state: self._failed(row, state),
+            reraise=True,
+        )
+        try:
+            reply = retrying(attempt)
+        except Rejected as exc:
+            self.store.mark_dead(row.id, self.clock(), str(exc))
+            log.warning("outbox %d (%s %s) dead: %s", row.id, row.kind, row.idempotency_key, exc)
+            result.dead += 1
+            return True
+        except SyncError:
+            return False  # stopped while waiting to retry; the row stays pending
+        self.store.mark_sent(row.id, self.clock(), json.dumps(reply, ensure_ascii=False, default=str))
+        self.last_error = None
+        result.sent += 1
+        return True
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = float(self._backoff(state))
+        error = state.outcome.exception() if state.outcome else None
+        asked = getattr(error, "retry_after_s", None)
+        return max(backoff, asked) if asked is not None else backoff
+
+    def _failed(self, row: OutboxRow, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.store.note_failure(row.id, self.clock(), self.last_error)
+        level = logging.WARNING if state.attempt_number in (1, 10, 100) else logging.DEBUG
+        log.log(level, "outbox %d: attempt %d failed (%s); retrying", row.id, state.attempt_number, self.last_error)
