@@ -15,6 +15,7 @@ bench: venv
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/rtu_poll.py
 	$(BIN)/python bench/camera_decode.py
+	$(BIN)/python bench/sync_rates.py
 
 system-deps:
 	@sh scripts/system-deps.sh

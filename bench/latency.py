@@ -8,7 +8,11 @@ Prints, over real Modbus TCP and a real pty:
     at the relay board, and from the interpolated moment the true weight crossed cut-off to that
     write (this one includes waiting for the next poll).
 
-Usage: python bench/latency.py [--cylinders 100000] [--scans 2000] [--fills 20]
+With --backlog N, N finished fills (2N outbox records) wait for the city when the station
+starts: the scan figures are taken twice, while the uploader drains that backlog to the city
+simulator over HTTPS and again once it is empty, and their ratio printed.
+
+Usage: python bench/latency.py [--cylinders 100000] [--scans 2000] [--fills 20] [--backlog 0]
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ from __future__ import annotations
 import argparse
 import queue
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,8 +36,10 @@ from edge.demo import BUNDLED_CONFIG, effective_config  # noqa: E402
 from edge.lane import LaneEvent, utc_now  # noqa: E402
 from edge.simulation import Simulation  # noqa: E402
 from edge.station import Station, open_store  # noqa: E402
+from edge.store.outbox import Outbox  # noqa: E402
 from interlock.fill import Abort  # noqa: E402
 from simulators.dataset import generate  # noqa: E402
+from tests.city_support import finished_fills  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -47,10 +57,20 @@ def main() -> None:
     parser.add_argument("--cylinders", type=int, default=100_000)
     parser.add_argument("--scans", type=int, default=2000)
     parser.add_argument("--fills", type=int, default=20, help="fills per lane for the cut-off figures")
+    parser.add_argument("--backlog", type=int, default=0, help="finished fills waiting for the city at start")
+    parser.add_argument("--upload-rate", type=float, default=None, help="city.upload.max_rate_per_s (default: the config's)")
+    parser.add_argument("--city-in-process", action="store_true",
+                        help="serve the city from this process (default: its own process, as a real city is remote)")
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="edge-bench-"))
-    config = load_config(effective_config(BUNDLED_CONFIG, state))
+    config_path = effective_config(BUNDLED_CONFIG, state)
+    if args.upload_rate is not None:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        raw["city"]["upload"]["max_rate_per_s"] = args.upload_rate
+        config_path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    city = None if args.city_in_process else city_process(config_path)
+    config = load_config(config_path)
     sim = Simulation(config).start()
     store = open_store(config)
     started = time.monotonic()
@@ -63,8 +83,12 @@ def main() -> None:
         g.row["traceable_code"] = None
     store.upsert_cylinders((g.row for g in extra), utc_now())
     cached = store.query("SELECT count(*) AS n FROM cylinders")[0]["n"]
-    store.close()
     print(f"cache: {cached} cylinders loaded in {time.monotonic() - started:.1f} s")
+    if args.backlog:
+        ids = [sim.dataset[i % len(sim.dataset)].row["id"] for i in range(args.backlog)]
+        finished_fills(store, ids, start=utc_now() - timedelta(days=2))
+        print(f"outbox: {Outbox(store).pending_count()} records waiting for the city")
+    store.close()
 
     station = Station(config)
     station.start()
@@ -83,23 +107,43 @@ def main() -> None:
         fillable = [g for g in sim.dataset if g.scenario == "ok" and g.row["model"] == "YSP5"]
         codes = [rejected[i % len(rejected)].row["qr_content"] for i in range(args.scans)]
         lane = station.lanes["A"]
-        lane.decision_latencies_s.clear()
-        to_verdict: list[float] = []
-        for index, code in enumerate(codes):
-            accept = index % 10 == 9
-            if accept:
-                code = fillable[index % len(fillable)].row["qr_content"]
-            t0 = time.monotonic()
-            sim.scanners["A"].scan(code)
-            verdict = wait("A", "verdict")
-            to_verdict.append(time.monotonic() - t0)
-            if accept:
-                assert verdict["accepted"], verdict
-                lane.submit(Abort())
-                wait("A", "fill_end")
-        print(f"\nscan -> decision ({args.scans} scans, 1 in 10 accepted, {cached} cylinders cached)")
-        report("scanner read -> decision (lane)", lane.decision_latencies_s)
-        report("last byte into pty -> verdict durable", to_verdict)
+
+        def decisions(label: str) -> tuple[list[float], list[float]]:
+            lane.decision_latencies_s.clear()
+            to_verdict: list[float] = []
+            for index, code in enumerate(codes):
+                accept = index % 10 == 9
+                if accept:
+                    code = fillable[index % len(fillable)].row["qr_content"]
+                t0 = time.monotonic()
+                sim.scanners["A"].scan(code)
+                verdict = wait("A", "verdict")
+                to_verdict.append(time.monotonic() - t0)
+                if accept:
+                    assert verdict["accepted"], verdict
+                    lane.submit(Abort())
+                    wait("A", "fill_end")
+            print(f"\nscan -> decision ({args.scans} scans, 1 in 10 accepted, {cached} cylinders cached{label})")
+            report("scanner read -> decision (lane)", lane.decision_latencies_s)
+            report("last byte into pty -> verdict durable", to_verdict)
+            return list(lane.decision_latencies_s), to_verdict
+
+        assert station.store is not None
+        outbox = Outbox(station.store)
+        if args.backlog:
+            before = outbox.pending_count()
+            busy = decisions(", uploader draining the backlog")
+            still = outbox.pending_count()
+            print(f"  (outbox {before} -> {still} pending during these scans)")
+            if still == 0:
+                print("  the backlog drained before the scans ended: raise --backlog for a fair comparison")
+            while outbox.pending_count():
+                time.sleep(0.5)
+        idle = decisions(", outbox empty" if args.backlog else "")
+        if args.backlog:
+            for name, i in (("scanner read -> decision", 0), ("pty byte -> verdict durable", 1)):
+                ratio = statistics.median(busy[i]) / statistics.median(idle[i])
+                print(f"  {name}: median while draining / idle = {ratio:.2f}")
 
         lags: dict[str, list[float]] = {"A": [], "B": []}
         crossing_lags: dict[str, list[float]] = {"A": [], "B": []}
@@ -139,6 +183,26 @@ def main() -> None:
     finally:
         station.stop()
         sim.stop()
+        if city is not None:
+            city.terminate()
+            city.wait()
+
+
+def city_process(config_path: Path) -> subprocess.Popen[str]:
+    """Serve the simulated config's city from a child process, and stop this process serving it."""
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    raw["simulators"]["city"] = False
+    config_path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    city, station = raw["city"], raw["station"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "simulators.city", "--port", city["base_url"].rsplit(":", 1)[1], "--ca-out", city["ca_bundle"],
+         "--owner-unit", station["owner_unit"], "--region", station["region"], "--user", f"{city['username']}:{city['password']}",
+         "--cylinders", str(raw["simulators"]["dataset_size"])],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert child.stdout is not None
+    print(child.stdout.readline().strip())  # "city simulator at ..." once it listens
+    return child
 
 
 def cylinder_threshold(station: Station, fill_id: str, preact_kg: float) -> float:

@@ -43,9 +43,10 @@ def build_client(city: CityConfig) -> CityClient:
     )
 
 
-def retry_policy(city: CityConfig) -> RetryPolicy:
+def retry_policy(city: CityConfig, paced: bool = True) -> RetryPolicy:
     upload = city.upload
-    return RetryPolicy(upload.backoff_initial_s, upload.backoff_max_s, upload.jitter_s, upload.malformed_limit)
+    rate = upload.max_rate_per_s if paced else None
+    return RetryPolicy(upload.backoff_initial_s, upload.backoff_max_s, upload.jitter_s, upload.malformed_limit, rate)
 
 
 class SyncService:
@@ -76,7 +77,7 @@ class SyncService:
                 log.info("%s still in an HTTP call at stop; its record stays pending", thread.name)
 
     def _upload(self) -> None:
-        store, client = Store(self.config.store.path), build_client(self.city)
+        store, client = Store(self.config.store.path, durable=False), build_client(self.city)
         try:
             self.uploader = Uploader(client, Outbox(store), retry_policy(self.city), self.clock)
             self.uploader.run(self.stop_event, self.city.upload.idle_s, self.wake)
@@ -85,7 +86,7 @@ class SyncService:
             store.close()
 
     def _refresh(self) -> None:
-        store, client = Store(self.config.store.path), build_client(self.city)
+        store, client = Store(self.config.store.path, durable=False), build_client(self.city)
         refresher = Refresher(client, store, self.config.tz, self.city.refresh.page_size, self.clock)
         settings = self.city.refresh
         try:

@@ -103,7 +103,7 @@ def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     timer = threading.Timer(args.timeout, stop.set)
     timer.start()
     bar = ProgressBar(outbox.pending_count())
-    uploader = Uploader(client, outbox, retry_policy(city))
+    uploader = Uploader(client, outbox, retry_policy(city, paced=False))
     try:
         result = uploader.drain(stop, progress=None if args.json else lambda r: bar(r.sent + r.dead, f"dead {r.dead}"))
     finally:

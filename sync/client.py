@@ -214,6 +214,8 @@ class CityClient:
             raise Retryable(f"no answer within {self.timeout_s[1]} s (the city may have the record)") from exc
         except requests.exceptions.ConnectionError as exc:
             raise Retryable(f"cannot reach {self.base_url}: {_root(exc)}") from exc
+        except requests.exceptions.RequestException as exc:  # a reply cut off mid-body, and the like
+            raise Retryable(f"{type(exc).__name__}: {_root(exc)}") from exc
         return self._classify(response)
 
     def _classify(self, response: requests.Response) -> Any:

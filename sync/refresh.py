@@ -60,6 +60,10 @@ class Refresher:
         page_no, count = self.client.profile.query.first_page, 0
         first_server_time: str | None = None
         pages = 0
+        # Pages are by offset, in the city's change order: a record changed during the pull moves
+        # to the end and is read there, but can shift one unchanged record back onto a page
+        # already read. That record was unchanged, so the cache already holds it, unless this is
+        # the first full pull; the next full pull (full_every_h) reads it.
         while True:
             page = self.client.query_page(page_no, self.page_size, since)
             pages += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +52,10 @@ class RetryPolicy:
     max_s: float = 300.0
     jitter_s: float = 1.0
     malformed_limit: int = 5
+    # Records per second at most (None: as fast as the city answers). Every record costs the
+    # daemon TLS and JSON work under the interpreter lock that the lanes share; pacing a backlog
+    # keeps their scan-to-decision times.
+    max_rate_per_s: float | None = None
 
 
 @dataclass
@@ -93,12 +98,15 @@ class Uploader:
             if not rows:
                 return result
             for row in rows:
+                began = time.monotonic()
                 if stop.is_set() or not self._deliver(row, stop, result):
                     result.stopped = True
                     return result
                 after = row.id
                 if progress:
                     progress(result)
+                if self.policy.max_rate_per_s:
+                    stop.wait(max(0.0, 1 / self.policy.max_rate_per_s - (time.monotonic() - began)))
 
     def _deliver(self, row: OutboxRow, stop: threading.Event, result: DrainResult) -> bool:
         """One row to a final state (sent or dead); False if `stop` interrupted the retries."""

@@ -106,7 +106,7 @@ def test_daemon_killed_mid_drain_loses_and_duplicates_nothing(
     raw["city"] = {
         "profile": "chongqing", "base_url": city.base_url, "ca_bundle": str(city_tls[1]),
         "username": "station", "password_env": "EDGE_TEST_CITY_PASSWORD",
-        "upload": {"idle_s": 0.1, "backoff_initial_s": 0.01, "backoff_max_s": 0.2},
+        "upload": {"idle_s": 0.1, "backoff_initial_s": 0.01, "backoff_max_s": 0.2, "max_rate_per_s": 1000},
         "refresh": {"enabled": False},
     }
     config_path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

@@ -19,6 +19,9 @@ class UploadConfig(Strict):
     backoff_max_s: PositiveSeconds = 300.0
     jitter_s: float = Field(default=1.0, ge=0)
     malformed_limit: int = Field(default=5, ge=1, le=100)
+    # The daemon paces a backlog so lanes keep their decision times (bench/latency.py --backlog);
+    # `edge sync push` sends as fast as the city answers.
+    max_rate_per_s: float | None = Field(default=25.0, gt=0)
 
 
 class RefreshConfig(Strict):

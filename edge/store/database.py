@@ -46,15 +46,18 @@ def iso(moment: datetime) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, outbox_entries: OutboxEntries | None = None) -> None:
+    def __init__(self, path: str | Path, outbox_entries: OutboxEntries | None = None, durable: bool = True) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         self.db = Database(self._conn)
         self._conn.execute("PRAGMA journal_mode = WAL")
-        # synchronous is per connection: FULL so a committed fill survives power loss.
-        self._conn.execute("PRAGMA synchronous = FULL")
+        # synchronous is per connection: FULL so a committed fill survives power loss. Sync's own
+        # connections may pass durable=False: what they write (a row marked sent, a page of the
+        # cache) is safely redone after a power cut, and skipping the fsync keeps them from
+        # holding the write lock a lane is waiting for.
+        self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._lock = threading.RLock()
         self._outbox_entries = outbox_entries
