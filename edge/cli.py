@@ -76,9 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     sim = None
     if config.simulators is not None:
-        from .simulation import (
-            Simulation,  # only a config that names simulators loads them
-        )
+        from .simulation import Simulation  # only a config that names simulators loads them
 
         sim = Simulation(config).start()
         store = open_store(config)

@@ -16,9 +16,8 @@ from .profile import Profile
 DATE_FIELDS = frozenset({"filling_date", "inspection_date", "last_inspection", "registration_date"})
 MONTH_FIELDS = frozenset({"next_inspection", "manufacture_month"})
 DATETIME_FIELDS = frozenset({"time", "started_at", "finished_at", "updated_at"})
-# Our field -> the profile's vocabulary that translates it.
-VOCABULARY = {"medium": "medium", "status": "status", "node": "node", "tag_kind": "tag_kind",
-              "inspection_type": "inspection_type"}
+# Fields whose words the profile may translate (profile.values, keyed by the field's name).
+VOCABULARY_FIELDS = frozenset({"medium", "status", "node", "tag_kind", "inspection_type"})
 
 
 class FieldTooLong(ValueError):
@@ -57,8 +56,8 @@ def format_datetime(profile: Profile, moment: datetime) -> str:
 
 
 def _outbound(profile: Profile, field: str, value: Any) -> Any:
-    if field in VOCABULARY:
-        return profile.values.get(VOCABULARY[field], {}).get(value, value)  # type: ignore[call-overload]
+    if field in VOCABULARY_FIELDS:
+        return profile.values.get(field, {}).get(value, value)  # type: ignore[call-overload]
     if field in DATE_FIELDS:
         return date.fromisoformat(value).strftime(profile.formats.date)
     if field in MONTH_FIELDS:
@@ -69,8 +68,8 @@ def _outbound(profile: Profile, field: str, value: Any) -> Any:
 
 
 def _inbound(profile: Profile, field: str, value: Any) -> Any:
-    if field in VOCABULARY:
-        reverse = {theirs: ours for ours, theirs in profile.values.get(VOCABULARY[field], {}).items()}  # type: ignore[call-overload]
+    if field in VOCABULARY_FIELDS:
+        reverse = {theirs: ours for ours, theirs in profile.values.get(field, {}).items()}  # type: ignore[call-overload]
         # A word we have no mapping for is kept as the city wrote it: the rules treat any status
         # other than "in use" as not fillable, which is the safe reading.
         return reverse.get(value, value)

@@ -85,14 +85,13 @@ class Outbox:
             " WHERE status = 'dead' ORDER BY id LIMIT ?",
             [dead_limit],
         )
-        meta = {r["key"]: r["value"] for r in self.store.query(
-            "SELECT key, value FROM meta WHERE key IN (?, ?)", [LAST_SUCCESS, LAST_ERROR])}
+        last_error = self.store.get_meta(LAST_ERROR)
         return {
             "pending": counts.get("pending", 0),
             "sent": counts.get("sent", 0),
             "dead": counts.get("dead", 0),
             "oldest_pending_age_s": None if oldest is None else round((now - datetime.fromisoformat(oldest)).total_seconds(), 1),
             "dead_letters": dead,
-            "last_success_at": meta.get(LAST_SUCCESS),
-            "last_error": json.loads(meta[LAST_ERROR]) if LAST_ERROR in meta else None,
+            "last_success_at": self.store.get_meta(LAST_SUCCESS),
+            "last_error": None if last_error is None else json.loads(last_error),
         }
