@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test system-deps venv bench clean
+.PHONY: demo test install system-deps venv bench clean
 
 demo: system-deps venv
 	$(BIN)/edge demo
 
 test: system-deps venv
 	$(BIN)/python -m pytest -q
+
+# As root on the station PC or Pi: package, unit, /etc config skeleton, udev rule, user.
+install:
+	sh systemd/install.sh $(if $(EXTRAS),--extras $(EXTRAS))
 
 bench: venv
 	$(BIN)/python bench/latency.py

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_city
+from . import __version__, cli_city, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .station import StartupError, Station, open_store, valves_off
@@ -23,15 +23,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
 EXIT_INVALID = 2
-
-
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 def _load(path: str) -> Config:
@@ -71,6 +62,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    logs.log_start(config, args.config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -229,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    logs.setup(args.verbose)
     if args.command == "demo" and not args.verbose:
         # The demo prints its own progress; daemon INFO lines would drown it.
         logging.getLogger().setLevel(logging.WARNING)

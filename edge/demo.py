@@ -20,6 +20,7 @@ from interlock.fill import Abort, Reset
 from interlock.reasons import Reason, text
 from simulators.dataset import Generated
 from simulators.modbus_server import free_port
+from sync.profile import bundled_config
 
 from .config import Config, load_config
 from .lane import LaneEvent, utc_now
@@ -29,7 +30,7 @@ from .store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-BUNDLED_CONFIG = Path(__file__).resolve().parent.parent / "config" / "simulated.yaml"
+BUNDLED_CONFIG = bundled_config() / "simulated.yaml"
 WAIT_S = 20.0
 
 

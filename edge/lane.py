@@ -42,6 +42,7 @@ from interlock.reasons import Reason, text
 from interlock.rules import Cylinder, Decision, Policy, evaluate, reject
 
 from .config import Config, LaneConfig
+from .logs import LaneLog
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Lane:
         clock: Clock = utc_now,
     ) -> None:
         self.config, self.id = config, config.id
+        self.log = LaneLog(log, {"lane": self.id})
         self.store, self.scale, self.relay, self.signals, self.readers = store, scale, relay, signals, readers
         self.buttons = buttons
         self.clock = clock
@@ -118,6 +120,9 @@ class Lane:
         self._threads: list[threading.Thread] = []
         self._scale_errors = 0
         self.polls = 0  # scale polls attempted, for status and the bus tests
+        self._scanned: str | None = None  # the cylinder the scan being decided resolved to
+        # When the control loop last came round (monotonic), for the systemd watchdog.
+        self.loop_seen = time.monotonic()
 
     # Life cycle ------------------------------------------------------------------------------
 
@@ -128,7 +133,7 @@ class Lane:
             try:
                 reader.open()
             except OSError as exc:
-                log.warning("lane %s: code reader not available yet (%s); will retry", self.id, exc)
+                self.log.warning("code reader not available yet (%s); will retry", exc)
         self._threads = [threading.Thread(target=self._control_loop, name=f"lane-{self.id}", daemon=True)]
         for index, reader in enumerate(self.readers):
             self._threads.append(
@@ -146,6 +151,10 @@ class Lane:
         for reader in self.readers:
             reader.close()
 
+    def loop_stalled(self, limit_s: float) -> bool:
+        """Whether the control loop has not come round for limit_s (hung, or ended by a fault)."""
+        return time.monotonic() - self.loop_seen > limit_s
+
     @property
     def scale_ok(self) -> bool:
         """Whether the last poll of the scale succeeded."""
@@ -162,7 +171,7 @@ class Lane:
             try:
                 scan = reader.read()
             except Exception:  # a reader bug must not take the lane down; the relay is not involved
-                log.exception("lane %s: reader failed", self.id)
+                self.log.exception("reader failed")
                 time.sleep(1.0)
                 continue
             if scan is not None:
@@ -177,12 +186,12 @@ class Lane:
                 held = self.buttons.pressed()
             except DeviceError as exc:
                 if not failing:
-                    log.warning("lane %s: buttons cannot be read: %s", self.id, exc)
+                    self.log.warning("buttons cannot be read: %s", exc)
                 failing = True
                 continue
             failing = False
             for name in debounce.update(held, time.monotonic()):
-                log.info("lane %s: %s button pressed", self.id, name)
+                self.log.info("%s button pressed", name)
                 self._inbox.put(BUTTON_EVENTS[name]())
 
     def _control_loop(self) -> None:
@@ -190,7 +199,8 @@ class Lane:
         next_poll = time.monotonic()
         try:
             while not self._stop.is_set():
-                wait = next_poll - time.monotonic()
+                self.loop_seen = time.monotonic()
+                wait = next_poll - self.loop_seen
                 if wait > 0:
                     try:
                         item = self._inbox.get(timeout=wait)
@@ -201,7 +211,7 @@ class Lane:
                 next_poll = max(next_poll + period, time.monotonic())
                 self._poll()
         except Exception:
-            log.exception("lane %s: unhandled error; valve off and lane locked", self.id)
+            self.log.exception("unhandled error; valve off and lane locked")
             self._fault(Reason.LANE_FAULT)
         finally:
             self._drive_off()
@@ -226,11 +236,11 @@ class Lane:
             self._scale_errors += 1
             # One line when the scale is lost, not one per poll while it stays lost.
             if self._scale_errors == 1 or self.state.phase in BUSY:
-                log.warning("lane %s: scale not answering: %s", self.id, exc)
+                self.log.warning("scale not answering: %s", exc)
             self._step(ScaleLost(str(exc), SCALE_FAULTS[exc.fault]))
         else:
             if self._scale_errors:
-                log.info("lane %s: scale answering again after %d failed polls", self.id, self._scale_errors)
+                self.log.info("scale answering again after %d failed polls", self._scale_errors)
                 self._scale_errors = 0
             self._step(Weight(reading.gross_kg, reading.stable))
         self._step(Tick())
@@ -241,7 +251,7 @@ class Lane:
         try:
             self.relay.keepalive()
         except DeviceError as exc:
-            log.error("lane %s: valve lease not renewed (%s); valve off and lane locked", self.id, exc)
+            self.log.error("valve lease not renewed (%s); valve off and lane locked", exc)
             self._fault(Reason.RELAY_FAULT)
 
     def _on_scan(self, scan: Scan) -> None:
@@ -252,12 +262,14 @@ class Lane:
         self._step(Decided(shown, decision, plan), now)
 
     def _decide(self, scan: Scan, now: datetime) -> tuple[Decision, Plan | None]:
+        self._scanned = None
         if scan.problem:
             return reject(Reason.INVALID_CODE, scan.problem), None
         identifier = codes.parse(scan.data, codes.Source(scan.source), self.url_patterns)
         if isinstance(identifier, codes.Invalid):
             return reject(Reason.INVALID_CODE, identifier.detail), None
         cylinder = self.store.find_cylinder(identifier)
+        self._scanned = cylinder.id if cylinder else None
         decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier)
         if not decision.allowed or cylinder is None:
             return decision, None
@@ -301,7 +313,7 @@ class Lane:
                 self._apply(effect, now)
         except Exception as exc:
             # Nothing after a failed effect runs: a record that did not commit never opens the valve.
-            log.error("lane %s: %s failed (%s); valve off and lane locked", self.id, type(effect).__name__, exc)
+            self.log.error("%s failed (%s); valve off and lane locked", type(effect).__name__, exc)
             self._fault(Reason.RELAY_FAULT if isinstance(effect, RelayOn) else Reason.LANE_FAULT)
 
     # Effects ---------------------------------------------------------------------------------
@@ -310,7 +322,8 @@ class Lane:
         match effect:
             case RelayOn():
                 self.relay.on()
-                log.info("lane %s: valve ON for fill %s", self.id, self._fill_id())
+                plan = self.state.plan
+                self.log.info("valve ON", extra={"fill": self._fill_id(), "cylinder": plan.cylinder_id if plan else None})
             case RelayOff():
                 if not self._drive_off():
                     raise DeviceError("valve relay did not acknowledge OFF")
@@ -331,15 +344,23 @@ class Lane:
             "reasons": reasons,
             "details": [f.detail for f in verdict.findings],
             "fill_id": verdict.fill_id,
+            "cylinder_id": self._scanned,
         }
-        self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id)
+        self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id, cylinder_id=self._scanned)
         said = "; ".join(text(f.reason) + (f" ({f.detail})" if f.detail else "") for f in verdict.findings)
-        log.info("lane %s: %s %s%s", self.id, "ACCEPT" if verdict.accepted else "REJECT", verdict.code[:60], f": {said}" if said else "")
+        fields = {"cylinder": self._scanned, "fill": verdict.fill_id, "reason": ",".join(reasons) or None}
+        self.log.info(
+            "%s %s%s", "ACCEPT" if verdict.accepted else "REJECT", verdict.code[:60], f": {said}" if said else "", extra=fields
+        )
         self._notify(LaneEvent(self.id, "verdict", data))
 
     def _fill_ended(self, record: Record) -> None:
         fields = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.fields.items()}
-        log.info("lane %s: fill %s %s %s", self.id, record.fill_id, record.status, fields.get("cause") or fields.get("outcome"))
+        cylinder = self.state.plan.cylinder_id if self.state.plan else None
+        self.log.info(
+            "fill %s: %s", record.status, fields.get("outcome"),
+            extra={"cylinder": cylinder, "fill": record.fill_id, "reason": fields.get("cause")},
+        )
         self._notify(LaneEvent(self.id, "fill_end", {"fill_id": record.fill_id, "status": record.status, **fields}))
 
     def _notify(self, event: LaneEvent) -> None:
@@ -347,13 +368,13 @@ class Lane:
             try:
                 listener(event)
             except Exception:
-                log.exception("lane %s: listener failed", self.id)
+                self.log.exception("listener failed")
 
     def _show(self, signal: Signal) -> None:
         try:
             self.signals.show(signal.light, signal.buzzer)
         except DeviceError as exc:
-            log.warning("lane %s: stack light: %s", self.id, exc)
+            self.log.warning("stack light: %s", exc)
 
     def _drive_off(self) -> bool:
         for attempt in range(1, RELAY_OFF_ATTEMPTS + 1):
@@ -361,8 +382,8 @@ class Lane:
                 self.relay.off()
                 return True
             except DeviceError as exc:
-                log.error("lane %s: valve OFF attempt %d failed: %s", self.id, attempt, exc)
-        log.critical("lane %s: valve relay cannot be driven off; rely on the hardware interlock", self.id)
+                self.log.error("valve OFF attempt %d failed: %s", attempt, exc)
+        self.log.critical("valve relay cannot be driven off; rely on the hardware interlock")
         return False
 
     def _fault(self, cause: Reason) -> None:
@@ -382,7 +403,7 @@ class Lane:
         try:
             self.store.apply_record(self.id, Record(plan.fill_id, "aborted", fields), now, self.context)
         except Exception:
-            log.exception("lane %s: could not record the aborted fill; the next start will", self.id)
+            self.log.exception("could not record the aborted fill; the next start will")
 
     def _fill_id(self) -> str | None:
         return self.state.plan.fill_id if self.state.plan else None

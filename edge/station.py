@@ -13,6 +13,7 @@ from .assembly import Hardware, all_relays, build_buttons, build_readers, build_
 from .city import SyncService
 from .config import Config
 from .lane import Clock, Lane, utc_now
+from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Station:
         self.store: Store | None = None
         self.lanes: dict[str, Lane] = {}
         self.sync: SyncService | None = None
+        self.watchdog: Watchdog | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -103,8 +105,23 @@ class Station:
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         log.info("station ready: lanes %s", ", ".join(self.lanes))
+        interval = watchdog_interval_s()
+        if interval is not None:
+            # A control loop comes round at least once per poll period (well under a second); one
+            # that has not for a whole ping interval is hung.
+            self.watchdog = Watchdog(interval, lambda: self.stalled_lanes(max(interval, 1.0)))
+            self.watchdog.start()
+        # READY only now: every valve has been driven off and every lane is listening.
+        notify(f"READY=1\nSTATUS=lanes {', '.join(self.lanes)} ready")
+
+    def stalled_lanes(self, limit_s: float) -> list[str]:
+        return [lane.id for lane in self.lanes.values() if lane.loop_stalled(limit_s)]
 
     def stop(self) -> None:
+        notify("STOPPING=1")
+        if self.watchdog is not None:
+            self.watchdog.stop()
+            self.watchdog = None
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early

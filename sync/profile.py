@@ -8,6 +8,7 @@ anywhere else, so a second city is a second file.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -149,7 +150,14 @@ class Profile(Strict):
         return getattr(self.endpoints, SUBMISSIONS[kind]) if kind in SUBMISSIONS else None
 
 
-BUNDLED_PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
+def bundled_config() -> Path:
+    """The shipped config/ directory: in a source checkout beside the packages; in an installed
+    wheel, where pyproject's data-files put it (PREFIX/share/station-edge/config)."""
+    checkout = Path(__file__).resolve().parent.parent / "config"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "station-edge" / "config"
+
+
+BUNDLED_PROFILES = bundled_config() / "profiles"
 
 
 def profile_path(name: str, config_dir: Path | None = None) -> Path:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sync.profile import Profile, profile_path
+from sync.profile import Profile, bundled_config, profile_path
 
 from .devices import register_map_path
 from .model import Config, cross_problems
@@ -17,7 +17,7 @@ from .registers import RegisterMapConfig
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # The register maps this project ships, for configs that name one without a local copy.
-BUNDLED_MAPS = Path(__file__).resolve().parents[2] / "config" / "scales"
+BUNDLED_MAPS = bundled_config() / "scales"
 
 
 @dataclass(frozen=True)

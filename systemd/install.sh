@@ -1,0 +1,56 @@
+#!/bin/sh
+# Install station-edge as a systemd service on Debian or Raspberry Pi OS. Run as root from a clone:
+#
+#   sudo sh systemd/install.sh [--extras rpi,camera] [--prefix /opt/station-edge]
+#
+# It installs the package into PREFIX/venv, the unit into /etc/systemd/system, a config skeleton
+# into /etc/station-edge (never overwriting one that exists), the udev rule for FTDI adapters,
+# and a system user station-edge in whichever of dialout, gpio, input and video exist here.
+# It enables the unit but does not start it: edit the config, check it, then start.
+set -eu
+
+prefix=/opt/station-edge
+extras=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix="$2"; shift 2 ;;
+    --extras) extras="[$2]"; shift 2 ;;
+    *) echo "usage: $0 [--prefix DIR] [--extras rpi,camera,gpiod,hid]" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
+src=$(cd "$(dirname "$0")/.." && pwd)
+user=station-edge
+
+if ! getent passwd "$user" >/dev/null; then
+  useradd --system --user-group --home-dir /var/lib/station-edge --no-create-home --shell /usr/sbin/nologin "$user"
+fi
+for group in dialout gpio input video; do
+  if getent group "$group" >/dev/null; then usermod -a -G "$group" "$user"; fi
+done
+
+mkdir -p "$prefix"
+python3 -m venv "$prefix/venv"
+"$prefix/venv/bin/pip" install --quiet --upgrade pip
+"$prefix/venv/bin/pip" install --quiet "$src$extras"
+install -m 0644 "$src/README.md" "$prefix/README.md"
+
+install -d -m 0750 -g "$user" /etc/station-edge /etc/station-edge/profiles
+if [ ! -e /etc/station-edge/station.yaml ]; then
+  install -m 0640 -g "$user" "$src/config/station.example.yaml" /etc/station-edge/station.yaml
+  echo "install.sh: wrote /etc/station-edge/station.yaml: edit it, then: $prefix/venv/bin/edge check-config /etc/station-edge/station.yaml"
+fi
+
+install -D -m 0644 "$src/systemd/99-station-edge-serial.rules" /etc/udev/rules.d/99-station-edge-serial.rules
+udevadm control --reload-rules 2>/dev/null || true
+
+mkdir -p /etc/systemd/system
+sed "s#/opt/station-edge#$prefix#g" "$src/systemd/station-edge.service" > /etc/systemd/system/station-edge.service
+chmod 0644 /etc/systemd/system/station-edge.service
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload
+  systemctl enable station-edge.service
+  echo "install.sh: installed; start with: systemctl start station-edge && journalctl -u station-edge -f"
+else
+  echo "install.sh: installed, but systemd is not running here: enable station-edge.service once it is"
+fi
