@@ -1,4 +1,5 @@
-"""`edge cache import`: load cylinder records from JSON or CSV in the city-spec field layout.
+"""`edge cache import`: load cylinder records from the station's ledger (.xlsx), CSV or JSON in the
+city-spec field layout.
 
 Headers may be the English column names or the spec's Chinese field names. A malformed row is
 reported with its line number and skipped; the rest load.
@@ -37,8 +38,14 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
+_MONTHS = ("manufacture_month", "next_inspection")
+
+
 def read_rows(path: Path) -> Iterable[tuple[int, Any]]:
     """(line number, raw row) pairs. JSON: a list of objects, one per line where it can tell."""
+    if path.suffix.lower() == ".xlsx":
+        yield from _xlsx_rows(path)
+        return
     text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".json":
         data = json.loads(text)
@@ -51,6 +58,42 @@ def read_rows(path: Path) -> Iterable[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(text))
     for row in reader:
         yield reader.line_num, row
+
+
+def _xlsx_rows(path: Path) -> Iterable[tuple[int, Any]]:
+    """Rows of the first sheet under its header row (the first row naming a known field; a ledger
+    often has a title above it). Excel's own dates and numbers become the spec's text forms."""
+    from openpyxl import load_workbook  # only an import of a ledger needs it
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several kinds for a file that is not a workbook
+        raise ValueError(f"{path}: not a readable .xlsx workbook ({exc})") from None
+    try:
+        header: list[str | None] | None = None
+        for number, cells in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1):
+            if header is None:
+                names = [None if c is None else _BY_LABEL.get(str(c).strip(), str(c).strip()) for c in cells]
+                if "id" in names or sum(n in _KNOWN for n in names) >= 3:
+                    header = names
+                continue
+            if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
+                continue
+            yield number, {name: _cell(name, value) for name, value in zip(header, cells) if name is not None}
+        if header is None:
+            raise ValueError(f"{path}: no header row naming the cylinder fields (ID, 使用单位名称, ...)")
+    finally:
+        book.close()
+
+
+def _cell(name: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m" if name in _MONTHS else "%Y-%m-%d")
+    if isinstance(value, float) and value.is_integer() and name not in _FLOATS:
+        return str(int(value))  # a product number or region typed as a number
+    if isinstance(value, int) and name not in _FLOATS and name != "service_life_years":
+        return str(value)
+    return value
 
 
 def _json_object_lines(text: str) -> list[int]:
@@ -105,7 +148,7 @@ def clean_row(raw: Any) -> dict[str, Any]:
             row["service_life_years"] = int(row["service_life_years"])
         except (TypeError, ValueError):
             raise ValueError(f"service_life_years: got {row['service_life_years']!r}, expected whole years") from None
-    for name in ("manufacture_month", "next_inspection"):
+    for name in _MONTHS:
         if name in row and parse_month(str(row[name])) is None:
             raise ValueError(f"{name}: got {row[name]!r}, expected yyyy-mm")
     for name in ("last_inspection", "registration_date"):

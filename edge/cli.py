@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -14,9 +13,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_city, logs
+from . import __version__, cli_city, cli_manager, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
+from .output import emit, table
 from .station import StartupError, Station, open_store, valves_off
 
 log = logging.getLogger(__name__)
@@ -31,20 +31,6 @@ def _load(path: str) -> Config:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(EXIT_INVALID) from None
-
-
-def _emit(data: Any, as_json: bool, human: str) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=None, default=str) if as_json else human)
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    if not rows:
-        return "(none)"
-    cells = [[("" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
 
 
 # Commands ------------------------------------------------------------------------------------
@@ -110,7 +96,7 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
     results = valves_off(config)
     ok = all(err is None for err in results.values())
     human = "\n".join(f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items())
-    _emit({"ok": ok, "lanes": results}, args.json, human)
+    emit({"ok": ok, "lanes": results}, args.json, human)
     return 0 if ok else 1
 
 
@@ -129,20 +115,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if data["ok"]
         else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}; integrity_check {integrity}"
     )
-    _emit(data, args.json, human)
+    emit(data, args.json, human)
     return 0 if data["ok"] else 1
-
-
-def cmd_records(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    store = open_store(config)
-    try:
-        rows = store.fills(limit=args.limit, lane=args.lane)
-    finally:
-        store.close()
-    columns = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "id"]
-    _emit(rows, args.json, _table(rows, columns))
-    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -174,7 +148,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ]
         + [f"lane {lane:<11} last {info['kind'] or '-'} at {info['ts'] or '-'}" for lane, info in data["lanes"].items()]
     )
-    _emit(data, args.json, human)
+    emit(data, args.json, human)
     return 0
 
 
@@ -204,18 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check-config", cmd_check_config, "validate a config file", config=False, json_flag=False)
     check.add_argument("file")
     command("status", cmd_status, "cache, fills, outbox and lane activity")
-    records = command("records", cmd_records, "filling records, newest first")
-    records.add_argument("--limit", type=int, default=50)
-    records.add_argument("--lane")
     command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.set_defaults(func=lambda args: args.city_func(args, _load, _emit))
+        p.set_defaults(func=lambda args: args.handler(args, _load, emit))
         p.add_argument("--config", default=DEFAULT_CONFIG, help=f"station YAML (default {DEFAULT_CONFIG}, or $EDGE_CONFIG)")
         p.add_argument("--json", action="store_true", help="machine-readable output")
 
     cli_city.add_commands(sub, common)
+    cli_manager.add_commands(sub, common)
     return parser
 
 

@@ -197,7 +197,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
         "cache": ("the cylinder cache", [
             ("refresh", cmd_cache_refresh, "pull changed cylinders from the city (or all, with --full)"),
             ("show", cmd_cache_show, "the cached record behind a scanned code"),
-            ("import", cmd_cache_import, "load cylinders from JSON or CSV in the city-spec layout"),
+            ("import", cmd_cache_import, "load cylinders from the station ledger (.xlsx), CSV or JSON in the city-spec layout"),
         ]),
     }
     parsers: dict[str, argparse.ArgumentParser] = {}
@@ -205,7 +205,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
         group_sub = sub.add_parser(group, help=help_text).add_subparsers(dest=f"{group}_command", required=True)
         for name, func, command_help in commands:
             parser = group_sub.add_parser(name, help=command_help)
-            parser.set_defaults(city_func=func)
+            parser.set_defaults(handler=func)
             common(parser)
             parsers[f"{group} {name}"] = parser
     parsers["sync retry"].add_argument("id", nargs="?", type=int, help="outbox row id (see edge sync status)")

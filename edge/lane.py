@@ -41,6 +41,7 @@ from interlock.fill import (
 from interlock.reasons import Reason, text
 from interlock.rules import Cylinder, Decision, Policy, evaluate, reject
 
+from . import staff
 from .config import Config, LaneConfig
 from .logs import LaneLog
 from .store import Store
@@ -106,11 +107,6 @@ class Lane:
         self.url_patterns = [
             codes.UrlPattern(re.compile(p.regex), p.kind) for p in station.codes.url_patterns
         ]
-        self.context = {
-            "operator": station.operator_name(config.operator),
-            "checker": station.operator_name(config.checker),
-            "medium": config.medium,
-        }
         self.state = LaneState(Phase.IDLE, since=clock())
         self.listeners: list[Callable[[LaneEvent], None]] = []
         # Recent scan-to-decision times, for benchmarks and a future status page; bounded.
@@ -328,7 +324,9 @@ class Lane:
                 if not self._drive_off():
                     raise DeviceError("valve relay did not acknowledge OFF")
             case Record():
-                self.store.apply_record(self.id, effect, now, self.context)
+                # A fill records who was on shift when it was authorised.
+                context = {**staff.on_shift(self.store, self.id), "medium": self.config.medium} if effect.status == "authorised" else {}
+                self.store.apply_record(self.id, effect, now, context)
                 if effect.final:
                     self._fill_ended(effect)
             case Verdict():
@@ -401,7 +399,7 @@ class Lane:
         fields = {"finished_at": now, "outcome": "aborted", "cause": cause, "tripped": tripped}
         self.state = LaneState(Phase.ABORTED, since=now, plan=plan, cause=cause)
         try:
-            self.store.apply_record(self.id, Record(plan.fill_id, "aborted", fields), now, self.context)
+            self.store.apply_record(self.id, Record(plan.fill_id, "aborted", fields), now, {})
         except Exception:
             self.log.exception("could not record the aborted fill; the next start will")
 

@@ -8,7 +8,7 @@ from drivers.base import DeviceError, Relay
 from sync.records import Station as SyncStation
 from sync.records import outbox_entries
 
-from . import __version__
+from . import __version__, staff
 from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
 from .city import SyncService
 from .config import Config
@@ -75,6 +75,7 @@ class Station:
         self.store = open_store(self.config)
         now = self.clock()
         interrupted = self.store.recover_interrupted(now)
+        staff.register_config(self.store, self.config, now)
         try:
             for lane_config in self.config.lanes:
                 lane = Lane(

@@ -26,10 +26,12 @@ station:
 store: {path: x.db}
 operators:
   - {id: op1, name: 一个名字特别特别长的充装人员}
+  - {id: op2, name: 王芳}
 lanes:
   - id: A
     medium: G99
     operator: op1
+    checker: op2
     scanners: [{driver: serial, port: /dev/ttyACM0}]
     scale:
       driver: modbus
@@ -53,10 +55,10 @@ def test_every_problem_is_reported_with_file_line_and_key(tmp_path: Path) -> Non
         (4, "station.region", "'50011'"),
         (5, "station.timezone", "'Mars/Olympus'"),
         (8, "operators.0.name", "'一个名字特别特别长的充装人员'"),
-        (11, "lanes.0.medium", "'G99'"),
-        (17, "lanes.0.scale.registers.weight.type", "'int64'"),
-        (18, "lanes.0.scale.colour", "an unknown key"),
-        (20, "lanes.0.fill.tolerance_kg", "-1"),
+        (12, "lanes.0.medium", "'G99'"),
+        (19, "lanes.0.scale.registers.weight.type", "'int64'"),
+        (20, "lanes.0.scale.colour", "an unknown key"),
+        (22, "lanes.0.fill.tolerance_kg", "-1"),
     ]
     assert len(lines) == len(expected)
     for line, (number, key, got) in zip(lines, expected):
@@ -68,7 +70,7 @@ def test_missing_keys_and_cross_checks(tmp_path: Path) -> None:
     path.write_text(
         BAD.replace('  region: "50011"\n', "").replace("G99", "G13").replace("int64", "int32")
         .replace("      colour: red\n", "").replace("-1", "0.5").replace("一个名字特别特别长的充装人员", "张伟")
-        .replace("operator: op1", "operator: op1\n    checker: op1"),
+        .replace("checker: op2", "checker: op1"),
         encoding="utf-8",
     )
     with pytest.raises(ConfigError) as info:
@@ -93,7 +95,8 @@ def test_typed_values() -> None:
     lane = config.lanes[0]
     assert lane.scale.poll_period_s == 0.05 and lane.fill.targets_kg["YSP15"] == 14.5
     assert str(config.tz) == "Asia/Shanghai"
-    assert config.operator_name("op-zhang") == "张伟"
+    assert {op.id: op.name for op in config.operators}["op-zhang"] == "张伟"
+    assert (lane.operator, lane.checker) == ("op-zhang", "chk-wang")
 
 
 def test_cross_section_problems_name_their_key(tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ from .devices import (
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
 OPERATOR_NAME_MAX = 10
+STAFF_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,20}")
+# The city fields a staff name goes into: (record kind, field) in the profile's limits.
+STAFF_NAME_FIELDS = (("filling", "operator"), ("filling", "checker"), ("trace", "actor"))
 
 
 class StationConfig(Strict):
@@ -80,7 +83,7 @@ class EligibilityConfig(Strict):
 
 
 class OperatorConfig(Strict):
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$")
+    id: str = Field(pattern=f"^{STAFF_ID_PATTERN.pattern}$")
     name: str = Field(min_length=1, max_length=OPERATOR_NAME_MAX)
 
 
@@ -112,8 +115,9 @@ class FillConfig(Strict):
 class LaneConfig(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")
     medium: str
+    # Every fill records both (TSG 07-2019); `edge staff assign` changes the shift later.
     operator: str
-    checker: str | None = None
+    checker: str
     scanners: list[ScannerConfig] = Field(min_length=1)
     scale: ModbusScaleConfig
     relay: RelayConfig
@@ -130,7 +134,7 @@ class LaneConfig(Strict):
 
     @model_validator(mode="after")
     def _operator_is_not_checker(self) -> LaneConfig:
-        if self.checker is not None and self.checker == self.operator:
+        if self.checker == self.operator:
             raise ValueError("a checker other than the operator (TSG 07-2019 D2.2)")
         return self
 
@@ -165,7 +169,7 @@ def cross_problems(config: "Config") -> Problems:
         seen_ids.add(lane.id)
         for key in ("operator", "checker"):
             who = getattr(lane, key)
-            if who is not None and who not in known:
+            if who not in known:
                 problems.append((here + (key,), repr(who), "an id listed under operators"))
         for key, device in (("scale", lane.scale), ("relay", lane.relay), ("signals", lane.signals), ("buttons", lane.buttons)):
             bus = getattr(device, "bus", None)
@@ -179,7 +183,19 @@ def cross_problems(config: "Config") -> Problems:
         if valve in valves:
             problems.append((here + ("relay", key), str(valve[-1]), f"a valve output not already used by lane {valves[valve]}"))
         valves.setdefault(valve, lane.id)
+    limit = city_name_limit(config)
+    for index, person in enumerate(config.operators):
+        if len(person.name) > limit:
+            problems.append((("operators", index, "name"), repr(person.name), f"at most {limit} characters (the city profile's limit)"))
     return problems
+
+
+def city_name_limit(config: "Config") -> int:
+    """The longest staff name that every city field carrying it accepts."""
+    if config.city is None:
+        return OPERATOR_NAME_MAX
+    limits = config.city.profile.limits
+    return min([OPERATOR_NAME_MAX] + [limits.get(k, {}).get(f, OPERATOR_NAME_MAX) for k, f in STAFF_NAME_FIELDS])
 
 
 def _valve_output(relay: RelayConfig) -> tuple[tuple[object, ...], str]:
@@ -202,6 +218,3 @@ class Config(Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.station.timezone)
-
-    def operator_name(self, operator_id: str | None) -> str | None:
-        return next((op.name for op in self.operators if op.id == operator_id), None)

@@ -144,6 +144,32 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    """Staff registered by config or by command, and who is on each lane's shift: a fill records
+    the operator and checker on shift when it is authorised."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE staff (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('config', 'command')),
+            active INTEGER NOT NULL DEFAULT 1,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE shifts (
+            lane TEXT PRIMARY KEY,
+            operator TEXT NOT NULL REFERENCES staff(id),
+            checker TEXT NOT NULL REFERENCES staff(id),
+            since TEXT NOT NULL,
+            CHECK (operator <> checker)
+        );
+        CREATE INDEX journal_lane_time ON journal(lane, ts);
+        CREATE INDEX fills_time ON fills(authorised_at)
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -151,7 +177,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
