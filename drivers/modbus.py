@@ -37,6 +37,8 @@ class ModbusBus:
         self.units: set[int] = set()  # the devices that share this bus
         self.requests = 0
         self.failures = 0
+        # Failed requests per unit id (timeouts, CRC errors, exception responses), for metrics.
+        self.unit_errors: dict[int, int] = {}
 
     @classmethod
     def tcp(cls, name: str, host: str, port: int) -> ModbusBus:
@@ -129,6 +131,7 @@ class BusDevice:
             response = self.bus.execute(method, self.timeout_s, *args, device_id=self.device_id, **kwargs)
         except DeviceError as exc:
             self._failures += 1
+            self.bus.unit_errors[self.device_id] = self.bus.unit_errors.get(self.device_id, 0) + 1
             delay = min(self.backoff_s * 2 ** (self._failures - 1), self.backoff_max_s)
             self._quiet_until = self._clock() + delay
             raise DeviceError(f"{self}: {exc}", exc.fault) from exc

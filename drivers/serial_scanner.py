@@ -76,18 +76,36 @@ class SerialScanner(SerialDevice):
         self.max_length = max_length
         self._buffer = bytearray()
         self._discarding = False
+        self._unread = bytearray()  # bytes read from the port but not yet split into chunks
 
     def read(self) -> Scan | None:
         if not self._ensure_open():
             return None
         assert self._serial is not None
         try:
-            chunk = self._serial.read_until(self.terminator, self.max_length + 1)
+            chunk = self._read_chunk()
         except (serial.SerialException, OSError) as exc:
             self._lost(exc)
             self._buffer.clear()
+            self._unread.clear()
             return None
         return self._accept(chunk, time.monotonic())
+
+    def _read_chunk(self) -> bytes:
+        """What pyserial's read_until(terminator, max_length + 1) returns, without its byte-at-a-time
+        reads: everything waiting is read at once and split here. A flood of input (a stuck
+        trigger, a hostile device) then costs a few system calls per line, not one per byte."""
+        limit = self.max_length + 1
+        assert self._serial is not None
+        if self.terminator not in self._unread and len(self._unread) < limit:
+            self._unread += self._serial.read(max(1, min(self._serial.in_waiting, 65536)))
+        end = self._unread.find(self.terminator)
+        size = limit if end < 0 else min(end + len(self.terminator), limit)
+        if end < 0 and len(self._unread) < limit:
+            size = len(self._unread)  # a partial line: the timeout ended the read, as read_until does
+        chunk = bytes(self._unread[:size])
+        del self._unread[:size]
+        return chunk
 
     def _accept(self, chunk: bytes, now: float) -> Scan | None:
         if not chunk:

@@ -50,6 +50,10 @@ class Hardware:
                 self._buses[name] = ModbusBus.rtu(name, spec.port, spec.baudrate, spec.parity, spec.stopbits, spec.bytesize)
         return self._buses[name]
 
+    def buses(self) -> dict[str, ModbusBus]:
+        """The buses opened so far, by name."""
+        return dict(self._buses)
+
     def device(self, spec: ModbusDevice) -> BusDevice:
         return BusDevice(self.bus(spec.bus), spec.device_id, spec.timeout_s, spec.backoff_s, spec.backoff_max_s)
 

@@ -16,7 +16,7 @@ from typing import Any
 from . import __version__, cli_city, cli_manager, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
-from .output import emit, table
+from .output import emit
 from .station import StartupError, Station, open_store, valves_off
 
 log = logging.getLogger(__name__)

@@ -45,6 +45,7 @@ def effective_config(source: Path, state_dir: Path) -> Path:
     if city and raw.get("simulators", {}).get("city"):
         city["base_url"] = f"https://127.0.0.1:{free_port()}"
         city["ca_bundle"] = str(state_dir / Path(city["ca_bundle"]).name)
+    raw["status_page"] = {**raw.get("status_page", {}), "port": free_port()}
     for bus in raw.get("buses", {}).values():
         if bus["transport"] == "tcp":
             bus["port"] = free_port()
@@ -248,6 +249,8 @@ def run_demo(state_dir: Path, as_json: bool, out: TextIO = sys.stdout, source: P
         store.close()
         say(f"cylinder cache: {loaded} seeded cylinders")
         station.start()
+        if station.status is not None:
+            say(f"status page http://{station.status.host}:{station.status.port}/ (one lane full-screen: /lane/A)")
         rng = random.Random(config.simulators.dataset_seed)
         used: set[str] = set()
         operators = {lane: Operator(lane, station, sim, say, rng) for lane in ("A", "B")}

@@ -70,7 +70,7 @@ class LaneEvent:
     """What a lane tells observers (the demo, a status page): verdicts and finished fills."""
 
     lane: str
-    kind: str  # "verdict" or "fill_end"
+    kind: str  # "verdict", "fill_end" or "valve_off" (with the cut-off lag)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,6 +116,7 @@ class Lane:
         self._threads: list[threading.Thread] = []
         self._scale_errors = 0
         self.polls = 0  # scale polls attempted, for status and the bus tests
+        self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
@@ -226,6 +227,8 @@ class Lane:
 
     def _poll(self) -> None:
         self.polls += 1
+        polled_at = time.monotonic()
+        was_on = self.state.relay_on
         try:
             reading = self.scale.read()
         except DeviceError as exc:
@@ -238,7 +241,12 @@ class Lane:
             if self._scale_errors:
                 self.log.info("scale answering again after %d failed polls", self._scale_errors)
                 self._scale_errors = 0
+            self.last_gross_kg = reading.gross_kg
             self._step(Weight(reading.gross_kg, reading.stable))
+        if was_on and not self.state.relay_on:
+            # Cut-off lag: from asking the scale for the reading that ended the fill (target or
+            # trip) to the valve's OFF acknowledged.
+            self._notify(LaneEvent(self.id, "valve_off", {"lag_s": time.monotonic() - polled_at}))
         self._step(Tick())
         if self.state.relay_on:
             self._keepalive()

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from .config import Config
-from .config.model import STAFF_ID_PATTERN, city_name_limit
+from .config.model import STAFF_ID_PATTERN
 from .store import Store
 from .store import journal
 from .store.database import iso

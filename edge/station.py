@@ -15,6 +15,7 @@ from .config import Config
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
+from .web import StatusServer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Station:
         self.lanes: dict[str, Lane] = {}
         self.sync: SyncService | None = None
         self.watchdog: Watchdog | None = None
+        self.status: StatusServer | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -105,6 +107,7 @@ class Station:
                 raise StartupError(f"city: {exc}") from exc
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
+        self._start_status_page()
         log.info("station ready: lanes %s", ", ".join(self.lanes))
         interval = watchdog_interval_s()
         if interval is not None:
@@ -115,6 +118,18 @@ class Station:
         # READY only now: every valve has been driven off and every lane is listening.
         notify(f"READY=1\nSTATUS=lanes {', '.join(self.lanes)} ready")
 
+    def _start_status_page(self) -> None:
+        page = self.config.status_page
+        if not page.enabled:
+            return
+        try:
+            self.status = StatusServer(self, page.host, page.port)
+        except OSError as exc:
+            # The page shows the interlock; it is not part of it. Filling goes on without it.
+            log.error("status page not started on %s:%d: %s", page.host, page.port, exc)
+            return
+        self.status.start()
+
     def stalled_lanes(self, limit_s: float) -> list[str]:
         return [lane.id for lane in self.lanes.values() if lane.loop_stalled(limit_s)]
 
@@ -123,6 +138,9 @@ class Station:
         if self.watchdog is not None:
             self.watchdog.stop()
             self.watchdog = None
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early

@@ -1,10 +1,14 @@
 #!/bin/sh
-# System libraries the Python packages need: libzbar0 for pyzbar (camera decoding).
+# System packages: libzbar0 for pyzbar (camera decoding); Debian's chromium and its chromedriver
+# for the status page's browser test.
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
 if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then
   missing="$missing libzbar0"
+fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  missing="$missing chromium chromium-driver"
 fi
 [ -z "$missing" ] && exit 0
 

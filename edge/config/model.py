@@ -139,6 +139,14 @@ class LaneConfig(Strict):
         return self
 
 
+class StatusPageConfig(Strict):
+    """The read-only status page and metrics. Localhost unless a screen elsewhere must see it."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)  # 0: any free port (tests)
+
+
 class SimulatorConfig(Strict):
     """Present only in simulated stations: `edge run` starts these stand-ins beside the lanes."""
 
@@ -213,6 +221,7 @@ class Config(Strict):
     buses: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], BusConfig] = Field(default_factory=dict)
     lanes: list[LaneConfig] = Field(min_length=1)
     city: CityConfig | None = None
+    status_page: StatusPageConfig = StatusPageConfig()
     simulators: SimulatorConfig | None = None
 
     @property
