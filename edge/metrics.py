@@ -51,7 +51,7 @@ class Metrics:
         with self._lock:
             out: list[str] = []
             _family(out, "edge_scans_total", "counter", "Scans decided, per lane.",
-                    ((({"lane": lane}), n) for lane, n in sorted(self.scans.items())))
+                    (({"lane": lane}, n) for lane, n in sorted(self.scans.items())))
             _family(out, "edge_decisions_total", "counter", "Scan decisions by outcome and reason code.",
                     (({"lane": l, "decision": d, "reason": r}, n) for (l, d, r), n in sorted(self.decisions.items())))
             _family(out, "edge_fills_total", "counter", "Fills finished, by outcome (ok, OVERFILLED, UNDERFILLED, aborted).",

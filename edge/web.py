@@ -16,6 +16,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from interlock.fill import Phase
 from interlock.reasons import TEXT, Reason
 
 from .lane import LaneEvent
@@ -103,7 +104,7 @@ class StatusServer:
                 "relay_on": lane.state.relay_on,
                 "scale_ok": lane.scale_ok,
                 "gross_kg": lane.last_gross_kg,
-                "fill": None if plan is None or lane.state.phase.value in ("idle",) else {
+                "fill": None if plan is None or lane.state.phase is Phase.IDLE else {
                     "cylinder_id": plan.cylinder_id, "target_net_kg": plan.target_net_kg, "tare_kg": plan.tare_kg,
                 },
                 "cause": _reason(lane.state.cause, None) if lane.state.cause else None,
@@ -121,11 +122,8 @@ class StatusServer:
         now = self.station.clock()
         counts = {r["status"]: r["n"] for r in self.store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
         errors = {
-            (name, unit): n for name, bus in self.station.hw.buses().items() for unit, n in bus.unit_errors.items()
+            (name, unit): bus.unit_errors.get(unit, 0) for name, bus in self.station.hw.buses().items() for unit in bus.units
         }
-        for name, bus in self.station.hw.buses().items():
-            for unit in bus.units:
-                errors.setdefault((name, unit), 0)
         return self.metrics.exposition({
             "polls": {lane_id: lane.polls for lane_id, lane in self.station.lanes.items()},
             "relay_on": {lane_id: lane.state.relay_on for lane_id, lane in self.station.lanes.items()},
