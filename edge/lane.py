@@ -332,8 +332,8 @@ class Lane:
                 if not self._drive_off():
                     raise DeviceError("valve relay did not acknowledge OFF")
             case Record():
-                # A fill records who was on shift when it was authorised.
-                context = {**staff.on_shift(self.store, self.id), "medium": self.config.medium} if effect.status == "authorised" else {}
+                # A fill records who was on shift when it was authorised; later milestones add nothing.
+                context = self._shift_context() if effect.status == "authorised" else {}
                 self.store.apply_record(self.id, effect, now, context)
                 if effect.final:
                     self._fill_ended(effect)
@@ -341,6 +341,9 @@ class Lane:
                 self._verdict(effect, now)
             case Signal():
                 self._show(effect)
+
+    def _shift_context(self) -> dict[str, Any]:
+        return {**staff.on_shift(self.store, self.id), "medium": self.config.medium}
 
     def _verdict(self, verdict: Verdict, now: datetime) -> None:
         reasons = [f.reason.value for f in verdict.findings]
