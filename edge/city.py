@@ -46,7 +46,7 @@ def build_client(city: CityConfig) -> CityClient:
 def retry_policy(city: CityConfig, paced: bool = True) -> RetryPolicy:
     upload = city.upload
     rate = upload.max_rate_per_s if paced else None
-    return RetryPolicy(upload.backoff_initial_s, upload.backoff_max_s, upload.jitter_s, upload.malformed_limit, rate)
+    return RetryPolicy(upload.backoff_initial_s, upload.backoff_max_s, upload.jitter_s, upload.malformed_window_h * 3600, rate)
 
 
 class SyncService:

@@ -74,6 +74,9 @@ def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         f"last success     {data['last_success_at'] or 'never'}",
         f"last error       {last_error['at'] + '  ' + last_error['error'] if last_error else 'none'}",
     ]
+    if data["malformed_since"]:
+        lines.append(f"condition        the city's replies are not its envelope (captive portal or proxy page?)"
+                     f" since {data['malformed_since']}; retrying")
     lines += [f"  dead #{d['id']:<6} {d['kind']:<8} fill {d['fill_id']}: {d['last_error']}" for d in data["dead_letters"]]
     emit(data, args.json, "\n".join(lines))
     return 0

@@ -74,6 +74,9 @@ class Metrics:
                 (({"lane": lane}, int(on)) for lane, on in gauges["relay_on"].items()))
         _family(out, "edge_upload_backlog", "gauge", "Records waiting for the city system.", [({}, gauges["pending"])])
         _family(out, "edge_upload_dead_letters", "gauge", "Records the city refused.", [({}, gauges["dead"])])
+        _family(out, "edge_upload_malformed_seconds", "gauge",
+                "How long the city's replies have not been its envelope (captive portal, proxy page); 0 when they are.",
+                [({}, round(gauges.get("malformed_s", 0.0), 1))])
         if gauges["cache_age_s"] is not None:
             _family(out, "edge_cache_age_seconds", "gauge", "Age of the cylinder cache.", [({}, round(gauges["cache_age_s"], 1))])
         return "\n".join(out) + "\n"

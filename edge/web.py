@@ -22,7 +22,7 @@ from interlock.reasons import TEXT, Reason
 from .lane import LaneEvent
 from .metrics import Metrics
 from .store import Store
-from .store.outbox import Outbox
+from .store.outbox import MALFORMED_SINCE, Outbox
 
 if TYPE_CHECKING:
     from .station import Station
@@ -60,6 +60,10 @@ class LaneBoard:
     def get(self, lane: str) -> dict[str, Any]:
         with self._lock:
             return json.loads(json.dumps(self.last.get(lane, {}), default=str))
+
+
+def _seconds_since(iso_moment: str | None, now: datetime) -> float:
+    return 0.0 if iso_moment is None else max(0.0, (now - datetime.fromisoformat(iso_moment)).total_seconds())
 
 
 def _reason(code: str, detail: str | None) -> dict[str, Any]:
@@ -114,7 +118,8 @@ class StatusServer:
             "station": self.station.config.station.owner_unit,
             "time": now.astimezone(self.station.config.tz).strftime("%Y-%m-%d %H:%M:%S"),
             "cache_age_s": self.store.cache_age_s(now),
-            "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"]},
+            "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"],
+                       "malformed_since": outbox["malformed_since"]},
             "lanes": lanes,
         }
 
@@ -130,6 +135,7 @@ class StatusServer:
             "modbus_errors": errors,
             "pending": counts.get("pending", 0),
             "dead": counts.get("dead", 0),
+            "malformed_s": _seconds_since(self.store.get_meta(MALFORMED_SINCE), now),
             "cache_age_s": self.store.cache_age_s(now),
         })
 

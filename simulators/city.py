@@ -3,8 +3,12 @@
 It holds a cylinder registry, records every accepted submission in order, deduplicates by
 idempotency key (counting the duplicate attempts it absorbed), and misbehaves on command: refuse
 connections, 5xx, stall past the client's timeout, accept and then drop the connection before
-answering, malformed JSON, expire every token, reject in the envelope. Faults are queued from
-Python (`inject`) or over HTTP (POST /_sim/fault), so a demo or a shell can drive it too.
+answering, malformed JSON, an HTML page, expire every token, reject in the envelope. Faults are
+queued from Python (`inject`) or over HTTP (POST /_sim/fault), so a demo or a shell can drive it too.
+Switchable platform habits (simulators/city_auth.py): ignore our idempotency key and answer a
+repeat on the natural key with "record already exists" (`ignore_keys`), refuse fields it does not
+know, a captive portal for a while (`captive`), signed requests, absolute token expiry, nested
+envelopes (the profile's dotted paths).
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ from zoneinfo import ZoneInfo
 from sync.mapping import to_city
 from sync.profile import SUBMISSIONS, Profile
 
+from .city_auth import CAPTIVE_PAGE, DUPLICATE_CODE, DUPLICATE_MESSAGE, SIGN_CODE, Gateway, expiry_value, natural_key, plant
+
 log = logging.getLogger(__name__)
 
-FAULTS = ("http_5xx", "http_429", "stall", "drop_after_accept", "malformed", "reject", "auth_expired")
+FAULTS = ("http_5xx", "http_429", "stall", "drop_after_accept", "malformed", "html", "reject", "auth_expired")
 UNKNOWN_CYLINDER_CODE = "4004"
 REJECT_CODE = "4000"
 CITY_TZ = ZoneInfo("Asia/Shanghai")
@@ -97,6 +103,16 @@ class CitySim:
         self.chaos: tuple[float, tuple[str, ...], random.Random] | None = None
         self.stall_s = 2.0
         self.tokens: dict[str, float] = {}
+        # Platform habits, off by default (see city_auth): natural-key de-duplication that ignores
+        # our key (answered with duplicate_code, or with duplicate_status as the HTTP status),
+        # refusing unknown fields, a captive portal until this monotonic time, expiry as text.
+        self.natural_keys = False
+        self.duplicate_status: int | None = None
+        self.strict_fields = False
+        self.captive_until = 0.0
+        self.expiry_as_text = False
+        self.seen: dict[tuple[Any, ...], int] = {}
+        self.gateway = Gateway(profile.signing, self.users) if profile.signing else None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         for row in registry or []:
@@ -147,6 +163,16 @@ class CitySim:
         with self.lock:
             self.chaos = (rate, faults, random.Random(seed)) if rate > 0 else None
 
+    def ignore_keys(self, on: bool = True, duplicate_status: int | None = None, strict_fields: bool = False) -> None:
+        """Behave like a platform that de-duplicates on cylinder + fill time and ignores our key."""
+        with self.lock:
+            self.natural_keys, self.duplicate_status, self.strict_fields = on, duplicate_status, strict_fields
+
+    def captive(self, seconds: float) -> None:
+        """Answer every call with a captive portal's HTML page (HTTP 200) for `seconds` from now."""
+        with self.lock:
+            self.captive_until = time.monotonic() + seconds
+
     def expire_tokens(self) -> None:
         with self.lock:
             self.tokens.clear()
@@ -166,7 +192,7 @@ class CitySim:
 
     # Requests ------------------------------------------------------------------------------------
 
-    def handle(self, path: str, headers: Any, body: Any) -> tuple[int, dict[str, str], bytes | None]:
+    def handle(self, path: str, headers: Any, body: Any, raw: bytes = b"") -> tuple[int, dict[str, str], bytes | None]:
         """(HTTP status, headers, body); a body of None means drop the connection unanswered."""
         with self.lock:
             self.calls += 1
@@ -174,6 +200,10 @@ class CitySim:
             if fault is None and self.chaos is not None:
                 rate, kinds, rng = self.chaos
                 fault = rng.choice(kinds) if rng.random() < rate else None
+            if time.monotonic() < self.captive_until:
+                fault = "html"
+        if fault == "html":
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, CAPTIVE_PAGE
         if fault == "http_5xx":
             return 503, {}, b"<html>503 Service Unavailable</html>"
         if fault == "http_429":
@@ -184,14 +214,19 @@ class CitySim:
             time.sleep(self.stall_s)
         if fault == "auth_expired":
             self.expire_tokens()
-        status, extra, reply = self._route(path, headers, body, fault == "reject")
+        status, extra, reply = self._route(path, headers, body, fault == "reject", raw)
         # Processed, and then the connection drops before the answer leaves: a login, a query or
         # an accepted record the client will never hear about.
         return (status, extra, None) if fault == "drop_after_accept" else (status, extra, reply)
 
-    def _route(self, path: str, headers: Any, body: Any, reject: bool) -> tuple[int, dict[str, str], bytes]:
+    def _route(self, path: str, headers: Any, body: Any, reject: bool, raw: bytes) -> tuple[int, dict[str, str], bytes]:
         if not isinstance(body, dict):
             return 400, {}, b"body must be a JSON object"
+        if self.gateway is not None:
+            complaint = self.gateway.check(headers, body, raw)
+            if complaint:
+                return self._envelope(SIGN_CODE, complaint)
+            body = self.gateway.strip(body)
         if path == self.profile.auth.path:
             return self._login(body)
         if not self._authorised(headers):
@@ -218,9 +253,11 @@ class CitySim:
         with self.lock:
             self.tokens[token] = time.monotonic() + self.token_ttl_s
             self.logins += 1
-        data: dict[str, Any] = {auth.token_field: token}
+        data: dict[str, Any] = {}
+        plant(data, auth.token_field, token)
         if auth.expires_field:
-            data[auth.expires_field] = self.token_ttl_s * (1000 if auth.expires_unit == "ms" else 1)
+            expiry = expiry_value(auth, self.profile.formats.datetime, self.token_ttl_s, time.time(), self.expiry_as_text)
+            plant(data, auth.expires_field, expiry)
         return self._envelope(self.profile.envelope.success, "ok", data)
 
     def _authorised(self, headers: Any) -> bool:
@@ -253,16 +290,26 @@ class CitySim:
             return self._envelope(REJECT_CODE, "bad paging")
         size = max(1, min(size, spec.max_page_size))
         start = (page - spec.first_page) * size
-        data: dict[str, Any] = {spec.records: rows[start:start + size], spec.total: len(rows)}
+        data: dict[str, Any] = {}
+        plant(data, spec.records, rows[start:start + size])
+        plant(data, spec.total, len(rows))
         if spec.server_time:
-            data[spec.server_time] = datetime.now(self.tz).strftime(self.profile.formats.datetime)
+            plant(data, spec.server_time, datetime.now(self.tz).strftime(self.profile.formats.datetime))
         return self._envelope(self.profile.envelope.success, "ok", data)
 
     def _submit(self, kind: str, headers: Any, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        key = headers.get(self.profile.idempotency.header)
-        if not key or body.get(self.profile.idempotency.field) != key:
-            return self._envelope(REJECT_CODE, "idempotency key missing or not the same in header and body")
         fields = self.profile.fields[kind]
+        spec = self.profile.idempotency
+        if self.strict_fields:
+            unknown = sorted(set(body) - set(fields.values()))
+            if unknown:
+                return self._envelope(REJECT_CODE, f"未知字段 unknown fields {unknown}")
+        key: Any = None
+        natural_only = self.natural_keys or not (spec.header or spec.field)
+        if not natural_only:
+            key = headers.get(spec.header) if spec.header else body.get(spec.field or "")
+            if not key or (spec.header and spec.field and body.get(spec.field) != key):
+                return self._envelope(REJECT_CODE, "idempotency key missing or not the same in header and body")
         if fields["cylinder_id"] not in body:
             return self._envelope(REJECT_CODE, f"缺少字段 {fields['cylinder_id']} missing")
         for ours, limit in self.profile.limits.get(kind, {}).items():
@@ -275,6 +322,12 @@ class CitySim:
                 self.duplicates += 1
                 _, index = self.by_key[key]
                 return self._envelope(self.profile.envelope.success, "duplicate ignored", {"ref": index})
+            natural = natural_key(self.profile, kind, body)
+            if natural_only and natural in self.seen:
+                self.duplicates += 1
+                if self.duplicate_status is not None:
+                    return self.duplicate_status, {}, DUPLICATE_MESSAGE.encode("utf-8")
+                return self._envelope(DUPLICATE_CODE, DUPLICATE_MESSAGE)
             if cylinder not in self.registry:
                 return self._envelope(UNKNOWN_CYLINDER_CODE, f"气瓶档案不存在 unknown cylinder {cylinder}")
             data: dict[str, Any] = {}
@@ -291,14 +344,19 @@ class CitySim:
                 data[info_field] = info_code
             self.accepted[kind].append(body)
             index = len(self.accepted[kind])
-            self.by_key[key] = (kind, index)
+            if key is not None:
+                self.by_key[key] = (kind, index)
+            if natural is not None:
+                self.seen[natural] = index
         return self._envelope(self.profile.envelope.success, "ok", {"ref": index, **data})
 
     def _envelope(self, code: str, message: str, data: Any = None) -> tuple[int, dict[str, str], bytes]:
         spec = self.profile.envelope
-        envelope: dict[str, Any] = {spec.code: code, spec.message: message}
+        envelope: dict[str, Any] = {}
+        plant(envelope, spec.code, code)
+        plant(envelope, spec.message, message)
         if data is not None:
-            envelope[spec.data] = json.dumps(data, ensure_ascii=False) if spec.data_is_json_string else data
+            plant(envelope, spec.data, json.dumps(data, ensure_ascii=False) if spec.data_is_json_string else data)
         return 200, {}, json.dumps(envelope, ensure_ascii=False).encode("utf-8")
 
     def admin(self, path: str, body: Any) -> tuple[int, dict[str, str], bytes]:
@@ -332,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         sim = self.server.sim
         path = self.path.split("?", 1)[0]
-        status, headers, reply = sim.admin(path, body) if path.startswith("/_sim/") else sim.handle(path, self.headers, body)
+        status, headers, reply = sim.admin(path, body) if path.startswith("/_sim/") else sim.handle(path, self.headers, body, raw)
         if reply is None:
             self.close_connection = True  # accepted, and the answer is lost on the way back
             return

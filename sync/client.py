@@ -1,12 +1,13 @@
 """The city system's client: one requests session, TLS verified, a timeout on every call, and
 every failure classified by what the station should do about it.
 
-| failure                                         | class      | the uploader             |
-| ----------------------------------------------- | ---------- | ------------------------ |
-| connection refused, DNS, TLS, timeout, 5xx, 429 | Retryable  | backs off and retries    |
-| 401 or an auth envelope code                    | AuthError  | logs in once, then retry |
-| other 4xx, a rejection envelope, a value too long | Rejected | dead letter, with reason |
-| a reply that is not the envelope                | Malformed  | retries a few times      |
+| failure                                           | class      | the uploader                    |
+| ------------------------------------------------- | ---------- | ------------------------------- |
+| connection refused, DNS, TLS, timeout, 5xx, 429   | Retryable  | backs off and retries           |
+| 401 or an auth envelope code                      | AuthError  | logs in once, then retry        |
+| a duplicate envelope code or HTTP status          | Duplicate  | marks it sent (as a duplicate)  |
+| other 4xx, a rejection envelope, a value too long | Rejected   | dead letter, with reason        |
+| a reply that is not the envelope (an HTML page)   | Malformed  | backs off; dead after a window  |
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 
 from .mapping import FieldTooLong, format_datetime, from_city, to_city
-from .profile import Profile
+from .profile import AuthSpec, Profile, dig
+from .signing import Signer
 
 log = logging.getLogger(__name__)
-
-# A token is renewed this long before the city says it expires, so a call never races expiry.
-TOKEN_MARGIN_S = 30.0
 
 
 class SyncError(Exception):
@@ -51,8 +51,12 @@ class Rejected(SyncError):
     """The city (or the profile's limits) refuses this record as it stands: retrying cannot help."""
 
 
+class Duplicate(SyncError):
+    """The city already has this record (its answer to a repeat): delivered, not refused."""
+
+
 class Malformed(SyncError):
-    pass
+    """A reply that is not the city's envelope: a captive portal's or proxy's page, cut-off JSON."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,11 @@ class CityClient:
         tls: Tls = Tls(),
         timeout_s: tuple[float, float] = (5.0, 15.0),
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.profile, self.credentials, self.timeout_s, self.clock = profile, credentials, timeout_s, clock
+        self.wall = wall  # for absolute token expiry and signature timestamps
+        self.signer = Signer(profile.signing, credentials.username, credentials.password, wall) if profile.signing else None
         self.base_url = base_url.rstrip("/")
         self.tls = tls
         self.session = requests.Session()
@@ -108,7 +115,8 @@ class CityClient:
             body = to_city(self.profile, kind, record)
         except (FieldTooLong, ValueError) as exc:
             raise Rejected(str(exc)) from exc
-        body[self.profile.idempotency.field] = key
+        if self.profile.idempotency.field:
+            body[self.profile.idempotency.field] = key
         return self.call(path, body, key)
 
     def query_page(self, page: int, page_size: int, changed_since: datetime | None = None) -> Page:
@@ -136,19 +144,21 @@ class CityClient:
             body = to_city(self.profile, "tag_binding", payload)
         except FieldTooLong as exc:
             raise Rejected(str(exc)) from exc
-        body[self.profile.idempotency.field] = key
+        if self.profile.idempotency.field:
+            body[self.profile.idempotency.field] = key
         return self.call(path, body, key)
 
     def _page(self, data: Any) -> Page:
         spec = self.profile.query
-        if not isinstance(data, dict) or not isinstance(data.get(spec.records), list):
+        rows = dig(data, spec.records)
+        if not isinstance(rows, list):
             raise Malformed(f"query reply without a {spec.records!r} list")
         try:
-            records = [from_city(self.profile, "cylinder", row) for row in data[spec.records] if isinstance(row, dict)]
+            records = [from_city(self.profile, "cylinder", row) for row in rows if isinstance(row, dict)]
         except ValueError as exc:
             raise Malformed(f"cylinder record: {exc}") from exc
-        total = data.get(spec.total)
-        server_time = data.get(spec.server_time) if spec.server_time else None
+        total = dig(data, spec.total)
+        server_time = dig(data, spec.server_time) if spec.server_time else None
         return Page(records, total if isinstance(total, int) else None, server_time if isinstance(server_time, str) else None)
 
     # Transport -----------------------------------------------------------------------------------
@@ -173,15 +183,15 @@ class CityClient:
             # Wrong credentials are the station's problem, not any record's: never dead-letter
             # records for it; keep retrying (slowly) and show it as the last error.
             raise AuthError(f"login refused: {exc}") from exc
-        if not isinstance(data, dict) or not isinstance(data.get(auth.token_field), str):
+        token = dig(data, auth.token_field)
+        if not isinstance(token, str):
             raise Malformed(f"login reply without a {auth.token_field!r} string")
-        self._token = data[auth.token_field]
-        expires = data.get(auth.expires_field) if auth.expires_field else None
-        if isinstance(expires, (int, float)):
-            seconds = expires / 1000 if auth.expires_unit == "ms" else expires
-            self._token_expires = self.clock() + max(0.0, seconds - TOKEN_MARGIN_S)
-        else:
+        self._token = token
+        lifetime = token_lifetime(auth, self.profile.formats.datetime, dig(data, auth.expires_field) if auth.expires_field else None, self.wall())
+        if lifetime is None:
             self._token_expires = None
+        else:
+            self._token_expires = self.clock() + max(0.0, lifetime - min(auth.renew_margin_s, lifetime / 2))
         self.logins += 1
 
     def _ensure_token(self) -> None:
@@ -192,13 +202,15 @@ class CityClient:
         headers: dict[str, str] = {}
         if authorised and self._token is not None:
             headers[self.profile.auth.header] = self.profile.auth.scheme + self._token
-        if key is not None:
+        if key is not None and self.profile.idempotency.header:
             headers[self.profile.idempotency.header] = key
+        # Signed afresh on every attempt: a retry carries a new timestamp and nonce.
+        raw = self.signer.apply(dict(body), headers) if self.signer else json.dumps(body, ensure_ascii=False)
         url = self.base_url + path
         try:
             response = self.session.post(
                 url,
-                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                data=raw.encode("utf-8"),
                 headers=headers,
                 timeout=self.timeout_s,
                 # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
@@ -224,23 +236,28 @@ class CityClient:
             raise AuthError("HTTP 401")
         if status == 429 or status >= 500:
             raise Retryable(f"HTTP {status}", _retry_after(response.headers.get("Retry-After")))
+        spec = self.profile.envelope
+        if status in spec.duplicate_statuses:
+            raise Duplicate(f"HTTP {status}: {response.text[:200]}")
         if status >= 400:
             raise Rejected(f"HTTP {status}: {response.text[:200]}")
         try:
             envelope = response.json()
         except ValueError as exc:
-            raise Malformed(f"HTTP {status} reply is not JSON: {response.text[:80]!r}") from exc
-        spec = self.profile.envelope
-        if not isinstance(envelope, dict) or spec.code not in envelope:
-            raise Malformed(f"reply without the envelope's {spec.code!r}")
-        code = str(envelope[spec.code])
-        message = str(envelope.get(spec.message) or "")
+            raise Malformed(_not_json(response)) from exc
+        code_value = dig(envelope, spec.code)
+        if code_value is None or isinstance(code_value, (dict, list)):
+            raise Malformed(f"HTTP {status} reply without the envelope's {spec.code!r}")
+        code = str(code_value)
+        message = str(dig(envelope, spec.message) or "")
         if code == spec.success:
-            return self._data(envelope.get(spec.data))
+            return self._data(dig(envelope, spec.data))
         if code in spec.auth_codes:
             raise AuthError(f"city code {code}: {message}")
         if code in spec.retry_codes:
             raise Retryable(f"city code {code}: {message}")
+        if code in spec.duplicate_codes:
+            raise Duplicate(f"city code {code}: {message}")
         raise Rejected(f"city code {code}: {message}")
 
     def _data(self, data: Any) -> Any:
@@ -250,6 +267,40 @@ class CityClient:
             except ValueError as exc:
                 raise Malformed(f"envelope data is not valid JSON: {data[:80]!r}") from exc
         return data
+
+
+def token_lifetime(auth: AuthSpec, datetime_format: str, value: Any, now: float) -> float | None:
+    """Seconds the token stays valid from `now` (wall clock), or None when the reply does not say."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and auth.expires_kind == "absolute" and not value.isdigit():
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                moment = datetime.strptime(value, datetime_format)
+            except ValueError:
+                return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(auth.expires_zone))
+        return max(0.0, moment.timestamp() - now)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float)):
+        return None
+    seconds = value / 1000 if auth.expires_unit == "ms" else float(value)
+    return max(0.0, seconds - now) if auth.expires_kind == "absolute" else seconds
+
+
+def _not_json(response: requests.Response) -> str:
+    text = response.text[:80]
+    kind = response.headers.get("Content-Type", "")
+    if "html" in kind or text.lstrip()[:1] == "<":
+        return f"HTTP {response.status_code} HTML page instead of the envelope (captive portal or proxy?): {text!r}"
+    return f"HTTP {response.status_code} reply is not JSON: {text!r}"
 
 
 def _retry_after(value: str | None) -> float | None:

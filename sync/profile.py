@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,10 +45,14 @@ class Strict(BaseModel):
 UrlPath = Annotated[str, Field(pattern=r"^/")]
 
 
+# A field the client reads may sit deep in the reply: "result.page.rows" is reply["result"]["page"]["rows"].
+DottedPath = Annotated[str, Field(pattern=r"^[^.\s]+(\.[^.\s]+)*$")]
+
+
 class EnvelopeSpec(Strict):
-    code: str = "code"
-    message: str = "message"
-    data: str = "data"
+    code: DottedPath = "code"
+    message: DottedPath = "message"
+    data: DottedPath = "data"
     success: str = "200"
     # The spec's data member is a string that often holds JSON: decode it when it does.
     data_is_json_string: bool = True
@@ -55,22 +60,83 @@ class EnvelopeSpec(Strict):
     auth_codes: list[str] = Field(default_factory=list)
     # Envelope codes that mean "busy, try later" rather than "this record is wrong".
     retry_codes: list[str] = Field(default_factory=list)
+    # Envelope codes and HTTP statuses that mean "we already have this record": the city
+    # de-duplicated a repeat (often on its own natural key, ignoring ours), so it is delivered.
+    duplicate_codes: list[str] = Field(default_factory=list)
+    duplicate_statuses: list[Annotated[int, Field(ge=200, le=599)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _codes_mean_one_thing(self) -> EnvelopeSpec:
+        lists = {"auth_codes": self.auth_codes, "retry_codes": self.retry_codes, "duplicate_codes": self.duplicate_codes}
+        for name, codes in lists.items():
+            clash = sorted(({self.success} | {c for other, cs in lists.items() if other != name for c in cs}) & set(codes))
+            if clash:
+                raise ValueError(f"each envelope code in one list only ({name} repeats {clash})")
+        return self
 
 
 class AuthSpec(Strict):
     path: UrlPath
     username_field: str
     password_field: str
-    token_field: str  # inside the envelope's data
-    expires_field: str | None = None  # seconds the token stays valid; absent = until refused
+    token_field: DottedPath  # inside the envelope's data
+    expires_field: DottedPath | None = None  # when the token stops working; absent = until refused
+    # duration: the token lives this many expires_unit from now. absolute: it dies at this moment,
+    # a number of expires_unit since the Unix epoch, or a date-time string (ISO 8601 with an
+    # offset, or formats.datetime in expires_zone).
+    expires_kind: Literal["duration", "absolute"] = "duration"
     expires_unit: Literal["s", "ms"] = "s"
+    expires_zone: str = "Asia/Shanghai"
+    # Renew this long before expiry so a call never races it; never more than half the token's
+    # lifetime, so a short-lived token still serves many calls.
+    renew_margin_s: float = Field(default=30.0, ge=0)
     header: str = "Authorization"
     scheme: str = "Bearer "  # prefix before the token in the header ("" for a bare token)
 
 
+SignPart = Literal["app_key", "timestamp", "nonce", "secret", "params", "body"]
+
+
+class SigningSpec(Strict):
+    """Request signing as data. The app key is the station's city.username and the secret its
+    password. The string signed is `order`'s parts joined by `join`: app_key, timestamp, nonce,
+    secret, body (the JSON body exactly as sent) or params (the body's top-level fields, plus the
+    elements named in params_with, sorted by name as name=value joined by pair_join; objects and
+    lists as compact JSON). md5, sha256 and sm3 hash that string; hmac-sha256 keys it with the
+    secret. The app key, timestamp, nonce and signature travel as headers or body fields."""
+
+    algorithm: Literal["md5", "sha256", "hmac-sha256", "sm3"]
+    place: Literal["header", "body"] = "header"
+    app_key_field: str = "appKey"
+    timestamp_field: str = "timestamp"
+    timestamp_unit: Literal["s", "ms"] = "ms"
+    nonce_field: str = "nonce"
+    signature_field: str = "sign"
+    order: list[SignPart] = Field(min_length=1)
+    join: str = ""
+    params_with: list[Literal["app_key", "timestamp", "nonce", "secret"]] = Field(default_factory=list)
+    secret_param: str = "secret"  # the secret's name when params_with sorts it in
+    pair_join: str = "&"
+    skip_empty: bool = True  # leave null and "" values out of params
+    hex_case: Literal["lower", "upper"] = "lower"
+
+    @model_validator(mode="after")
+    def _one_content(self) -> SigningSpec:
+        if "params" in self.order and "body" in self.order:
+            raise ValueError("signing over params or body, not both")
+        if "body" in self.order and self.place == "body":
+            raise ValueError("place: header when signing the body (a signature inside the body cannot sign it)")
+        if self.params_with and "params" not in self.order:
+            raise ValueError("params in order when params_with is given")
+        return self
+
+
 class IdempotencySpec(Strict):
-    header: str = "Idempotency-Key"
-    field: str = "requestId"
+    """Where our idempotency key travels; either may be null for a city that ignores it or
+    refuses fields it does not know (then duplicate_codes says how it answers a repeat)."""
+
+    header: str | None = "Idempotency-Key"
+    field: str | None = "requestId"
 
 
 class QuerySpec(Strict):
@@ -81,9 +147,9 @@ class QuerySpec(Strict):
     page_size: str = "pageSize"
     first_page: int = 1
     changed_since: str = "updatedSince"
-    records: str = "records"  # list of cylinders inside data
-    total: str = "total"
-    server_time: str | None = None  # the registry's as-of time inside data, if the city sends it
+    records: DottedPath = "records"  # list of cylinders inside data
+    total: DottedPath = "total"
+    server_time: DottedPath | None = None  # the registry's as-of time inside data, if the city sends it
     # Our lookup key -> the city's condition name (info_code, id, product_no, qr_content ...).
     keys: dict[str, str] = Field(min_length=1)
     max_page_size: int = Field(default=500, ge=1)
@@ -108,6 +174,7 @@ class Profile(Strict):
     base_url: str | None = Field(default=None, pattern=r"^https?://")
     envelope: EnvelopeSpec = EnvelopeSpec()
     auth: AuthSpec
+    signing: SigningSpec | None = None
     idempotency: IdempotencySpec = IdempotencySpec()
     query: QuerySpec
     endpoints: EndpointsSpec
@@ -146,8 +213,26 @@ class Profile(Strict):
                 raise ValueError("value mappings that are one-to-one (two of our values map to one of theirs)")
         return self
 
+    @field_validator("auth")
+    @classmethod
+    def _known_zone(cls, value: AuthSpec) -> AuthSpec:
+        try:
+            ZoneInfo(value.expires_zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"auth.expires_zone: a time zone name such as Asia/Shanghai (got {value.expires_zone!r})") from exc
+        return value
+
     def endpoint(self, kind: str) -> str | None:
         return getattr(self.endpoints, SUBMISSIONS[kind]) if kind in SUBMISSIONS else None
+
+
+def dig(tree: Any, path: str) -> Any:
+    """The value at a dotted path in nested JSON objects, or None where the path leads nowhere."""
+    for part in path.split("."):
+        if not isinstance(tree, dict):
+            return None
+        tree = tree.get(part)
+    return tree
 
 
 def bundled_config() -> Path:

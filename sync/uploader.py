@@ -3,7 +3,13 @@
 All state is in the station's database: a row is pending until the city acknowledged it (sent) or
 refused it for good (dead, with the city's message). A restart simply carries on with the oldest
 pending row; a row whose answer was lost is sent again under the same idempotency key, which the
-city deduplicates. Strict order means a cylinder's records arrive in the order they happened.
+city deduplicates. A city that ignores our key answers the repeat with a "we already have it" code
+(the profile's duplicate_codes): that row is delivered, marked sent as a duplicate, never dead.
+Strict order means a cylinder's records arrive in the order they happened.
+
+Replies that are not the city's envelope (a captive portal's HTML page, a proxy's error page, cut-off
+JSON) are transient until they have lasted `malformed_window_s`: only then is the record at the head
+of the line dead-lettered, so an afternoon behind a captive portal loses nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from .client import AuthError, CityClient, Malformed, Rejected, Retryable, SyncError
+from .client import AuthError, CityClient, Duplicate, Malformed, Rejected, Retryable, SyncError
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +44,22 @@ class OutboxRow:
 class OutboxStore(Protocol):
     def next_pending(self, after_id: int, limit: int) -> list[OutboxRow]: ...
     def mark_sent(self, row_id: int, now: datetime, reply: str) -> None: ...
+    def mark_duplicate(self, row_id: int, now: datetime, reason: str) -> None: ...
     def mark_dead(self, row_id: int, now: datetime, reason: str) -> None: ...
-    def note_failure(self, row_id: int, now: datetime, error: str) -> None: ...
+    def note_failure(self, row_id: int, now: datetime, error: str, malformed_since: datetime | None = None) -> None: ...
     def pending_count(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Back-off between attempts at one record: exponential with jitter, capped; Retry-After wins
-    when the city asks for longer. Malformed replies are retried this many times, then dead."""
+    when the city asks for longer. Replies that are not the envelope are retried like the rest
+    until they have gone on this long without a proper answer in between; then the record is dead."""
 
     initial_s: float = 1.0
     max_s: float = 300.0
     jitter_s: float = 1.0
-    malformed_limit: int = 5
+    malformed_window_s: float = 6 * 3600.0
     # Records per second at most (None: as fast as the city answers). Every record costs the
     # daemon TLS and JSON work under the interpreter lock that the lanes share; pacing a backlog
     # keeps their scan-to-decision times.
@@ -60,7 +68,8 @@ class RetryPolicy:
 
 @dataclass
 class DrainResult:
-    sent: int = 0
+    sent: int = 0  # duplicates included: the city has them
+    duplicates: int = 0
     dead: int = 0
     stopped: bool = False
 
@@ -77,6 +86,9 @@ class Uploader:
         self.client, self.store, self.policy, self.clock, self.batch = client, store, policy, clock, batch
         self._backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s, jitter=policy.jitter_s)
         self.last_error: str | None = None
+        # Since when every reply has been something other than the city's envelope (None: the
+        # last reply was a proper one). Kept across records: a captive portal answers them all.
+        self.malformed_since: datetime | None = None
 
     def run(self, stop: threading.Event, idle_s: float = 2.0, wake: threading.Event | None = None) -> None:
         """The daemon's loop: drain, then wait for new rows (or a wake-up) and drain again."""
@@ -110,17 +122,26 @@ class Uploader:
 
     def _deliver(self, row: OutboxRow, stop: threading.Event, result: DrainResult) -> bool:
         """One row to a final state (sent or dead); False if `stop` interrupted the retries."""
-        malformed = 0
+
+        row_since: datetime | None = None  # this row's first reply of an unbroken malformed run
 
         def attempt() -> Any:
-            nonlocal malformed
+            nonlocal row_since
             try:
-                return self.client.submit(row.kind, row.payload, row.idempotency_key)
+                reply = self.client.submit(row.kind, row.payload, row.idempotency_key)
             except Malformed as exc:
-                malformed += 1
-                if malformed >= self.policy.malformed_limit:
-                    raise Rejected(f"{exc} ({malformed} times in a row)") from exc
+                now = self.clock()
+                self.malformed_since = self.malformed_since or now
+                row_since = row_since or now
+                if now - row_since >= timedelta(seconds=self.policy.malformed_window_s):
+                    hours = (now - row_since).total_seconds() / 3600
+                    raise Rejected(f"{exc} (no proper reply for {hours:.1f} h)") from exc
                 raise
+            except (Duplicate, Rejected, AuthError):
+                self.malformed_since = row_since = None  # the city itself answered
+                raise
+            self.malformed_since = None
+            return reply
 
         retrying = Retrying(
             retry=retry_if_exception_type((Retryable, AuthError, Malformed)),
@@ -132,6 +153,13 @@ class Uploader:
         )
         try:
             reply = retrying(attempt)
+        except Duplicate as exc:
+            self.store.mark_duplicate(row.id, self.clock(), str(exc))
+            log.info("outbox %d (%s %s): the city already has it (%s)", row.id, row.kind, row.idempotency_key, exc)
+            self.last_error = None
+            result.sent += 1
+            result.duplicates += 1
+            return True
         except Rejected as exc:
             self.store.mark_dead(row.id, self.clock(), str(exc))
             log.warning("outbox %d (%s %s) dead: %s", row.id, row.kind, row.idempotency_key, exc)
@@ -153,6 +181,7 @@ class Uploader:
     def _failed(self, row: OutboxRow, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         self.last_error = f"{type(error).__name__}: {error}"
-        self.store.note_failure(row.id, self.clock(), self.last_error)
+        malformed = self.malformed_since if isinstance(error, Malformed) else None
+        self.store.note_failure(row.id, self.clock(), self.last_error, malformed)
         level = logging.WARNING if state.attempt_number in (1, 10, 100) else logging.DEBUG
         log.log(level, "outbox %d: attempt %d failed (%s); retrying", row.id, state.attempt_number, self.last_error)

@@ -6,6 +6,7 @@ import json
 import ssl
 import threading
 import time
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from sync.uploader import RetryPolicy, Uploader
 from .city_support import START, client_for, finished_fills, open_station_store, start_sim
 
 TlsPair = tuple[ssl.SSLContext, Path]
-FAST = RetryPolicy(initial_s=0.01, max_s=0.05, jitter_s=0.01, malformed_limit=3)
+FAST = RetryPolicy(initial_s=0.01, max_s=0.05, jitter_s=0.01)
 
 
 @pytest.fixture
@@ -91,17 +92,44 @@ def sim_row(sim: CitySim, cylinder_id: str) -> dict[str, object]:
     return from_city(sim.profile, "cylinder", sim.registry[cylinder_id])
 
 
-def test_malformed_replies_retry_a_bounded_number_of_times_then_dead_letter(sim: CitySim, store: Store,
-                                                                             city_tls: TlsPair) -> None:
+def test_malformed_replies_dead_letter_only_after_the_window(sim: CitySim, store: Store, city_tls: TlsPair) -> None:
     finished_fills(store, list(sim.registry)[:1])
-    sim.inject("malformed", 5)
-    result = uploader(sim, store, city_tls[1]).drain(threading.Event())
-    # The filling record met 3 malformed replies (the limit) and died; its trace met the other 2
-    # and then went through.
+    sim.inject("html", 6)
+    policy = RetryPolicy(initial_s=0.01, max_s=0.05, jitter_s=0.01, malformed_window_s=3600)
+    clock = lambda: START + timedelta(minutes=20 * sim.calls)  # noqa: E731 (20 minutes pass per call)
+    result = Uploader(client_for(sim, city_tls[1]), Outbox(store), policy, clock=clock).drain(threading.Event())
+    # The filling record met HTML pages for an hour of (fake) time and died; its trace met the
+    # rest and then went through, which ended the condition.
     assert (result.sent, result.dead) == (1, 1)
-    [dead] = Outbox(store).status(START)["dead_letters"]
-    assert dead["kind"] == "filling" and "not JSON" in dead["last_error"] and "(3 times in a row)" in dead["last_error"]
-    assert dead["attempts"] == 3
+    status = Outbox(store).status(START)
+    [dead] = status["dead_letters"]
+    assert dead["kind"] == "filling" and "HTML page" in dead["last_error"] and "no proper reply for 1.0 h" in dead["last_error"]
+    assert dead["attempts"] == 4 and status["malformed_since"] is None
+
+
+def test_captive_portal_within_the_window_loses_nothing_and_shows_while_it_lasts(sim: CitySim, store: Store,
+                                                                                city_tls: TlsPair) -> None:
+    fills = finished_fills(store, list(sim.registry)[:3])
+    sim.captive(60)
+    up = uploader(sim, store, city_tls[1])
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: up.drain(stop))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while Outbox(store).status(START)["malformed_since"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = Outbox(store).status(START)
+        assert status["malformed_since"] and "captive portal" in status["last_error"]["error"]
+        assert status["pending"] == 6 and status["dead"] == 0
+        sim.captive(0)
+        worker.join(10)
+    finally:
+        stop.set()
+        worker.join(5)
+    status = Outbox(store).status(START)
+    assert (status["sent"], status["dead"], status["malformed_since"]) == (6, 0, None)
+    assert [r["requestId"] for r in sim.records("filling")] == fills
 
 
 def test_too_long_value_is_a_dead_letter_and_never_sent(city_tls: TlsPair, tmp_path: Path) -> None:

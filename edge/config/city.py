@@ -18,7 +18,9 @@ class UploadConfig(Strict):
     backoff_initial_s: PositiveSeconds = 1.0
     backoff_max_s: PositiveSeconds = 300.0
     jitter_s: float = Field(default=1.0, ge=0)
-    malformed_limit: int = Field(default=5, ge=1, le=100)
+    # Replies that are not the city's envelope (a captive portal's page) are retried; a record
+    # is dead-lettered for them only after this many hours of nothing else.
+    malformed_window_h: float = Field(default=6.0, gt=0, le=720)
     # The daemon paces a backlog so lanes keep their decision times (bench/latency.py --backlog);
     # `edge sync push` sends as fast as the city answers.
     max_rate_per_s: float | None = Field(default=25.0, gt=0)

@@ -8,6 +8,7 @@ manager can put dead ones back. The last success and last error are kept in `met
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from .database import Store, iso, set_meta
 
 LAST_SUCCESS = "sync_last_success_at"
 LAST_ERROR = "sync_last_error"
+# Since when the city's replies have not been its envelope (a captive portal, a proxy page).
+MALFORMED_SINCE = "sync_malformed_since"
 
 
 class Outbox:
@@ -36,12 +39,15 @@ class Outbox:
 
     def mark_sent(self, row_id: int, now: datetime, reply: str) -> None:
         with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, reply = ?, attempts = attempts + 1,"
-                " last_attempt_at = ? WHERE id = ?",
-                (iso(now), reply[:500], iso(now), row_id),
-            )
-            set_meta(conn, LAST_SUCCESS, iso(now))
+            _sent(conn, row_id, now, reply)
+
+    def mark_duplicate(self, row_id: int, now: datetime, reason: str) -> None:
+        """The city answered "already have it": delivered, and journalled as delivered-as-duplicate
+        so a regulator can see which records were acknowledged only that way."""
+        with self.store.transaction() as conn:
+            _sent(conn, row_id, now, json.dumps({"duplicate": reason}, ensure_ascii=False))
+            kind, fill_id = conn.execute("SELECT kind, fill_id FROM outbox WHERE id = ?", (row_id,)).fetchone()
+            journal.append(conn, iso(now), "upload_duplicate", {"outbox_id": row_id, "kind": kind, "reply": reason}, fill_id=fill_id)
 
     def mark_dead(self, row_id: int, now: datetime, reason: str) -> None:
         with self.store.transaction() as conn:
@@ -51,16 +57,19 @@ class Outbox:
             )
             row = conn.execute("SELECT kind, fill_id FROM outbox WHERE id = ?", (row_id,)).fetchone()
             set_meta(conn, LAST_ERROR, json.dumps({"at": iso(now), "error": reason}, ensure_ascii=False))
+            conn.execute("DELETE FROM meta WHERE key = ?", (MALFORMED_SINCE,))
             # A record the city refused is a regulatory matter: it goes in the chained journal.
             journal.append(conn, iso(now), "upload_dead", {"outbox_id": row_id, "kind": row[0], "reason": reason}, fill_id=row[1])
 
-    def note_failure(self, row_id: int, now: datetime, error: str) -> None:
+    def note_failure(self, row_id: int, now: datetime, error: str, malformed_since: datetime | None = None) -> None:
         with self.store.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?, last_attempt_at = ? WHERE id = ?",
                 (error, iso(now), row_id),
             )
             set_meta(conn, LAST_ERROR, json.dumps({"at": iso(now), "error": error}, ensure_ascii=False))
+            if malformed_since is not None:
+                set_meta(conn, MALFORMED_SINCE, iso(malformed_since))
 
     def pending_count(self) -> int:
         return int(self.store.query("SELECT count(*) AS n FROM outbox WHERE status = 'pending'")[0]["n"])
@@ -94,4 +103,15 @@ class Outbox:
             "dead_letters": dead,
             "last_success_at": self.store.get_meta(LAST_SUCCESS),
             "last_error": None if last_error is None else json.loads(last_error),
+            "malformed_since": self.store.get_meta(MALFORMED_SINCE),
         }
+
+
+def _sent(conn: sqlite3.Connection, row_id: int, now: datetime, reply: str) -> None:
+    conn.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, reply = ?, attempts = attempts + 1,"
+        " last_attempt_at = ? WHERE id = ?",
+        (iso(now), reply[:500], iso(now), row_id),
+    )
+    set_meta(conn, LAST_SUCCESS, iso(now))
+    conn.execute("DELETE FROM meta WHERE key = ?", (MALFORMED_SINCE,))
