@@ -17,7 +17,8 @@ from sync.records import filling_record, trace_node
 
 from .city_support import OWNER, START, STATION, client_for, registry, start_sim
 
-PROFILES = {"chongqing": "chongqing", "other-city": str(Path(__file__).parent / "profiles" / "other-city.yaml")}
+PROFILES = {"chongqing": "chongqing", "other-city": str(Path(__file__).parent / "profiles" / "other-city.yaml"),
+            "signed-gateway": "signed-gateway"}
 
 
 @pytest.fixture(params=list(PROFILES))
@@ -67,13 +68,14 @@ def test_each_profile_maps_names_formats_and_words(profile: Profile, city_tls: t
     names = profile.fields["filling"]
     assert body[names["cylinder_id"]] == rows[0]["id"]
     assert body[names["operator"]] == "张三"
-    assert body[profile.idempotency.field] == "key-1"
+    if profile.idempotency.field:
+        assert body[profile.idempotency.field] == "key-1"
     if profile.name == "chongqing":
         assert body == {"mediumCode": "G13", "fillPerson": "张三", "fillDate": "2026-11-20",
                         "fillUnitName": OWNER, "cylinderId": rows[0]["id"], "requestId": "key-1"}
         assert trace == {"traceTime": "2026-11-20 09:00:00", "nodeName": "充装", "unitOrPerson": "张三",
                          "cylinderId": rows[0]["id"], "requestId": "key-1:trace"}
-    else:
+    elif profile.name == "other-city":
         assert body == {"qpid": rows[0]["id"], "jzdm": "LPG", "czry": "张三", "czrq": "20261120",
                         "czdw": OWNER, "czl": 14.5, "bizNo": "key-1"}
         assert trace["sj"] == "20261120090000" and trace["jd"] == "FILL"
