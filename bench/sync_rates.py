@@ -3,6 +3,8 @@
 Prints:
   * drain rate: outbox records delivered per second (filling records and trace nodes, each
     acknowledged and marked sent in the station database, synchronous=FULL), median of --runs;
+    once through the Chongqing profile (bearer token) and once through the signed-gateway
+    profile (every request signed, SHA-256 over the sorted parameters, checked by the simulator);
   * refresh rate: cylinders per second for a full pull of a --cylinders registry into the cache,
     page by page, one transaction per page; and the time of an incremental pull of 100 changes.
 
@@ -56,8 +58,9 @@ def main() -> None:
     context, ca = tls_context(workdir / "ca.pem")
     profile = load_profile("chongqing")
 
-    began = time.monotonic()
     rows = [g.row for g in generate(args.cylinders, OWNER, REGION, date.today())]
+    signed = CitySim(load_profile("signed-gateway"), rows[:2000], tls=context).start()
+    began = time.monotonic()
     sim = CitySim(profile, [], tls=context)
     yesterday = datetime.now(timezone.utc) - timedelta(days=1)
     for row in rows:
@@ -65,9 +68,16 @@ def main() -> None:
     sim.start()
     print(f"city simulator: {len(rows)} cylinders registered in {time.monotonic() - began:.1f} s, {sim.base_url}")
     try:
-        rates = [drain_rate(sim, ca, args.records, workdir) for _ in range(args.runs)]
+        # Bearer and signed runs alternate, so both meet the same load on a shared machine.
+        rates, signed_rates = [], []
+        for _ in range(args.runs):
+            rates.append(drain_rate(sim, ca, args.records, workdir))
+            signed_rates.append(drain_rate(signed, ca, args.records, workdir))
         print(f"\ndrain ({args.records} records per run, {args.runs} runs, HTTPS keep-alive, one record per call)")
         print(f"  records/s: median {statistics.median(rates):.0f}  (runs: {', '.join(f'{r:.0f}' for r in rates)})")
+        print(f"  signed-gateway profile, every request signed: median {statistics.median(signed_rates):.0f}"
+              f"  (runs: {', '.join(f'{r:.0f}' for r in signed_rates)});"
+              f" ratio signed/bearer {statistics.median(signed_rates) / statistics.median(rates):.2f}")
 
         store = open_station_store(workdir / "refresh.db")
         client = client_for(sim, ca, timeout_s=30.0)
@@ -82,6 +92,7 @@ def main() -> None:
         store.close()
     finally:
         sim.stop()
+        signed.stop()
 
 
 if __name__ == "__main__":

@@ -128,3 +128,51 @@ def test_a_broken_profile_is_reported_against_its_own_file_and_line(tmp_path: Pa
         load_config(write_config(tmp_path, with_city))
     message = str(caught.value)
     assert "mycity.yaml:" in message and "fields" in message and "operater" in message
+
+
+def test_requeued_dead_letters_the_city_already_holds_deliver_as_duplicates_and_a_captive_portal_shows(
+    city_tls: tuple[ssl.SSLContext, Path], tmp_path: Path
+) -> None:
+    rows = registry(20)
+    city = CitySim(load_profile("signed-gateway"), rows, tls=city_tls[0]).start()
+    city.ignore_keys(strict_fields=True)
+
+    def with_city(raw: dict[str, Any]) -> None:
+        del raw["simulators"]
+        raw["city"] = {"profile": "signed-gateway", "base_url": city.base_url, "ca_bundle": str(city_tls[1]),
+                       "username": "station", "password": "secret",
+                       "upload": {"backoff_initial_s": 0.01, "backoff_max_s": 0.05}}
+
+    try:
+        config_path = write_config(tmp_path, with_city)
+        config = str(config_path)
+        store = open_store(load_config(config_path))
+        finished_fills(store, [rows[0]["id"], rows[1]["id"]])
+        store.close()
+        assert "sent 4, dead 0" in edge("sync", "push", "--config", config).stdout
+        # Dead letters from before the profile listed the city's "already exists" code.
+        store = open_store(load_config(config_path))
+        with store.transaction() as conn:
+            conn.execute("UPDATE outbox SET status = 'dead', last_error = 'city code 4009: 记录已存在'")
+        store.close()
+        assert json.loads(edge("sync", "retry", "--all-dead", "--json", "--config", config).stdout) == {"requeued": 4}
+        push = edge("sync", "push", "--json", "--config", config)
+        assert json.loads(push.stdout) == {"sent": 4, "dead": 0, "pending": 0, "last_error": None}, push.stderr
+        assert len(city.records("filling")) == 2 and city.duplicates == 4
+
+        store = open_store(load_config(config_path))
+        finished_fills(store, [rows[2]["id"]], first=2)
+        store.close()
+        city.captive(60)
+        push = edge("sync", "push", "--timeout", "2", "--config", config)
+        assert push.returncode == 1 and "still pending 2" in push.stdout
+        human = edge("sync", "status", "--config", config).stdout
+        assert "dead letters     0" in human and "condition        the city's replies are not its envelope" in human
+        assert "captive portal" in human
+    finally:
+        city.stop()
+    store = open_store(load_config(config_path))
+    try:
+        assert store.query("SELECT count(*) AS n FROM journal WHERE kind = 'upload_duplicate'")[0]["n"] == 4
+    finally:
+        store.close()

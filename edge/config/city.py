@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from sync.profile import Profile
+from sync.signing import SigningUnavailable, check_available
 
 from .base import PositiveSeconds, Strict
 
@@ -61,6 +62,11 @@ class CityConfig(Strict):
             raise ValueError(f"exactly one of password, password_file, password_env (got {given or 'none'})")
         if self.client_key is not None and self.client_cert is None:
             raise ValueError("client_cert beside client_key")
+        if self.profile.signing is not None:
+            try:
+                check_available(self.profile.signing)
+            except SigningUnavailable as exc:
+                raise ValueError(str(exc)) from exc
         return self
 
     @property
