@@ -8,6 +8,7 @@ import hashlib
 import ssl
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,18 @@ OTHER = str(Path(__file__).parent / "profiles" / "other-city.yaml")
 def fill(cylinder_id: str, started: str = START.isoformat()) -> dict[str, Any]:
     return {"id": "f-1", "cylinder_id": cylinder_id, "medium": "G13", "operator": "张三", "checker": "李四",
             "started_at": started, "finished_at": started, "net_kg": 14.5, "outcome": "ok", "cause": None}
+
+
+@contextmanager
+def talking(profile: Profile, tls: TlsPair) -> Iterator[tuple[CitySim, CityClient]]:
+    """A simulator speaking `profile` and a client of it, both closed afterwards."""
+    sim = start_sim(profile, tls)
+    client = client_for(sim, tls[1])
+    try:
+        yield sim, client
+    finally:
+        client.close()
+        sim.stop()
 
 
 def with_signing(profile: Profile, **recipe: Any) -> Profile:
@@ -66,9 +79,7 @@ RECIPES = {
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_each_signing_recipe_is_verified_by_the_city(recipe: str, city_tls: TlsPair) -> None:
     profile = with_signing(load_profile("chongqing"), **RECIPES[recipe])
-    sim = start_sim(profile, city_tls)
-    client = client_for(sim, city_tls[1])
-    try:
+    with talking(profile, city_tls) as (sim, client):
         cylinder = next(iter(sim.registry))
         client.submit("filling", filling_record(fill(cylinder), STATION), "k-1")
         assert client.find_cylinder("id", cylinder) is not None
@@ -76,9 +87,6 @@ def test_each_signing_recipe_is_verified_by_the_city(recipe: str, city_tls: TlsP
         assert len(sim.records("filling")) == 1
         # The signing elements carried in a body are not part of the record the city keeps.
         assert "sign" not in sim.records("filling")[0]
-    finally:
-        client.close()
-        sim.stop()
 
 
 def test_a_wrong_secret_is_refused_by_the_gateway(city_tls: TlsPair) -> None:
@@ -96,18 +104,13 @@ def test_a_wrong_secret_is_refused_by_the_gateway(city_tls: TlsPair) -> None:
 
 def test_a_replayed_nonce_is_refused_so_every_attempt_signs_afresh(city_tls: TlsPair) -> None:
     profile = load_profile("signed-gateway")
-    sim = start_sim(profile, city_tls)
-    client = client_for(sim, city_tls[1])
-    assert client.signer is not None
-    client.login()
-    client.signer.nonce = lambda: "always-the-same"
-    try:
+    with talking(profile, city_tls) as (sim, client):
+        assert client.signer is not None
+        client.login()
+        client.signer.nonce = lambda: "always-the-same"
         client.find_cylinder("id", next(iter(sim.registry)))
         with pytest.raises(Rejected, match="nonce 重复 replayed"):
             client.find_cylinder("id", next(iter(sim.registry)))
-    finally:
-        client.close()
-        sim.stop()
 
 
 def test_signature_known_answers() -> None:
@@ -166,28 +169,18 @@ def test_short_absolute_token_serves_calls_until_its_margin(name: str, city_tls:
 
 def test_nested_envelope_and_query_paths_are_read(city_tls: TlsPair) -> None:
     profile = load_profile("signed-gateway")
-    sim = start_sim(profile, city_tls)
-    client = client_for(sim, city_tls[1])
-    try:
+    with talking(profile, city_tls) as (sim, client):
         page = client.query_page(1, 7)
         reply = sim.handle(profile.query.path, {}, {"pageNo": 1})  # unsigned: what the gateway says
-    finally:
-        client.close()
-        sim.stop()
     assert len(page.records) == 7 and page.total == len(sim.registry) and page.server_time
     assert b'"head": {"code": "4013"' in reply[2]
 
 
 def test_html_with_http_200_is_malformed_and_says_captive_portal(city_tls: TlsPair) -> None:
-    sim = start_sim(load_profile("chongqing"), city_tls)
-    client = client_for(sim, city_tls[1])
-    sim.captive(30)
-    try:
+    with talking(load_profile("chongqing"), city_tls) as (sim, client):
+        sim.captive(30)
         with pytest.raises(Malformed, match="HTML page instead of the envelope .captive portal or proxy"):
             client.submit("filling", filling_record(fill(next(iter(sim.registry))), STATION), "k")
-    finally:
-        client.close()
-        sim.stop()
 
 
 # Duplicates -------------------------------------------------------------------------------------
@@ -195,33 +188,23 @@ def test_html_with_http_200_is_malformed_and_says_captive_portal(city_tls: TlsPa
 @pytest.mark.parametrize("answer", ["envelope code", "HTTP 409"])
 def test_a_city_that_ignores_our_key_answers_a_repeat_as_a_duplicate(answer: str, city_tls: TlsPair) -> None:
     profile = load_profile("signed-gateway")
-    sim = start_sim(profile, city_tls)
-    sim.ignore_keys(duplicate_status=409 if answer == "HTTP 409" else None, strict_fields=True)
-    client = client_for(sim, city_tls[1])
-    record = filling_record(fill(next(iter(sim.registry))), STATION)
-    try:
+    with talking(profile, city_tls) as (sim, client):
+        sim.ignore_keys(duplicate_status=409 if answer == "HTTP 409" else None, strict_fields=True)
+        record = filling_record(fill(next(iter(sim.registry))), STATION)
         client.submit("filling", record, "first-key")
         with pytest.raises(Duplicate, match="4009|409"):
             client.submit("filling", record, "another-key")  # a new key does not make it new
         # Another fill of the same cylinder a second later is a new record.
         later = filling_record(fill(record["cylinder_id"], started="2026-11-20T01:00:01+00:00"), STATION)
         client.submit("filling", later, "third-key")
-    finally:
-        client.close()
-        sim.stop()
     assert len(sim.records("filling")) == 2 and sim.duplicates == 1
 
 
 def test_a_city_refusing_unknown_fields_refuses_our_idempotency_field(city_tls: TlsPair) -> None:
-    sim = start_sim(load_profile("chongqing"), city_tls)
-    sim.ignore_keys(strict_fields=True)
-    client = client_for(sim, city_tls[1])
-    try:
+    with talking(load_profile("chongqing"), city_tls) as (sim, client):
+        sim.ignore_keys(strict_fields=True)
         with pytest.raises(Rejected, match="unknown fields .'requestId'"):
             client.submit("trace", trace_node(fill(next(iter(sim.registry))), STATION), "k")
-    finally:
-        client.close()
-        sim.stop()
 
 
 def test_duplicates_are_delivered_and_requeued_dead_letters_deliver_as_duplicates(store: Store, city_tls: TlsPair) -> None:

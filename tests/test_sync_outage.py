@@ -22,6 +22,7 @@ import yaml
 
 from edge.config import load_config
 from edge.station import open_store
+from edge.store import Store
 from edge.store.outbox import Outbox
 from simulators.city import CitySim
 from sync.profile import load_profile
@@ -41,6 +42,15 @@ def per_cylinder(records: list[dict[str, object]], key: str) -> dict[object, lis
     return order
 
 
+def start_uploading(sim: CitySim, ca: Path, store: Store) -> tuple[threading.Event, threading.Thread]:
+    """The daemon's uploader loop in a thread, with a 0.25 s timeout and quick back-off."""
+    uploader = Uploader(client_for(sim, ca, timeout_s=0.25), Outbox(store), RetryPolicy(initial_s=0.01, max_s=0.2, jitter_s=0.02))
+    stop = threading.Event()
+    thread = threading.Thread(target=uploader.run, args=(stop, 0.05), daemon=True)
+    thread.start()
+    return stop, thread
+
+
 def test_ten_thousand_fills_through_an_outage_and_a_misbehaving_return(
     city_tls: tuple[ssl.SSLContext, Path], tmp_path: Path
 ) -> None:
@@ -49,11 +59,7 @@ def test_ten_thousand_fills_through_an_outage_and_a_misbehaving_return(
     sim = CitySim(load_profile("chongqing"), rows, tls=city_tls[0]).start()
     sim.refuse(True)  # the city is down before the first fill of the day
     store = open_station_store(tmp_path / "station.db")
-    uploader = Uploader(client_for(sim, city_tls[1], timeout_s=0.25), Outbox(store),
-                        RetryPolicy(initial_s=0.01, max_s=0.2, jitter_s=0.02))
-    stop = threading.Event()
-    thread = threading.Thread(target=uploader.run, args=(stop, 0.05), daemon=True)
-    thread.start()
+    stop, thread = start_uploading(sim, city_tls[1], store)
     try:
         # Fills keep being recorded through the outage, in batches, as lanes would.
         fill_ids: list[str] = []
@@ -113,11 +119,7 @@ def test_city_that_ignores_our_key_holds_each_record_once_and_nothing_is_dead(
     sim.ignore_keys(strict_fields=True)
     sim.refuse(True)
     store = open_station_store(tmp_path / "station.db")
-    uploader = Uploader(client_for(sim, city_tls[1], timeout_s=0.25), Outbox(store),
-                        RetryPolicy(initial_s=0.01, max_s=0.2, jitter_s=0.02))
-    stop = threading.Event()
-    thread = threading.Thread(target=uploader.run, args=(stop, 0.05), daemon=True)
-    thread.start()
+    stop, thread = start_uploading(sim, city_tls[1], store)
     try:
         finished_fills(store, [cylinders[i % len(cylinders)] for i in range(NATURAL_FILLS)])
         sim.stall_s = 0.4  # past the client's 0.25 s timeout: processed, the answer lost
