@@ -19,6 +19,7 @@ import hmac
 import json
 import threading
 import time
+from collections import deque
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -99,7 +100,8 @@ class Gateway:
 
     def __init__(self, spec: SigningSpec, secrets: dict[str, str]) -> None:
         self.spec, self.secrets = spec, secrets
-        self.nonces: dict[str, float] = {}
+        self.nonces: set[str] = set()
+        self._nonce_order: deque[tuple[float, str]] = deque()  # oldest first, for forgetting
         self.lock = threading.Lock()
         self.verified = 0
 
@@ -136,10 +138,13 @@ class Gateway:
         if not hmac.compare_digest(wanted, str(given)):
             return "签名错误 signature mismatch"
         with self.lock:
-            self.nonces = {n: t for n, t in self.nonces.items() if t > now - 2 * TIMESTAMP_WINDOW_S}
+            # A nonce need only be remembered while its timestamp could still pass the window.
+            while self._nonce_order and self._nonce_order[0][0] < now - 2 * TIMESTAMP_WINDOW_S:
+                self.nonces.discard(self._nonce_order.popleft()[1])
             if nonce in self.nonces:
                 return "nonce 重复 replayed request"
-            self.nonces[str(nonce)] = now
+            self.nonces.add(str(nonce))
+            self._nonce_order.append((now, str(nonce)))
             self.verified += 1
         return None
 
