@@ -108,8 +108,8 @@ class Gateway:
     def check(self, headers: Any, body: dict[str, Any], raw: bytes) -> str | None:
         """None if the request is properly signed, else the gateway's complaint."""
         spec = self.spec
-        source = body if spec.place == "body" else {k: headers.get(k) for k in
-                                                    (spec.app_key_field, spec.timestamp_field, spec.nonce_field, spec.signature_field)}
+        carried = (spec.app_key_field, spec.timestamp_field, spec.nonce_field, spec.signature_field)
+        source = body if spec.place == "body" else {k: headers.get(k) for k in carried}
         app_key, stamp = source.get(spec.app_key_field), source.get(spec.timestamp_field)
         nonce, given = source.get(spec.nonce_field), source.get(spec.signature_field)
         if not all(isinstance(v, str) and v for v in (app_key, stamp, nonce, given)):

@@ -187,7 +187,8 @@ class CityClient:
         if not isinstance(token, str):
             raise Malformed(f"login reply without a {auth.token_field!r} string")
         self._token = token
-        lifetime = token_lifetime(auth, self.profile.formats.datetime, dig(data, auth.expires_field) if auth.expires_field else None, self.wall())
+        expires = dig(data, auth.expires_field) if auth.expires_field else None
+        lifetime = token_lifetime(auth, self.profile.formats.datetime, expires, self.wall())
         if lifetime is None:
             self._token_expires = None
         else:
