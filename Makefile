@@ -29,7 +29,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,camera,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[test,camera,sim,fleet]'
 	touch $@
 
 clean:
