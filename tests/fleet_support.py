@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -121,3 +122,12 @@ def wait_until(condition, what: str, timeout: float = 10.0) -> None:  # type: ig
         if time.monotonic() > deadline:
             raise AssertionError(f"never saw {what}")
         time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker per test module (imported by the fleet test modules)."""
+    needs_mosquitto()
+    b = Broker(tmp_path_factory.mktemp("mosquitto")).start()
+    yield b
+    b.stop()

@@ -19,16 +19,9 @@ from interlock import codes
 from interlock.rules import Policy, evaluate
 from sync.fleet import mqtt
 from sync.fleet.protocol import Command, command_payload, command_topic, encode
-from tests.fleet_support import COMPANY, Broker, needs_mosquitto, wait_until
+from tests.fleet_support import COMPANY, Broker, broker, wait_until  # noqa: F401 (the broker fixture)
 from tests.test_fleet_uplink import LightStation, check_payload, company_config, station_config
 
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    needs_mosquitto()
-    b = Broker(tmp_path_factory.mktemp("mosquitto")).start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

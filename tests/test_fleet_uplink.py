@@ -23,7 +23,7 @@ from fleet.database import EventDatabase
 from simulators.dataset import generate
 from sync.fleet.protocol import SCHEMA_FILE
 from tests.conftest import write_config
-from tests.fleet_support import COMPANY, HQ, Broker, needs_mosquitto, wait_until
+from tests.fleet_support import COMPANY, HQ, Broker, broker, wait_until  # noqa: F401 (the broker fixture)
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
@@ -31,13 +31,6 @@ SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 def check_payload(payload: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(payload)
 
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    needs_mosquitto()
-    b = Broker(tmp_path_factory.mktemp("mosquitto")).start()
-    yield b
-    b.stop()
 
 
 class LightStation:
