@@ -52,6 +52,7 @@ class Collector:
             return
         company = self.config.company
         client.subscribe([(f"{company}/+/event/+", 1), (f"{company}/+/health", 1)])
+        log.info("collector connected to %s:%d", self.config.broker.host, self.config.broker.port)
         self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
