@@ -30,8 +30,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Debian puts the broker in /usr/sbin, which is not on every user's PATH.
+MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+
+
 def needs_mosquitto() -> None:
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
+    if MOSQUITTO is None or shutil.which("mosquitto_passwd") is None:
         pytest.skip("Debian's mosquitto is not installed (scripts/system-deps.sh installs it)")
 
 
@@ -85,7 +89,7 @@ class Broker:
 
     def start(self) -> Broker:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
             try:
