@@ -20,6 +20,7 @@ bench: venv
 	$(BIN)/python bench/rtu_poll.py
 	$(BIN)/python bench/camera_decode.py
 	$(BIN)/python bench/sync_rates.py
+	$(BIN)/python bench/fleet_rates.py
 
 system-deps:
 	@sh scripts/system-deps.sh

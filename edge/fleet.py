@@ -34,10 +34,13 @@ class FleetService:
     def __init__(self, config: Config, lanes: dict[str, Lane], clock: Clock) -> None:
         assert config.fleet is not None
         self.config, self.fleet, self.lanes, self.clock = config, config.fleet, lanes, clock
-        # Its own connection: command writes and delivery marks never hold a lane's.
+        # Connections of its own, so command writes and delivery marks never hold a lane's. Blocks
+        # and locks are committed durably; a delivery mark lost to a power cut only means the event
+        # is sent again (the consumer drops the repeat), so it skips the fsync.
         self.store = Store(config.store.path)
+        self.marks = Store(config.store.path, durable=False)
         self.ledger = FleetLedger(self.store)
-        self.outbox = FleetOutbox(self.store, clock)
+        self.outbox = FleetOutbox(self.marks, clock)
         self.key = self.fleet.command_key()
         self.patterns = [codes.UrlPattern(re.compile(p.regex), p.kind) for p in config.codes.url_patterns]
         self.uplink = Uplink(self.fleet.broker, self.fleet.company, self.fleet.station_id, self.outbox, self.handle, clock)
@@ -63,6 +66,7 @@ class FleetService:
             self._thread.join(timeout=2)
         self.uplink.stop()
         self.store.close()
+        self.marks.close()
 
     def _on_lane_event(self, event: LaneEvent) -> None:
         if event.kind in ("verdict", "fill_end"):

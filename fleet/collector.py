@@ -7,19 +7,20 @@ has committed it, so a crash between the two means a redelivery, which the datab
 
 from __future__ import annotations
 
-import json
 import logging
+import queue
 import threading
 from datetime import datetime, timezone
 from typing import Any
 
 from sync.fleet import mqtt
-from sync.fleet.protocol import VERSION
 
 from .config import CompanyConfig
 from .database import EventDatabase
 
 log = logging.getLogger(__name__)
+
+BATCH = 500
 
 
 class Collector:
@@ -30,6 +31,9 @@ class Collector:
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
+        self._inbox: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._writer, name="collector-writer", daemon=True)
 
     def start(self) -> None:
         client = mqtt.make_client(self.config.broker, client_id=f"{self.config.company}-{self.config.collector_id}", persistent=True)
@@ -39,9 +43,12 @@ class Collector:
         client.on_disconnect = lambda *args: self.connected.clear()
         client.on_message = self._on_message
         self.client = client
+        self._thread.start()
         mqtt.connect_async(client, self.config.broker, persistent=True)
 
     def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
         if self.client is not None:
             self.client.disconnect()
             self.client.loop_stop()
@@ -56,34 +63,46 @@ class Collector:
         self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        try:
-            self._store(message.topic, bytes(message.payload))
-        except Exception:
-            # Not acknowledged: drop the connection so the broker delivers it again.
-            log.exception("could not store the message on %s; reconnecting for a redelivery", message.topic)
-            try:
-                client.reconnect()
-            except OSError:
-                pass  # paho's loop keeps trying
-            return
-        if message.qos > 0:
-            client.ack(message.mid, message.qos)
+        self._inbox.put(message)
 
-    def _store(self, topic: str, raw: bytes) -> None:
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    def _writer(self) -> None:
+        """Store what has arrived in one transaction, then acknowledge it: one disk sync per batch,
+        not per event (the broker keeps several messages in flight to us)."""
+        while not self._stop.is_set():
+            try:
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                counts = self.db.add_batch([(m.topic, bytes(m.payload)) for m in batch], _now())
+            except Exception:
+                # Not acknowledged: reconnect, and the broker delivers the batch again.
+                log.exception("could not store %d messages; reconnecting for a redelivery", len(batch))
+                self._drop_connection()
+                continue
+            self.stored += counts["stored"]
+            self.duplicates += counts["duplicates"]
+            self.rejected += counts["rejected"]
+            for message in batch:
+                if message.qos > 0:
+                    self.client.ack(message.mid, message.qos)
+
+    def _drop_connection(self) -> None:
+        while True:  # what is queued came over the connection we drop: it will all come again
+            try:
+                self._inbox.get_nowait()
+            except queue.Empty:
+                break
         try:
-            payload = json.loads(raw)
-            station = topic.split("/")[1]
-            if not isinstance(payload, dict) or payload.get("v") != VERSION or payload.get("station") != station:
-                raise ValueError("not a version-1 payload from the station its topic names")
-        except (ValueError, IndexError) as exc:
-            self.rejected += 1
-            log.warning("dropped a message on %s: %s", topic, exc)
-            return
-        if payload["type"] == "health":
-            self.db.set_station(station, bool(payload.get("online")), payload, now)
-        elif payload["type"] in ("fill", "scan"):
-            if self.db.add_event(payload, now):
-                self.stored += 1
-            else:
-                self.duplicates += 1
+            self.client.reconnect()
+        except OSError:
+            pass  # paho's loop keeps trying
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

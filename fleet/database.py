@@ -7,9 +7,14 @@ repeat is expected and dropped here. The same SQL runs on both (placeholders asi
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from sync.fleet.protocol import VERSION
+
+log = logging.getLogger(__name__)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -68,8 +73,34 @@ class EventDatabase:
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.placeholder)
 
+    def add_batch(self, messages: list[tuple[str, bytes]], received_at: str) -> dict[str, int]:
+        """Store what arrived on the fleet topics in one transaction: events once each (a repeat is
+        counted, not stored), station health as the latest. Messages that are not a version-1
+        payload from the station their topic names are counted and dropped."""
+        counts = {"stored": 0, "duplicates": 0, "rejected": 0}
+        try:
+            for topic, raw in messages:
+                payload = _payload(topic, raw)
+                if payload is None:
+                    counts["rejected"] += 1
+                    log.warning("dropped a message on %s: not a version-1 payload from the station its topic names", topic)
+                elif payload["type"] == "health":
+                    self._set_station(payload["station"], bool(payload.get("online")), payload, received_at)
+                elif payload["type"] in ("fill", "scan"):
+                    counts["stored" if self._add_event(payload, received_at) else "duplicates"] += 1
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
+        return counts
+
     def add_event(self, event: dict[str, Any], received_at: str) -> bool:
         """Store one event; False when it was already there (a redelivery). Commits."""
+        stored = self._add_event(event, received_at)
+        self.conn.commit()
+        return stored
+
+    def _add_event(self, event: dict[str, Any], received_at: str) -> bool:
         row = (
             event["station"], event["key"], event["type"], event.get("lane"), event["day"], event["ts"],
             event.get("cylinder_id"), event.get("outcome"),
@@ -86,10 +117,9 @@ class EventDatabase:
             ),
             row,
         )
-        self.conn.commit()
         return cursor.rowcount == 1
 
-    def set_station(self, station: str, online: bool, payload: dict[str, Any], updated_at: str) -> None:
+    def _set_station(self, station: str, online: bool, payload: dict[str, Any], updated_at: str) -> None:
         self.conn.execute(
             self._sql(
                 "INSERT INTO stations (station, online, payload, updated_at) VALUES (?, ?, ?, ?)"
@@ -98,7 +128,6 @@ class EventDatabase:
             ),
             (station, int(online), json.dumps(payload, ensure_ascii=False), updated_at),
         )
-        self.conn.commit()
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cursor = self.conn.execute(self._sql(sql), params)
@@ -136,3 +165,14 @@ class EventDatabase:
     def keys(self, station: str | None = None) -> list[tuple[str, str]]:
         where, params = (" WHERE station = ?", (station,)) if station else ("", ())
         return [(s, k) for s, k in self._rows("SELECT station, key FROM events" + where, params)]
+
+
+def _payload(topic: str, raw: bytes) -> dict[str, Any] | None:
+    parts = topic.split("/")
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("v") != VERSION or len(parts) < 3 or payload.get("station") != parts[1]:
+        return None
+    return payload

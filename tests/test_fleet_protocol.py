@@ -90,6 +90,7 @@ def service(tmp_path: Path) -> Any:
     s.now = now
     yield s
     s.store.close()
+    s.marks.close()
 
 
 def test_the_handler_refuses_unsigned_replayed_and_stale_commands(service: Any) -> None:
@@ -106,3 +107,28 @@ def test_the_handler_refuses_unsigned_replayed_and_stale_commands(service: Any) 
     outcomes = [json.loads(r["data"])["outcome"] for r in service.store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")]
     assert outcomes == ["refused", "applied", "refused", "refused"]
     assert service.store.verify().ok
+
+
+def test_a_station_without_a_fleet_section_is_as_before(tmp_path: Path) -> None:
+    """No MQTT client loaded, nothing written to the fleet outbox, no fleet service."""
+    import subprocess
+    import sys
+
+    path = write_config(tmp_path)
+    script = f"""
+import sys
+from datetime import datetime, timezone
+from edge.cli import build_parser
+from edge.config import load_config
+from edge.station import Station, open_store
+config = load_config({str(path)!r})
+assert config.fleet is None
+store = open_store(config)
+store.journal(datetime.now(timezone.utc), "scan", {{"code": "x", "accepted": False, "reasons": ["INVALID_CODE"]}}, lane="A")
+assert store.query("SELECT count(*) AS n FROM fleet_outbox")[0]["n"] == 0
+assert Station(config).fleet is None
+assert not [m for m in sys.modules if m.startswith("paho")], "paho loaded"
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "ok", result.stderr

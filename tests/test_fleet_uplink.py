@@ -187,4 +187,5 @@ def test_retained_health_and_the_last_will(tmp_path: Path, broker: Broker) -> No
     finally:
         station.service._stop.set()
         station.service.store.close()
+        station.service.marks.close()
         station.close()
