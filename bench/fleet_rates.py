@@ -48,7 +48,7 @@ from interlock.rules import Policy, evaluate  # noqa: E402
 from resources import cpu_percent, memory_mb  # noqa: E402
 from tests.fleet_support import COMPANY, HQ, Broker  # noqa: E402
 from tests.systemd_support import NotifySocket  # noqa: E402
-from tests.test_fleet_uplink import LightStation  # noqa: E402
+from tests.fleet_support import LightStation  # noqa: E402
 
 
 def station_config(state: Path, broker: Broker, station: str, with_sim: bool = True) -> Path:

@@ -4,6 +4,7 @@ service."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,11 +12,22 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import jsonschema
 
 import pytest
 
+from edge.config import Config, load_config
+from edge.fleet import FleetService
+from edge.station import open_store
+from fleet.config import CompanyConfig
+from fleet.console import Connection, _drain
+from simulators.dataset import generate
+from sync.fleet.protocol import SCHEMA_FILE
 from sync.fleet.settings import BrokerConfig
+from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "fleet"
@@ -128,10 +140,79 @@ def wait_until(condition, what: str, timeout: float = 10.0) -> None:  # type: ig
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """One broker per test module (imported by the fleet test modules)."""
+@pytest.fixture(scope="module", name="broker")
+def broker_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker per test module (the fleet test modules import this fixture)."""
     needs_mosquitto()
     b = Broker(tmp_path_factory.mktemp("mosquitto")).start()
     yield b
     b.stop()
+
+
+SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def check_payload(payload: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(payload)
+
+
+
+class LightStation:
+    """A station's store and fleet service without lanes: events are written the way a lane writes
+    them (journal entries in the store), commands are carried out on its store."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = open_store(config)
+        now = datetime.now(timezone.utc)
+        self.dataset = generate(60, config.station.owner_unit, config.station.region, now.date(), seed=7)
+        self.store.upsert_cylinders((g.row for g in self.dataset), now)
+        self.store.mark_cache_refreshed(now)
+        self.service = FleetService(config, {}, lambda: datetime.now(timezone.utc))
+        self.rejected = 0
+
+    def start(self) -> LightStation:
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        self.service.stop()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def reject_scan(self, lane: str = "A") -> None:
+        self.rejected += 1
+        data = {"code": f"junk-{self.rejected}", "accepted": False, "reasons": ["INVALID_CODE"], "details": ["not a code"],
+                "fill_id": None, "cylinder_id": None}
+        self.store.journal(datetime.now(timezone.utc), "scan", data, lane=lane)
+        self.service.uplink.wake()
+
+
+def station_config(tmp_path: Path, broker: Broker, station: str, **fleet: Any) -> Config:
+    directory = tmp_path / station
+    directory.mkdir()
+
+    def override(raw: dict[str, Any]) -> None:
+        raw["fleet"] = {
+            "company": COMPANY,
+            "station_id": station,
+            "broker": json.loads(broker.settings(station).model_dump_json()),
+            "health_interval_s": 1.0,
+            **fleet,
+        }
+
+    return load_config(write_config(directory, override))
+
+
+def company_config(tmp_path: Path, broker: Broker, **changes: Any) -> CompanyConfig:
+    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li",
+                         database=f"sqlite:///{tmp_path / 'fleet.db'}", **changes)
+
+
+def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
+    """What a new subscriber sees on a topic filter at once: the retained messages."""
+    seen: dict[str, dict[str, Any]] = {}
+    with Connection(company_config(Path("."), broker), [topic], "probe") as conn:
+        _drain(conn.messages, seconds, lambda t, p: seen.__setitem__(t, p))
+    return seen

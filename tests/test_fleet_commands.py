@@ -14,13 +14,21 @@ from typing import Any, Iterator
 import pytest
 
 from fleet.console import Connection, _drain, send_command
-from interlock.reasons import Reason
 from interlock import codes
+from interlock.reasons import Reason
 from interlock.rules import Policy, evaluate
 from sync.fleet import mqtt
 from sync.fleet.protocol import Command, command_payload, command_topic, encode
-from tests.fleet_support import COMPANY, Broker, broker, wait_until  # noqa: F401 (the broker fixture)
-from tests.test_fleet_uplink import LightStation, check_payload, company_config, station_config
+from tests.fleet_support import (  # noqa: F401 (the broker fixture)
+    COMPANY,
+    Broker,
+    LightStation,
+    broker_fixture,
+    check_payload,
+    company_config,
+    station_config,
+    wait_until,
+)
 
 
 

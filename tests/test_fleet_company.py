@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,8 +18,16 @@ import yaml
 from edge.cli import main
 from fleet.database import EventDatabase
 from sync.fleet.protocol import envelope
-from tests.fleet_support import COMPANY, HQ, Broker, broker, wait_until  # noqa: F401 (the broker fixture)
-from tests.test_fleet_uplink import LightStation, check_payload, station_config
+from tests.fleet_support import (  # noqa: F401 (the broker fixture)
+    COMPANY,
+    HQ,
+    Broker,
+    LightStation,
+    broker_fixture,
+    check_payload,
+    station_config,
+    wait_until,
+)
 
 TS = datetime(2026, 5, 2, 3, 0, tzinfo=timezone.utc)
 

@@ -12,8 +12,15 @@ from fleet.console import send_command
 from interlock.fill import Reset
 from interlock.reasons import Reason
 from tests.conftest import SimStation
-from tests.fleet_support import COMPANY, Broker, broker, wait_until  # noqa: F401 (the broker fixture)
-from tests.test_fleet_uplink import _retained, check_payload, company_config
+from tests.fleet_support import (  # noqa: F401 (the broker fixture)
+    COMPANY,
+    Broker,
+    broker_fixture,
+    check_payload,
+    company_config,
+    retained,
+    wait_until,
+)
 
 
 def with_fleet(broker: Broker, station_id: str) -> Callable[[dict[str, Any]], None]:
@@ -60,8 +67,8 @@ def test_a_lane_lock_closes_the_valve_mid_fill(tmp_path: Path, broker: Broker, m
         check_payload(event)
     # A new subscriber sees the lane locked at once (retained), and why.
     topic = f"{COMPANY}/st1/lane/A"
-    wait_until(lambda: _retained(broker, topic, 0.3).get(topic, {}).get("phase") == "locked", "retained locked state")
-    state = _retained(broker, topic)[topic]
+    wait_until(lambda: retained(broker, topic, 0.3).get(topic, {}).get("phase") == "locked", "retained locked state")
+    state = retained(broker, topic)[topic]
     check_payload(state)
     assert state["remote_lock"] == "regulator: leak reported (dispatcher-li)" and state["cause"] == "REMOTE_LOCK"
 

@@ -14,7 +14,7 @@ from edge.config import load_config
 from edge.fleet import FleetService
 from sync.fleet.protocol import Command, CommandError, check_fresh, command_payload, encode, parse_command
 from tests.conftest import write_config
-from tests.test_fleet_uplink import check_payload
+from tests.fleet_support import check_payload
 
 NOW = datetime(2026, 5, 2, 8, 0, tzinfo=timezone.utc)
 KEY = b"company-secret-key"

@@ -6,85 +6,26 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-import jsonschema
 import pytest
 
-from edge.config import Config, load_config
 from edge.fleet import FleetService
-from edge.station import open_store
-from edge.store import Store
 from fleet.collector import Collector
-from fleet.config import CompanyConfig
 from fleet.database import EventDatabase
-from simulators.dataset import generate
-from sync.fleet.protocol import SCHEMA_FILE
-from tests.conftest import write_config
-from tests.fleet_support import COMPANY, HQ, Broker, broker, wait_until  # noqa: F401 (the broker fixture)
-
-SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-
-
-def check_payload(payload: dict[str, Any]) -> None:
-    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(payload)
-
-
-
-class LightStation:
-    """A station's store and fleet service without lanes: events are written the way a lane writes
-    them (journal entries in the store), commands are carried out on its store."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.store = open_store(config)
-        now = datetime.now(timezone.utc)
-        self.dataset = generate(60, config.station.owner_unit, config.station.region, now.date(), seed=7)
-        self.store.upsert_cylinders((g.row for g in self.dataset), now)
-        self.store.mark_cache_refreshed(now)
-        self.service = FleetService(config, {}, lambda: datetime.now(timezone.utc))
-        self.rejected = 0
-
-    def start(self) -> LightStation:
-        self.service.start()
-        return self
-
-    def stop(self) -> None:
-        self.service.stop()
-
-    def close(self) -> None:
-        self.store.close()
-
-    def reject_scan(self, lane: str = "A") -> None:
-        self.rejected += 1
-        data = {"code": f"junk-{self.rejected}", "accepted": False, "reasons": ["INVALID_CODE"], "details": ["not a code"],
-                "fill_id": None, "cylinder_id": None}
-        self.store.journal(datetime.now(timezone.utc), "scan", data, lane=lane)
-        self.service.uplink.wake()
-
-
-def station_config(tmp_path: Path, broker: Broker, station: str, **fleet: Any) -> Config:
-    directory = tmp_path / station
-    directory.mkdir()
-
-    def override(raw: dict[str, Any]) -> None:
-        raw["fleet"] = {
-            "company": COMPANY,
-            "station_id": station,
-            "broker": json.loads(broker.settings(station).model_dump_json()),
-            "health_interval_s": 1.0,
-            **fleet,
-        }
-
-    return load_config(write_config(directory, override))
-
-
-def company_config(tmp_path: Path, broker: Broker, **changes: Any) -> CompanyConfig:
-    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li",
-                         database=f"sqlite:///{tmp_path / 'fleet.db'}", **changes)
-
+from tests.fleet_support import (  # noqa: F401 (the broker fixture)
+    COMPANY,
+    Broker,
+    LightStation,
+    broker_fixture,
+    check_payload,
+    company_config,
+    retained,
+    station_config,
+    wait_until,
+)
 
 @pytest.fixture
 def collector(tmp_path: Path, broker: Broker) -> Iterator[Collector]:
@@ -158,30 +99,20 @@ def test_three_stations_through_a_broker_restart_and_an_outage(tmp_path: Path, b
             station.close()
 
 
-def _retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
-    """What a new subscriber sees on a topic filter at once: the retained messages."""
-    from fleet.console import Connection, _drain
-
-    seen: dict[str, dict[str, Any]] = {}
-    with Connection(company_config(Path("."), broker), [topic], "probe") as conn:
-        _drain(conn.messages, seconds, lambda t, p: seen.__setitem__(t, p))
-    return seen
-
-
 def test_retained_health_and_the_last_will(tmp_path: Path, broker: Broker) -> None:
     station = LightStation(station_config(tmp_path, broker, "st2")).start()
     try:
         topic = f"{COMPANY}/st2/health"
-        wait_until(lambda: _retained(broker, topic, 0.3).get(topic, {}).get("online") is True, "retained online health")
-        health = _retained(broker, topic)[topic]
+        wait_until(lambda: retained(broker, topic, 0.3).get(topic, {}).get("online") is True, "retained online health")
+        health = retained(broker, topic)[topic]
         check_payload(health)
         assert health["outbox"] == {"pending": 0, "delivered": 0}
         # The station dies without a goodbye: the broker publishes its last will, retained.
         client = station.service.uplink._client
         client.loop_stop()
         client.socket().close()
-        wait_until(lambda: _retained(broker, topic, 0.3).get(topic, {}).get("online") is False, "the last will")
-        will = _retained(broker, topic)[topic]
+        wait_until(lambda: retained(broker, topic, 0.3).get(topic, {}).get("online") is False, "the last will")
+        will = retained(broker, topic)[topic]
         check_payload(will)
         assert will["detail"] == "connection lost"
     finally:

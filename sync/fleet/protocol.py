@@ -18,7 +18,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,3 @@ def _text(payload: dict[str, Any], key: str) -> str:
         raise ValueError(f"{key} must be a non-empty string")
     return value
 
-
-def forget_before(now: datetime, max_age_s: float) -> datetime:
-    """Ids of commands older than this need not be remembered: their timestamps refuse them."""
-    return now - timedelta(seconds=2 * max_age_s)
