@@ -20,6 +20,7 @@ bench: venv
 	$(BIN)/python bench/rtu_poll.py
 	$(BIN)/python bench/camera_decode.py
 	$(BIN)/python bench/sync_rates.py
+	$(BIN)/python bench/fleet_rates.py
 
 system-deps:
 	@sh scripts/system-deps.sh
@@ -29,7 +30,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,camera,sim]'
+	$(BIN)/python -m pip install --quiet -e '.[test,camera,sim,fleet]'
 	touch $@
 
 clean:

@@ -74,6 +74,14 @@ class LaneEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RemoteLock:
+    """The company locks the lane (reason) or lifts its lock (None). Goes through the inbox so the
+    control loop applies it between two polls, like any other event."""
+
+    reason: str | None
+
+
 class Lane:
     def __init__(
         self,
@@ -111,7 +119,8 @@ class Lane:
         self.listeners: list[Callable[[LaneEvent], None]] = []
         # Recent scan-to-decision times, for benchmarks and a future status page; bounded.
         self.decision_latencies_s: deque[float] = deque(maxlen=10_000)
-        self._inbox: queue.Queue[Scan | Event] = queue.Queue()
+        self._inbox: queue.Queue[Scan | Event | RemoteLock] = queue.Queue()
+        self.remote_lock: str | None = None  # why the company locked this lane, while it is locked
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._scale_errors = 0
@@ -160,6 +169,14 @@ class Lane:
     def submit(self, event: Confirm | Abort | Reset) -> None:
         """Operator buttons (or a test) feed the lane through its inbox, like scans."""
         self._inbox.put(event)
+
+    def lock(self, reason: str) -> None:
+        """A remote stop: the valve goes off through the fault path and scans are refused until
+        `unlock()`; even then the lane stays locked until an operator resets it at the lane."""
+        self._inbox.put(RemoteLock(reason))
+
+    def unlock(self) -> None:
+        self._inbox.put(RemoteLock(None))
 
     # Threads ---------------------------------------------------------------------------------
 
@@ -219,11 +236,23 @@ class Lane:
 
     # Events ----------------------------------------------------------------------------------
 
-    def _handle(self, item: Scan | Event) -> None:
+    def _handle(self, item: Scan | Event | RemoteLock) -> None:
         if isinstance(item, Scan):
             self._on_scan(item)
+        elif isinstance(item, RemoteLock):
+            self._remote_lock(item.reason)
+        elif isinstance(item, Reset) and self.remote_lock is not None:
+            self.log.warning("reset refused: the lane is locked remotely (%s)", self.remote_lock)
         else:
             self._step(item)
+
+    def _remote_lock(self, reason: str | None) -> None:
+        self.remote_lock = reason
+        if reason is None:
+            self.log.warning("remote lock lifted; the lane stays locked until an operator resets it")
+            return
+        self.log.warning("locked remotely: %s; valve off", reason)
+        self._fault(Reason.REMOTE_LOCK)
 
     def _poll(self) -> None:
         self.polls += 1
@@ -267,6 +296,8 @@ class Lane:
 
     def _decide(self, scan: Scan, now: datetime) -> tuple[Decision, Plan | None]:
         self._scanned = None
+        if self.remote_lock is not None:
+            return reject(Reason.REMOTE_LOCK, self.remote_lock), None
         if scan.problem:
             return reject(Reason.INVALID_CODE, scan.problem), None
         identifier = codes.parse(scan.data, codes.Source(scan.source), self.url_patterns)

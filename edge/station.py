@@ -12,9 +12,11 @@ from . import __version__, staff
 from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
 from .city import SyncService
 from .config import Config
+from .fleet import FleetService
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
+from .store.fleet import journal_sink
 from .web import StatusServer
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,10 @@ class StartupError(Exception):
 
 def open_store(config: Config) -> Store:
     station = SyncStation(config.station.owner_unit, config.station.unit_code, config.station.region, config.tz)
-    return Store(config.store.path, outbox_entries=lambda fill: outbox_entries(fill, station))
+    sink = None
+    if config.fleet is not None:  # events owed to the company are written with their records
+        sink = journal_sink(config.fleet.company, config.fleet.station_id, config.tz)
+    return Store(config.store.path, outbox_entries=lambda fill: outbox_entries(fill, station), journal_sink=sink)
 
 
 def valves_off(config: Config) -> dict[str, str | None]:
@@ -61,6 +66,7 @@ class Station:
         self.sync: SyncService | None = None
         self.watchdog: Watchdog | None = None
         self.status: StatusServer | None = None
+        self.fleet: FleetService | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -105,6 +111,8 @@ class Station:
             except (OSError, ValueError) as exc:
                 self.stop()
                 raise StartupError(f"city: {exc}") from exc
+        if self.config.fleet is not None:
+            self._start_fleet()
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         self._start_status_page()
@@ -117,6 +125,15 @@ class Station:
             self.watchdog.start()
         # READY only now: every valve has been driven off and every lane is listening.
         notify(f"READY=1\nSTATUS=lanes {', '.join(self.lanes)} ready")
+
+    def _start_fleet(self) -> None:
+        try:
+            self.fleet = FleetService(self.config, self.lanes, self.clock)
+            self.fleet.start()
+        except (OSError, ValueError, RuntimeError) as exc:
+            self.fleet = None
+            self.stop()
+            raise StartupError(f"fleet: {exc}") from exc
 
     def _start_status_page(self) -> None:
         page = self.config.status_page
@@ -144,6 +161,9 @@ class Station:
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = None
         if self.sync is not None:  # valves first; an upload in flight can wait its turn
             self.sync.stop()
             self.sync = None

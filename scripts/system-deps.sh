@@ -1,6 +1,8 @@
 #!/bin/sh
 # System packages: libzbar0 for pyzbar (camera decoding); Debian's chromium and its chromedriver
-# for the status page's browser test.
+# for the status page's browser test; mosquitto (broker and mosquitto_passwd) for the fleet tests,
+# which run their own broker process on a free port (the system service is not used); postgresql
+# for the fleet collector's test, which runs a throwaway cluster of its own.
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
@@ -9,6 +11,12 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libzbar\.so\.0'; then
 fi
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   missing="$missing chromium chromium-driver"
+fi
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ] || ! command -v mosquitto_passwd >/dev/null 2>&1; then
+  missing="$missing mosquitto"
+fi
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  missing="$missing postgresql"
 fi
 [ -z "$missing" ] && exit 0
 

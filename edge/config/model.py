@@ -23,6 +23,7 @@ from .devices import (
     ScannerConfig,
     SignalsConfig,
 )
+from .fleet import FleetConfig
 
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
@@ -221,6 +222,7 @@ class Config(Strict):
     buses: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")], BusConfig] = Field(default_factory=dict)
     lanes: list[LaneConfig] = Field(min_length=1)
     city: CityConfig | None = None
+    fleet: FleetConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
     simulators: SimulatorConfig | None = None
 

@@ -39,6 +39,9 @@ CACHE_REFRESHED = "cache_refreshed_at"
 
 # A finished fill -> (kind, idempotency key, payload) for each record it owes the city.
 OutboxEntries = Callable[[dict[str, Any]], list[tuple[str, str, dict[str, Any]]]]
+# Sees every journal entry inside its transaction (conn, ts, kind, data, where): the fleet outbox
+# writes the events it owes the company there, so an event exists exactly when its record does.
+JournalSink = Callable[[sqlite3.Connection, str, str, dict[str, Any], dict[str, str | None]], None]
 
 
 def iso(moment: datetime) -> str:
@@ -46,7 +49,13 @@ def iso(moment: datetime) -> str:
 
 
 class Store:
-    def __init__(self, path: str | Path, outbox_entries: OutboxEntries | None = None, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        outbox_entries: OutboxEntries | None = None,
+        durable: bool = True,
+        journal_sink: JournalSink | None = None,
+    ) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +70,7 @@ class Store:
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._lock = threading.RLock()
         self._outbox_entries = outbox_entries
+        self._journal_sink = journal_sink
         migrate(self._conn)
 
     def close(self) -> None:
@@ -89,7 +99,13 @@ class Store:
 
     def journal(self, now: datetime, kind: str, data: dict[str, Any], **where: str | None) -> int:
         with self.transaction() as conn:
-            return journal.append(conn, iso(now), kind, data, **where)
+            return self._append(conn, iso(now), kind, data, **where)
+
+    def _append(self, conn: sqlite3.Connection, ts: str, kind: str, data: dict[str, Any], **where: str | None) -> int:
+        seq = journal.append(conn, ts, kind, data, **where)
+        if self._journal_sink is not None:
+            self._journal_sink(conn, ts, kind, data, where)
+        return seq
 
     def verify(self) -> journal.ChainReport:
         with self._lock:
@@ -183,7 +199,7 @@ class Store:
             else:
                 self.db["fills"].update(record.fill_id, {"status": record.status, **fields})
             fill = self.db["fills"].get(record.fill_id)
-            journal.append(
+            self._append(
                 conn,
                 iso(now),
                 f"fill_{record.status}",

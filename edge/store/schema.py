@@ -170,6 +170,52 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    """The company fleet: events owed to the company's broker (written in the transaction of the
+    fill or scan they report), blocks and lane locks received from the company, and every command
+    received (its id is what refuses a replay)."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE fleet_outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            delivered_at TEXT
+        );
+        CREATE INDEX fleet_outbox_pending ON fleet_outbox(id) WHERE delivered_at IS NULL;
+        CREATE TABLE fleet_blocks (
+            identifier TEXT PRIMARY KEY,
+            cylinder_id TEXT,
+            reason TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            command_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            owns_block INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE fleet_locks (
+            lane TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            command_id TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE TABLE fleet_commands (
+            id TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            sent_at TEXT,
+            sender TEXT,
+            kind TEXT,
+            outcome TEXT NOT NULL,
+            detail TEXT
+        )
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -177,7 +223,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

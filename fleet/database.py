@@ -1,0 +1,178 @@
+"""The company's event database: SQLite by default, PostgreSQL when the config names one.
+
+Each event is stored once, keyed on (station, key): the stations deliver at least once, so a
+repeat is expected and dropped here. The same SQL runs on both (placeholders aside).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sync.fleet.protocol import VERSION
+
+log = logging.getLogger(__name__)
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS events (
+        station TEXT NOT NULL,
+        key TEXT NOT NULL,
+        type TEXT NOT NULL,
+        lane TEXT,
+        day TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        cylinder_id TEXT,
+        outcome TEXT,
+        valve_opened INTEGER,
+        overfilled INTEGER,
+        reasons TEXT,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (station, key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_day ON events (type, day, station)",
+    "CREATE INDEX IF NOT EXISTS events_cylinder ON events (cylinder_id, type)",
+    """CREATE TABLE IF NOT EXISTS stations (
+        station TEXT PRIMARY KEY,
+        online INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+)
+
+
+class EventDatabase:
+    def __init__(self, url: str, base: Path | None = None) -> None:
+        if url.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg
+            except ImportError as exc:
+                raise RuntimeError("a PostgreSQL database needs psycopg: pip install 'station-edge[fleet-pg]'") from exc
+            self.conn: Any = psycopg.connect(url, autocommit=False)
+            self.placeholder = "%s"
+        elif url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            if not path.is_absolute() and base is not None:
+                path = base / path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(path), check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.placeholder = "?"
+        else:
+            raise ValueError(f"database {url!r}: expected sqlite:///PATH or postgresql://...")
+        for statement in SCHEMA:
+            self.conn.execute(statement)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
+    def add_batch(self, messages: list[tuple[str, bytes]], received_at: str) -> dict[str, int]:
+        """Store what arrived on the fleet topics in one transaction: events once each (a repeat is
+        counted, not stored), station health as the latest. Messages that are not a version-1
+        payload from the station their topic names are counted and dropped."""
+        counts = {"stored": 0, "duplicates": 0, "rejected": 0}
+        try:
+            for topic, raw in messages:
+                payload = _payload(topic, raw)
+                if payload is None:
+                    counts["rejected"] += 1
+                    log.warning("dropped a message on %s: not a version-1 payload from the station its topic names", topic)
+                elif payload["type"] == "health":
+                    self._set_station(payload["station"], bool(payload.get("online")), payload, received_at)
+                elif payload["type"] in ("fill", "scan"):
+                    counts["stored" if self._add_event(payload, received_at) else "duplicates"] += 1
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
+        return counts
+
+    def add_event(self, event: dict[str, Any], received_at: str) -> bool:
+        """Store one event; False when it was already there (a redelivery). Commits."""
+        stored = self._add_event(event, received_at)
+        self.conn.commit()
+        return stored
+
+    def _add_event(self, event: dict[str, Any], received_at: str) -> bool:
+        row = (
+            event["station"], event["key"], event["type"], event.get("lane"), event["day"], event["ts"],
+            event.get("cylinder_id"), event.get("outcome"),
+            None if "valve_opened" not in event else int(event["valve_opened"]),
+            None if "overfilled" not in event else int(event["overfilled"]),
+            json.dumps(event.get("reasons")) if "reasons" in event else None,
+            json.dumps(event, ensure_ascii=False, sort_keys=True), received_at,
+        )
+        cursor = self.conn.execute(
+            self._sql(
+                "INSERT INTO events (station, key, type, lane, day, ts, cylinder_id, outcome, valve_opened, overfilled,"
+                " reasons, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (station, key) DO NOTHING"
+            ),
+            row,
+        )
+        return cursor.rowcount == 1
+
+    def _set_station(self, station: str, online: bool, payload: dict[str, Any], updated_at: str) -> None:
+        self.conn.execute(
+            self._sql(
+                "INSERT INTO stations (station, online, payload, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (station) DO UPDATE SET online = excluded.online, payload = excluded.payload,"
+                " updated_at = excluded.updated_at"
+            ),
+            (station, int(online), json.dumps(payload, ensure_ascii=False), updated_at),
+        )
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        cursor = self.conn.execute(self._sql(sql), params)
+        rows = cursor.fetchall()
+        self.conn.commit()  # PostgreSQL opened a transaction for the read
+        return rows
+
+    # Reports ---------------------------------------------------------------------------------
+
+    def fills_per_day(self) -> list[dict[str, Any]]:
+        """Fills (the valve opened) and overfills per station per day, in each station's zone."""
+        rows = self._rows(
+            "SELECT station, day, count(*), sum(overfilled) FROM events"
+            " WHERE type = 'fill' AND valve_opened = 1 GROUP BY station, day ORDER BY day, station"
+        )
+        return [{"station": s, "day": d, "fills": int(n), "overfills": int(o or 0)} for s, d, n, o in rows]
+
+    def refused_at_several_stations(self) -> list[dict[str, Any]]:
+        """Cylinders refused at more than one station: someone is trying them around the company."""
+        rows = self._rows(
+            "SELECT cylinder_id, station, count(*), max(ts) FROM events"
+            " WHERE type = 'scan' AND cylinder_id IS NOT NULL GROUP BY cylinder_id, station ORDER BY cylinder_id, station"
+        )
+        by_cylinder: dict[str, dict[str, Any]] = {}
+        for cylinder, station, count, last in rows:
+            entry = by_cylinder.setdefault(cylinder, {"cylinder_id": cylinder, "stations": {}, "last": last})
+            entry["stations"][station] = int(count)
+            entry["last"] = max(entry["last"], last)
+        return [e for e in by_cylinder.values() if len(e["stations"]) > 1]
+
+    def count(self, kind: str | None = None) -> int:
+        where, params = (" WHERE type = ?", (kind,)) if kind else ("", ())
+        return int(self._rows("SELECT count(*) FROM events" + where, params)[0][0])
+
+    def keys(self, station: str | None = None) -> list[tuple[str, str]]:
+        where, params = (" WHERE station = ?", (station,)) if station else ("", ())
+        return [(s, k) for s, k in self._rows("SELECT station, key FROM events" + where, params)]
+
+
+def _payload(topic: str, raw: bytes) -> dict[str, Any] | None:
+    parts = topic.split("/")
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or payload.get("v") != VERSION or len(parts) < 3 or payload.get("station") != parts[1]:
+        return None
+    return payload

@@ -1,0 +1,218 @@
+"""A real Mosquitto for the fleet tests: the shipped config and ACL, a CA made for the run
+(trustme), a password file made with mosquitto_passwd, on a free local port. Never the system
+service."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import jsonschema
+
+import pytest
+
+from edge.config import Config, load_config
+from edge.fleet import FleetService
+from edge.station import open_store
+from fleet.config import CompanyConfig
+from fleet.console import Connection, _drain
+from simulators.dataset import generate
+from sync.fleet.protocol import SCHEMA_FILE
+from sync.fleet.settings import BrokerConfig
+from tests.conftest import write_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "config" / "fleet"
+COMPANY = "acme"
+HQ = "acme-hq"
+STATIONS = ("st1", "st2", "st3")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# Debian puts the broker in /usr/sbin, which is not on every user's PATH.
+MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+
+
+def needs_mosquitto() -> None:
+    if MOSQUITTO is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("Debian's mosquitto is not installed (scripts/system-deps.sh installs it)")
+
+
+class Broker:
+    def __init__(self, directory: Path) -> None:
+        import trustme
+
+        self.dir = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca_file = directory / "ca.crt"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        cert.cert_chain_pems[0].write_to_path(str(directory / "server.crt"))
+        cert.private_key_pem.write_to_path(str(directory / "server.key"))
+        self.ca = ca
+        passwd = directory / "passwd"
+        passwd.touch()
+        for user in (HQ, *STATIONS, "intruder"):
+            subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, self.password(user)], check=True, capture_output=True)
+        (directory / "data").mkdir()
+        shutil.copy(SHIPPED / "acl", directory / "acl")
+        self.conf = directory / "mosquitto.conf"
+        self.conf.write_text(self._config(), encoding="utf-8")
+        self.log = directory / "mosquitto.log"
+
+    @staticmethod
+    def password(user: str) -> str:
+        return f"pw-{user}-secret"
+
+    def _config(self) -> str:
+        text = (SHIPPED / "mosquitto.conf").read_text(encoding="utf-8")
+        paths = {
+            "password_file": self.dir / "passwd",
+            "acl_file": self.dir / "acl",
+            "persistence_location": f"{self.dir / 'data'}/",
+            "certfile": self.dir / "server.crt",
+            "keyfile": self.dir / "server.key",
+            "cafile": self.ca_file,
+        }
+        for key, value in paths.items():
+            text, count = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
+            assert count == 1, key
+        text, count = re.subn(r"^listener 8883$", f"listener {self.port} 127.0.0.1", text, flags=re.M)
+        assert count == 1
+        if os.geteuid() == 0:
+            # As root, mosquitto drops to its own user, which cannot write a test's directory.
+            text += "\nuser root\n"
+        return text
+
+    def start(self) -> Broker:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("mosquitto did not start:\n" + self.log.read_text(errors="replace"))
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file and exits
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def restart(self, down_s: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+    def settings(self, user: str, protocol: str = "5", **changes: object) -> BrokerConfig:
+        fields: dict[str, object] = {
+            "host": "127.0.0.1", "port": self.port, "protocol": protocol, "ca_file": self.ca_file,
+            "username": user, "password": self.password(user), "keepalive_s": 5, "connect_timeout_s": 5.0,
+        }
+        fields.update(changes)
+        return BrokerConfig.model_validate(fields)
+
+
+def wait_until(condition, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module", name="broker")
+def broker_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One broker per test module (the fleet test modules import this fixture)."""
+    needs_mosquitto()
+    b = Broker(tmp_path_factory.mktemp("mosquitto")).start()
+    yield b
+    b.stop()
+
+
+SCHEMA = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def check_payload(payload: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(payload)
+
+
+
+class LightStation:
+    """A station's store and fleet service without lanes: events are written the way a lane writes
+    them (journal entries in the store), commands are carried out on its store."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.store = open_store(config)
+        now = datetime.now(timezone.utc)
+        self.dataset = generate(60, config.station.owner_unit, config.station.region, now.date(), seed=7)
+        self.store.upsert_cylinders((g.row for g in self.dataset), now)
+        self.store.mark_cache_refreshed(now)
+        self.service = FleetService(config, {}, lambda: datetime.now(timezone.utc))
+        self.rejected = 0
+
+    def start(self) -> LightStation:
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        self.service.stop()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def reject_scan(self, lane: str = "A") -> None:
+        self.rejected += 1
+        data = {"code": f"junk-{self.rejected}", "accepted": False, "reasons": ["INVALID_CODE"], "details": ["not a code"],
+                "fill_id": None, "cylinder_id": None}
+        self.store.journal(datetime.now(timezone.utc), "scan", data, lane=lane)
+        self.service.uplink.wake()
+
+
+def station_config(tmp_path: Path, broker: Broker, station: str, **fleet: Any) -> Config:
+    directory = tmp_path / station
+    directory.mkdir()
+
+    def override(raw: dict[str, Any]) -> None:
+        raw["fleet"] = {
+            "company": COMPANY,
+            "station_id": station,
+            "broker": json.loads(broker.settings(station).model_dump_json()),
+            "health_interval_s": 1.0,
+            **fleet,
+        }
+
+    return load_config(write_config(directory, override))
+
+
+def company_config(tmp_path: Path, broker: Broker, **changes: Any) -> CompanyConfig:
+    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li",
+                         database=f"sqlite:///{tmp_path / 'fleet.db'}", **changes)
+
+
+def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
+    """What a new subscriber sees on a topic filter at once: the retained messages."""
+    seen: dict[str, dict[str, Any]] = {}
+    with Connection(company_config(Path("."), broker), [topic], "probe") as conn:
+        _drain(conn.messages, seconds, lambda t, p: seen.__setitem__(t, p))
+    return seen
