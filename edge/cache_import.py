@@ -2,21 +2,23 @@
 city-spec field layout.
 
 Headers may be the English column names or the spec's Chinese field names. A malformed row is
-reported with its line number and skipped; the rest load.
+reported with its line number and skipped; the rest load. CSV and .xlsx rows stream from the file
+into the store in batches, so a 100,000-row ledger imports in bounded memory on a Raspberry Pi.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from interlock.rules import parse_month
 
+from .output import Problems
 from .store import Store
 from .store.schema import CITY_FIELDS, STATION_FIELDS
 
@@ -35,7 +37,8 @@ _REQUIRED = ("id", "owner_unit", "medium", "status")
 @dataclass
 class ImportReport:
     loaded: int = 0
-    errors: list[str] = field(default_factory=list)
+    skipped: int = 0
+    problems: Problems = field(default_factory=Problems)
 
 
 _MONTHS = ("manufacture_month", "next_inspection")
@@ -46,8 +49,8 @@ def read_rows(path: Path) -> Iterable[tuple[int, Any]]:
     if path.suffix.lower() == ".xlsx":
         yield from _xlsx_rows(path)
         return
-    text = path.read_text(encoding="utf-8-sig")
     if path.suffix.lower() == ".json":
+        text = path.read_text(encoding="utf-8-sig")
         data = json.loads(text)
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of cylinder objects")
@@ -55,9 +58,10 @@ def read_rows(path: Path) -> Iterable[tuple[int, Any]]:
         for index, item in enumerate(data):
             yield (lines[index] if index < len(lines) else 0), item
         return
-    reader = csv.DictReader(io.StringIO(text))
-    for row in reader:
-        yield reader.line_num, row
+    with path.open(encoding="utf-8-sig", newline="") as stream:
+        reader = csv.DictReader(stream)
+        for row in reader:
+            yield reader.line_num, row
 
 
 def _xlsx_rows(path: Path) -> Iterable[tuple[int, Any]]:
@@ -160,15 +164,25 @@ def clean_row(raw: Any) -> dict[str, Any]:
     return {k: str(v) if k not in _FLOATS and k != "service_life_years" else v for k, v in row.items()}
 
 
-def import_file(store: Store, path: Path, now: datetime) -> ImportReport:
+def import_file(store: Store, path: Path, now: datetime, progress: Callable[[int], None] | None = None,
+                batch: int = 2000) -> ImportReport:
+    """Clean rows go to the store as they are read, a transaction per batch; bad rows are counted
+    and summarised by problem."""
     report = ImportReport()
-    good: list[dict[str, Any]] = []
-    for line, raw in read_rows(path):
-        try:
-            good.append(clean_row(raw))
-        except ValueError as exc:
-            report.errors.append(f"{path}:{line}: {exc}")
-    report.loaded = store.upsert_cylinders(good, now)
+
+    def good_rows() -> Iterator[dict[str, Any]]:
+        for count, (line, raw) in enumerate(read_rows(path), start=1):
+            try:
+                yield clean_row(raw)
+            except ValueError as exc:
+                report.skipped += 1
+                report.problems.add(str(line), str(exc))
+            if progress and count % 500 == 0:
+                progress(count)
+
+    report.loaded = store.upsert_cylinders(good_rows(), now, batch)
+    if progress:
+        progress(report.loaded + report.skipped)
     if report.loaded:
         store.mark_cache_refreshed(now)
     return report

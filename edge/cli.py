@@ -1,52 +1,85 @@
-"""`edge`: the daemon and the station manager's commands. Human tables by default, --json for programs."""
+"""`edge`: the daemon and the station manager's commands. Human tables by default, --json for programs.
+
+--config and --json work before or after the subcommand. Errors are one line (one JSON document
+with --json) and an exit code: 0 done, 1 failed or found a problem, 2 the command was wrong
+(bad option, bad filter, bad config), 130 interrupted, 141 the reader of our output went away.
+Heavy modules (drivers, sync, the web server) load only in the commands that use them, so
+`edge status` starts quickly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import shutil
-import signal
 import sys
-import tempfile
-import threading
-from pathlib import Path
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import __version__, cli_city, cli_fleet, cli_manager, logs
-from .config import Config, ConfigError, load_config
-from .lane import utc_now
-from .output import emit
-from .station import StartupError, Station, open_store, valves_off
+from . import __version__, cli_city, cli_fleet, cli_manager
+from .output import EXIT_FAILED, EXIT_INVALID, CommandError, emit, emit_error, local_time
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
-EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
 
 def _load(path: str) -> Config:
+    from .config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(EXIT_INVALID) from None
+        raise CommandError(str(exc), EXIT_INVALID) from None
+
+
+def open_existing(config: Config) -> Store:
+    """The manager's commands read and change the daemon's store; they never create or migrate one."""
+    from .store.opening import open_store
+
+    return open_store(config, existing=True)
+
+
+def utc_now() -> datetime:
+    from .lane import utc_now as now
+
+    return now()
 
 
 # Commands ------------------------------------------------------------------------------------
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    from .preflight import preflight
+
+    path = args.file or args.config
+    config = _load(path)
+    problems = preflight(config, strict=args.strict)
+    lanes = ", ".join(lane.id for lane in config.lanes)
+    data = {"ok": not problems, "file": path, "lanes": [lane.id for lane in config.lanes], "problems": problems,
+            "strict": args.strict}
+    human = (f"{path}: OK ({len(config.lanes)} lanes: {lanes})" + ("" if args.strict else "; drivers not loaded (--strict loads them)")
+             if not problems else "\n".join([f"{path}: {len(problems)} problem(s) the daemon would refuse:"] + [f"  {p}" for p in problems]))
+    if problems and not args.json:
+        print(human, file=sys.stderr)
         return EXIT_INVALID
-    print(f"{args.file}: OK ({len(config.lanes)} lanes: {', '.join(l.id for l in config.lanes)})")
-    return 0
+    emit(data, args.json, human)
+    return 0 if not problems else EXIT_INVALID
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from . import logs
+    from .station import StartupError, Station, open_store
+
     config = _load(args.config)
     logs.log_start(config, args.config)
     stop = threading.Event()
@@ -79,6 +112,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     from .demo import run_demo
 
     keep = args.state_dir is not None
@@ -92,6 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_valves_off(args: argparse.Namespace) -> int:
+    from .station import valves_off
+
     config = _load(args.config)
     results = valves_off(config)
     ok = all(err is None for err in results.values())
@@ -102,7 +141,7 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    store = open_store(config)
+    store = open_existing(config)
     try:
         report = store.verify()
         integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"]
@@ -121,7 +160,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    store = open_store(config)
+    store = open_existing(config)
     try:
         now = utc_now()
         age = store.cache_age_s(now)
@@ -138,15 +177,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         }
     finally:
         store.close()
+    counts = lambda d: ", ".join(f"{n} {k}" for k, n in sorted(d.items())) or "none"  # noqa: E731
     human = "\n".join(
         [
             f"station          {data['station']}",
-            f"cylinder cache   {data['cylinders_cached']} cylinders, {data['cache_age_hours']} h old",
-            f"fills            {data['fills']}",
-            f"upload outbox    {data['outbox']}",
+            f"cylinder cache   {data['cylinders_cached']} cylinders, "
+            + ("never refreshed" if age is None else f"{data['cache_age_hours']} h old"),
+            f"fills            {counts(data['fills'])}",
+            f"upload outbox    {counts(data['outbox'])}",
             f"journal          {data['journal_entries']} entries",
         ]
-        + [f"lane {lane:<11} last {info['kind'] or '-'} at {info['ts'] or '-'}" for lane, info in data["lanes"].items()]
+        + [f"lane {lane:<11} last {info['kind'] or '-'} at {local_time(info['ts'], config.tz) or '-'}"
+           for lane, info in data["lanes"].items()]
     )
     emit(data, args.json, human)
     return 0
@@ -157,34 +199,55 @@ def _last_activity(store: Any, lane: str) -> dict[str, Any]:
     return {"ts": rows[0]["ts"], "kind": rows[0]["kind"]} if rows else {"ts": None, "kind": None}
 
 
+# The parser ----------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as JSON when --json was asked for."""
+
+    json_errors = False  # set by main() from the command line
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            raise CommandError(f"{self.prog}: {message}", EXIT_INVALID)
+        super().error(message)
+
+
+def _add_shared(parser: argparse.ArgumentParser, after_command: bool) -> None:
+    """--config and --json, before the subcommand (with the defaults) and after it (SUPPRESS, so an
+    option absent after the subcommand does not overwrite one given before it)."""
+    default = argparse.SUPPRESS if after_command else None
+    parser.add_argument("--config", default=default or DEFAULT_CONFIG,
+                        help=f"station YAML (default {DEFAULT_CONFIG}, or $EDGE_CONFIG)")
+    parser.add_argument("--json", action="store_true", default=default or False, help="machine-readable output (errors too)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge", description="Station edge controller for cylinder filling")
+    parser = Parser(prog="edge", description="Station edge controller for cylinder filling")
+    _add_shared(parser, after_command=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, help_text: str, config: bool = True, json_flag: bool = True) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    def command(name: str, func: Any, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=func)
-        if config:
-            p.add_argument("--config", default=DEFAULT_CONFIG, help=f"station YAML (default {DEFAULT_CONFIG}, or $EDGE_CONFIG)")
-        if json_flag:
-            p.add_argument("--json", action="store_true", help="machine-readable output")
+        _add_shared(p, after_command=True)
         return p
 
-    command("run", cmd_run, "run the daemon until SIGTERM/SIGINT", json_flag=False)
-    demo = command("demo", cmd_demo, "run a whole simulated station with scripted operators", config=False)
+    command("run", cmd_run, "run the daemon until SIGTERM/SIGINT")
+    demo = command("demo", cmd_demo, "run a whole simulated station with scripted operators")
     demo.add_argument("--state-dir", help="keep the database and effective config (station.yaml) here")
-    check = command("check-config", cmd_check_config, "validate a config file", config=False, json_flag=False)
-    check.add_argument("file")
+    check = command("check-config", cmd_check_config, "validate a config file and what it refers to")
+    check.add_argument("file", nargs="?", help="the YAML to check (default: --config)")
+    check.add_argument("--strict", action="store_true", help="also load each configured driver (GPIO backend, scanner libraries)")
     command("status", cmd_status, "cache, fills, outbox and lane activity")
     command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.set_defaults(func=lambda args: args.handler(args, _load, emit))
-        p.add_argument("--config", default=DEFAULT_CONFIG, help=f"station YAML (default {DEFAULT_CONFIG}, or $EDGE_CONFIG)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+        _add_shared(p, after_command=True)
 
     cli_city.add_commands(sub, common)
     cli_manager.add_commands(sub, common)
@@ -193,12 +256,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logs.setup(args.verbose)
-    if args.command == "demo" and not args.verbose:
-        # The demo prints its own progress; daemon INFO lines would drown it.
-        logging.getLogger().setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    argv = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in argv
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        Parser.json_errors = as_json
+        args = build_parser().parse_args(argv)
+        from . import logs
+
+        logs.setup(args.verbose)
+        if args.command == "demo" and not args.verbose:
+            # The demo prints its own progress; daemon INFO lines would drown it.
+            logging.getLogger().setLevel(logging.WARNING)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except CommandError as exc:
+        emit_error(str(exc), exc.code, as_json)
+        return exc.code
+    except BrokenPipeError:
+        # `edge records | head -1`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        emit_error("interrupted", EXIT_INTERRUPTED, as_json)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a full disk, a missing directory, a store that is not one: one line, not a traceback
+        if verbose:
+            log.exception("unexpected error")
+        emit_error(_describe(exc), EXIT_FAILED, as_json)
+        return EXIT_FAILED
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}"
+    name = type(exc).__name__
+    return f"{exc}" if name.endswith("StoreError") else f"{name}: {exc}"
 
 
 if __name__ == "__main__":

@@ -3,64 +3,39 @@
 from __future__ import annotations
 
 import argparse
-import re
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from interlock import codes
-from interlock.codes import Source
-from sync.client import SyncError
-from sync.refresh import Refresher
-from sync.uploader import Uploader
+from .output import EXIT_FAILED, CommandError, Progress, summary_lines
 
-from .cache_import import import_file
-from .city import build_client, retry_policy
-from .config import Config
-from .config.city import CityConfig
-from .lane import utc_now
-from .station import open_store
-from .store import Store
-from .store.outbox import Outbox
-from .store.schema import CITY_FIELDS, STATION_FIELDS
+if TYPE_CHECKING:
+    from .config import Config
+    from .config.city import CityConfig
 
-EXIT_INVALID = 2
-LABELS = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充"}
-
-Loader = Callable[[str], Config]
+Loader = Callable[[str], "Config"]
 Emit = Callable[[Any, bool, str], None]
 
 
 def _city(config: Config) -> CityConfig:
     if config.city is None:
-        print("this station's config has no city: section", file=sys.stderr)
-        raise SystemExit(EXIT_INVALID)
+        raise CommandError("this station's config has no city: section")
     return config.city
 
 
-class ProgressBar:
-    """One line on stderr, redrawn in place: [#####.....] done/total, rate."""
+def _open(config: Config) -> Any:
+    from .cli import open_existing
 
-    def __init__(self, total: int, width: int = 30) -> None:
-        self.total, self.width, self.started = max(total, 1), width, time.monotonic()
-
-    def __call__(self, done: int, note: str = "") -> None:
-        filled = min(self.width, self.width * done // self.total)
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {rate:7.1f}/s {note}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
+    return open_existing(config)
 
 
 def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from .cli import utc_now
+    from .output import local_time
+    from .store.outbox import Outbox
+
     config = load(args.config)
-    store = open_store(config)
+    store = _open(config)
     try:
         data = Outbox(store).status(utc_now())
     finally:
@@ -71,8 +46,8 @@ def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         f"backlog          {data['pending']} pending" + (f", oldest {age / 3600:.1f} h old" if age is not None else ""),
         f"delivered        {data['sent']}",
         f"dead letters     {data['dead']}",
-        f"last success     {data['last_success_at'] or 'never'}",
-        f"last error       {last_error['at'] + '  ' + last_error['error'] if last_error else 'none'}",
+        f"last success     {local_time(data['last_success_at'], config.tz) or 'never'}",
+        f"last error       {local_time(last_error['at'], config.tz) + '  ' + last_error['error'] if last_error else 'none'}",
     ]
     if data["malformed_since"]:
         lines.append(f"condition        the city's replies are not its envelope (captive portal or proxy page?)"
@@ -83,12 +58,20 @@ def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def cmd_sync_retry(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from .cli import utc_now
+    from .store.outbox import Outbox
+
     if (args.id is None) == (not args.all_dead):
-        print("give one outbox ID or --all-dead", file=sys.stderr)
-        return EXIT_INVALID
+        raise CommandError("give one outbox ID or --all-dead")
     config = load(args.config)
-    store = open_store(config)
+    store = _open(config)
     try:
+        if args.id is not None:
+            rows = store.query("SELECT status FROM outbox WHERE id = ?", [args.id])
+            if not rows:
+                raise CommandError(f"no outbox row {args.id} (see edge sync status)")
+            if rows[0]["status"] != "dead":
+                raise CommandError(f"outbox row {args.id} is {rows[0]['status']}, not a dead letter")
         count = Outbox(store).requeue(utc_now(), args.id)
     finally:
         store.close()
@@ -97,23 +80,30 @@ def cmd_sync_retry(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    import signal
+    import threading
+
+    from sync.uploader import Uploader
+
+    from .city import build_client, retry_policy
+    from .store.outbox import Outbox
+
     config = load(args.config)
     city = _city(config)
-    store, client = open_store(config), build_client(city)
+    store, client = _open(config), build_client(city)
     outbox = Outbox(store)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     timer = threading.Timer(args.timeout, stop.set)
     timer.start()
-    bar = ProgressBar(outbox.pending_count())
+    bar = Progress(outbox.pending_count())
     uploader = Uploader(client, outbox, retry_policy(city, paced=False))
     try:
-        result = uploader.drain(stop, progress=None if args.json else lambda r: bar(r.sent + r.dead, f"dead {r.dead}"))
+        result = uploader.drain(stop, progress=lambda r: bar(r.sent + r.dead, f"dead {r.dead}"))
     finally:
         timer.cancel()
         signal.signal(signal.SIGINT, previous)
-        if not args.json:
-            bar.close()
+        bar.close()
         remaining = outbox.pending_count()
         client.close()
         store.close()
@@ -125,68 +115,86 @@ def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def cmd_cache_refresh(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from sync.client import SyncError
+    from sync.refresh import Refresher
+
+    from .city import build_client
+    from .store import Store
+
     config = load(args.config)
     city = _city(config)
+    # Creates the store when there is none: a refresh is how a new station gets its cache.
     store, client = Store(config.store.path), build_client(city)
-    bar = ProgressBar(1)
+    bar = Progress(None, "cylinders ")
 
     def progress(done: int, total: int | None) -> None:
-        bar.total = max(total or done, 1)
+        bar.total = total
         bar(done)
 
     try:
-        result = Refresher(client, store, config.tz, city.refresh.page_size).refresh(
-            full=args.full, progress=None if args.json else progress)
+        result = Refresher(client, store, config.tz, city.refresh.page_size).refresh(full=args.full, progress=progress)
     except SyncError as exc:
-        print(f"\ncache refresh failed: {exc} (pages already applied are kept; the cache age is unchanged)", file=sys.stderr)
-        return 1
+        raise CommandError(f"cache refresh failed: {exc} (pages already applied are kept; the cache age is unchanged)",
+                           EXIT_FAILED) from None
     finally:
+        bar.close()
         client.close()
         store.close()
-    if not args.json:
-        bar.close()
     human = f"{result.mode} refresh: {result.cylinders} cylinders in {result.pages} pages, {result.seconds} s"
     emit(result.__dict__, args.json, human)
     return 0
 
 
 def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from .cli import utc_now
+    from .identify import find_cylinder
+    from .output import local_time, table
+    from .store.schema import CITY_FIELDS, STATION_FIELDS
+
+    labels = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充"}
     config = load(args.config)
-    patterns = [codes.UrlPattern(re.compile(p.regex), p.kind) for p in config.codes.url_patterns]
-    parsed = codes.parse(args.code.encode("utf-8"), Source.RFID if args.rfid else Source.OPTICAL, patterns)
-    if isinstance(parsed, codes.Invalid):
-        print(f"{args.code!r} is not a code the station can read: {parsed.detail}", file=sys.stderr)
-        return EXIT_INVALID
-    store = open_store(config)
+    store = _open(config)
     try:
-        cylinder = store.cylinder_record(parsed)
+        cylinder, read_as = find_cylinder(store, config, args.code, args.rfid)
         age = store.cache_age_s(utc_now())
     finally:
         store.close()
     if cylinder is None:
-        emit({"found": False, "identifier": parsed.value}, args.json, f"{parsed.kind.value} {parsed.value}: not in the cache")
+        emit({"found": False, "identifier": read_as}, args.json, f"{read_as}: not in the cache")
         return 1
-    human = "\n".join(f"{LABELS.get(k, ''):<14} {k:<24} {'' if v is None else v}" for k, v in cylinder.items())
+    human = table([{"label": labels.get(k, ""), "field": k, "value": local_time(v, config.tz)} for k, v in cylinder.items()],
+                  ["label", "field", "value"], headers={"label": "", "field": "", "value": ""}).split("\n", 1)[1]
     human += f"\n(cache {'never refreshed' if age is None else f'{age / 3600:.1f} h old'})"
     emit({"found": True, "cylinder": cylinder, "cache_age_s": age}, args.json, human)
     return 0
 
 
 def cmd_cache_import(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    import sys
+
+    from .cache_import import import_file
+    from .cli import utc_now
+    from .store.opening import open_store
+
     config = load(args.config)
-    store = open_store(config)
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    store = open_store(config)  # an import may be how a new station first fills its cache
+    bar = Progress(None, "rows ")
     try:
-        report = import_file(store, Path(args.file), utc_now())
-    except (OSError, ValueError) as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        report = import_file(store, path, utc_now(), progress=bar)
+    except ValueError as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
     finally:
+        bar.close()
         store.close()
-    for error in report.errors:
-        print(error, file=sys.stderr)
-    emit({"loaded": report.loaded, "skipped": len(report.errors), "errors": report.errors}, args.json,
-         f"loaded {report.loaded} cylinders, skipped {len(report.errors)} malformed rows")
-    return 0 if not report.errors else 1
+    problems = report.problems.groups()
+    for line in summary_lines(problems, str(path)):
+        print(line, file=sys.stderr)
+    emit({"loaded": report.loaded, "skipped": report.skipped, "problems": problems}, args.json,
+         f"loaded {report.loaded} cylinders, skipped {report.skipped} malformed rows")
+    return 0 if not report.skipped else 1
 
 
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

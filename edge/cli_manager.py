@@ -7,20 +7,20 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import ledger, staff
-from .config import Config
-from .config.model import city_name_limit
-from .lane import utc_now
-from .output import table
-from .station import open_store
+from .output import EXIT_INVALID, CommandError, number, table
 
-EXIT_INVALID = 2
+if TYPE_CHECKING:
+    from . import ledger
+    from .config import Config
+
+# What --outcome accepts, in the one case every command prints.
+OUTCOMES = ("ok", "overfilled", "underfilled", "aborted")
 FILL_COLUMNS = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "checker", "id"]
 SCAN_COLUMNS = ["ts", "lane", "cylinder_id", "code", "reasons", "seq"]
 
-Loader = Callable[[str], Config]
+Loader = Callable[[str], "Config"]
 Emit = Callable[[Any, bool, str], None]
 
 
@@ -31,38 +31,82 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a date as yyyy-mm-dd") from None
 
 
-def _filters(args: argparse.Namespace) -> ledger.Filters:
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of 1 or more")
+    return value
+
+
+def _open(config: Config) -> Any:
+    from .cli import open_existing
+
+    return open_existing(config)
+
+
+def _filters(args: argparse.Namespace, config: Config, store: Any) -> ledger.Filters:
+    """The filters as given, refused (exit 2) when they could only ever select nothing by mistake."""
+    from . import ledger
+    from .identify import cylinder_id
+
+    if args.date and (args.since or args.until):
+        raise CommandError("--date is one day; give it alone, or --since/--until for a range")
+    since, until = args.since or args.date, args.until or args.date
+    if since and until and since > until:
+        raise CommandError(f"--since {since} is after --until {until}")
+    lanes = [lane.id for lane in config.lanes]
+    if args.lane is not None and args.lane not in lanes:
+        raise CommandError(f"no lane {args.lane!r} in the config (lanes: {', '.join(lanes)})")
     return ledger.Filters(
-        since=args.since or args.date, until=args.until or args.date, lane=args.lane, cylinder=args.cylinder,
+        since=since, until=until, lane=args.lane,
+        cylinder=None if args.cylinder is None else cylinder_id(store, config, args.cylinder),
         operator=getattr(args, "operator", None), outcome=getattr(args, "outcome", None), limit=getattr(args, "limit", None),
     )
 
 
+def presented(row: dict[str, Any]) -> dict[str, Any]:
+    """A record as every command prints it: weights without floating-point tails, one case for
+    outcomes (the store keeps what the fill machine said)."""
+    out = {k: number(v) for k, v in row.items()}
+    if isinstance(out.get("outcome"), str):
+        out["outcome"] = out["outcome"].lower()
+    return out
+
+
 def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import ledger
+
     config = load(args.config)
     if args.rejected and (args.operator or args.outcome):
-        print("--operator and --outcome select fills; rejected scans have neither", file=sys.stderr)
-        return EXIT_INVALID
-    store = open_store(config)
+        raise CommandError("--operator and --outcome select fills; rejected scans have neither")
+    store = _open(config)
     try:
+        filters = _filters(args, config, store)
         if args.rejected:
-            rows, columns = ledger.rejected_scans(store, config.tz, _filters(args)), SCAN_COLUMNS
+            rows, columns = ledger.rejected_scans(store, config.tz, filters), SCAN_COLUMNS
         else:
-            rows, columns = ledger.fills(store, config.tz, _filters(args)), FILL_COLUMNS
+            rows, columns = ledger.fills(store, config.tz, filters), FILL_COLUMNS
     finally:
         store.close()
+    rows = [presented(r) for r in rows]
     if args.csv:
-        sys.stdout.write(ledger.rows_as_csv(rows, list(rows[0]) if rows else columns))
+        sys.stdout.write(ledger.rows_as_csv(rows, list(rows[0]) if rows else columns, config.tz))
         return 0
-    emit(rows, args.json, table(rows, columns))
+    emit(rows, args.json, table(rows, columns, config.tz))
     return 0
 
 
 def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import ledger
+    from .cli import utc_now
+
     config = load(args.config)
     now = utc_now()
     day = args.day or now.astimezone(config.tz).date()
-    store = open_store(config)
+    store = _open(config)
     try:
         report = ledger.daily_report(store, config.tz, day, now)
     finally:
@@ -72,6 +116,8 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def _report_text(r: dict[str, Any]) -> str:
+    from . import ledger
+
     upload = r["upload"]
     lines = [
         f"daily report {r['date']}: {r['fills']} fills, {r['net_kg']} kg net filled"
@@ -94,18 +140,22 @@ def _report_text(r: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import ledger
+
     config = load(args.config)
     out = Path(args.output)
     kind = args.format or out.suffix.lower().lstrip(".")
     if kind not in ("csv", "xlsx"):
-        print(f"{out}: say --format csv or xlsx (or name the file .csv or .xlsx)", file=sys.stderr)
-        return EXIT_INVALID
-    store = open_store(config)
+        raise CommandError(f"{out}: say --format csv or xlsx (or name the file .csv or .xlsx)")
+    if not out.parent.is_dir():
+        raise CommandError(f"{out}: directory {out.parent} does not exist")
+    store = _open(config)
     try:
-        rows = ledger.ledger_rows(store, config.tz, _filters(args), config.station.owner_unit)
+        filters = _filters(args, config, store)
+        rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit)
     finally:
         store.close()
-    first, last = args.since or args.date, args.until or args.date
+    first, last = filters.since, filters.until
     span = f"{first or '最早'} 至 {last or '最新'}" if first or last else "全部记录"
     if kind == "csv":
         ledger.write_csv(rows, out)
@@ -116,29 +166,34 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def cmd_staff_list(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import staff
+    from .cli import utc_now
+
     config = load(args.config)
-    store = open_store(config)
+    store = _open(config)
     try:
         staff.register_config(store, config, utc_now())
         data = staff.listing(store)
     finally:
         store.close()
     human = table(data["staff"], ["id", "name", "source", "active"]) + "\n\nshifts\n" + table(
-        data["shifts"], ["lane", "operator", "operator_name", "checker", "checker_name", "since"])
+        data["shifts"], ["lane", "operator", "operator_name", "checker", "checker_name", "since"], config.tz)
     emit(data, args.json, human)
     return 0
 
 
 def _staff_change(args: argparse.Namespace, load: Loader, emit: Emit, change: Callable[[Any, Config, datetime], str]) -> int:
+    from . import staff
+    from .cli import utc_now
+
     config = load(args.config)
-    store = open_store(config)
+    store = _open(config)
     try:
         now = utc_now()
         staff.register_config(store, config, now)
         said = change(store, config, now)
     except staff.StaffError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_INVALID
+        raise CommandError(str(exc)) from None
     finally:
         store.close()
     emit({"ok": True, "done": said}, args.json, said)
@@ -146,6 +201,9 @@ def _staff_change(args: argparse.Namespace, load: Loader, emit: Emit, change: Ca
 
 
 def cmd_staff_add(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import staff
+    from .config.model import city_name_limit
+
     def change(store: Any, config: Config, now: datetime) -> str:
         staff.add(store, args.id, args.name, city_name_limit(config), now)
         return f"registered {args.id} ({args.name.strip()})"
@@ -154,14 +212,19 @@ def cmd_staff_add(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def cmd_staff_remove(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import staff
+
     def change(store: Any, config: Config, now: datetime) -> str:
         staff.remove(store, args.id, now)
-        return f"removed {args.id}"
+        listed = any(person.id == args.id for person in config.operators)
+        return f"removed {args.id}" + (" (still listed in the config; the removal stands until `edge staff add`)" if listed else "")
 
     return _staff_change(args, load, emit, change)
 
 
 def cmd_staff_assign(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    from . import staff
+
     def change(store: Any, config: Config, now: datetime) -> str:
         staff.assign(store, config, args.lane, args.operator, args.checker, now)
         return f"lane {args.lane}: operator {args.operator}, checker {args.checker} from the next authorised fill"
@@ -174,7 +237,7 @@ def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=_date, help="from this local day (yyyy-mm-dd)")
     parser.add_argument("--until", type=_date, help="up to and including this local day")
     parser.add_argument("--lane")
-    parser.add_argument("--cylinder", help="cylinder record ID")
+    parser.add_argument("--cylinder", help="cylinder record ID, or any code its tag carries (URL, info code, numbers, RFID)")
 
 
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -183,9 +246,9 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     common(records)
     _range(records)
     records.add_argument("--operator", help="operator name or staff id")
-    records.add_argument("--outcome", choices=ledger.OUTCOMES)
+    records.add_argument("--outcome", type=str.lower, choices=OUTCOMES)
     records.add_argument("--rejected", action="store_true", help="rejected scans instead of fills")
-    records.add_argument("--limit", type=int, default=None)
+    records.add_argument("--limit", type=_positive, default=None)
     records.add_argument("--csv", action="store_true", help="CSV on stdout")
 
     report = sub.add_parser("report", help="reports for the station manager").add_subparsers(dest="report_command", required=True)

@@ -89,7 +89,7 @@ def fills(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
         extra.append("(operator = ? OR operator IN (SELECT name FROM staff WHERE id = ?))")
         params += [f.operator, f.operator]
     if f.outcome:
-        extra.append("outcome = ?")
+        extra.append("lower(outcome) = lower(?)")
         params.append(f.outcome)
     if extra:
         where = (where + " AND " if where else " WHERE ") + " AND ".join(extra)
@@ -231,10 +231,14 @@ def write_xlsx(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     book.save(path)
 
 
-def rows_as_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def rows_as_csv(rows: list[dict[str, Any]], columns: list[str], tz: ZoneInfo | None = None) -> str:
+    """Plain cells a spreadsheet reads: lists joined with "; ", times local with their offset."""
+    from .output import local_time
+
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v) for k, v in row.items()})
+        writer.writerow({k: ("; ".join(str(x) for x in v if x) if isinstance(v, list) else local_time(v, tz))
+                         for k, v in row.items()})
     return out.getvalue()

@@ -36,10 +36,11 @@ def register_config(store: Store, config: Config, now: datetime) -> None:
     with store.transaction() as conn:
         for person in config.operators:
             conn.execute(
+                # A person retired by `edge staff remove` stays retired although the config still
+                # lists them: the command is the later word (as for shifts), until `edge staff add`.
                 "INSERT INTO staff (id, name, source, active, updated_at) VALUES (?, ?, 'config', 1, ?)"
-                " ON CONFLICT(id) DO UPDATE SET name = excluded.name, source = 'config', active = 1,"
-                " updated_at = excluded.updated_at WHERE staff.name <> excluded.name OR staff.active = 0"
-                " OR staff.source <> 'config'",
+                " ON CONFLICT(id) DO UPDATE SET name = excluded.name, source = 'config',"
+                " updated_at = excluded.updated_at WHERE staff.name <> excluded.name OR staff.source <> 'config'",
                 (person.id, person.name, iso(now)),
             )
         for lane in config.lanes:

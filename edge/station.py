@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 from drivers.base import DeviceError, Relay
-from sync.records import Station as SyncStation
-from sync.records import outbox_entries
 
 from . import __version__, staff
 from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
@@ -16,7 +14,7 @@ from .fleet import FleetService
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
-from .store.fleet import journal_sink
+from .store.opening import open_store
 from .web import StatusServer
 
 log = logging.getLogger(__name__)
@@ -24,14 +22,6 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     pass
-
-
-def open_store(config: Config) -> Store:
-    station = SyncStation(config.station.owner_unit, config.station.unit_code, config.station.region, config.tz)
-    sink = None
-    if config.fleet is not None:  # events owed to the company are written with their records
-        sink = journal_sink(config.fleet.company, config.fleet.station_id, config.tz)
-    return Store(config.store.path, outbox_entries=lambda fill: outbox_entries(fill, station), journal_sink=sink)
 
 
 def valves_off(config: Config) -> dict[str, str | None]:

@@ -1,20 +1,50 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge.config import ConfigError, load_config
 
+from .conftest import write_config
+
 ROOT = Path(__file__).resolve().parent.parent
 EDGE = [sys.executable, "-m", "edge.cli"]
 
 
-@pytest.mark.parametrize("name", ["simulated.yaml", "station.example.yaml"])
-def test_shipped_configs_are_valid(name: str) -> None:
-    result = subprocess.run([*EDGE, "check-config", str(ROOT / "config" / name)], capture_output=True, text=True)
+def test_shipped_configs_are_valid() -> None:
+    result = subprocess.run([*EDGE, "check-config", str(ROOT / "config" / "simulated.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+    # The example is a valid schema for a real station; here it names what this machine lacks and
+    # `run` would refuse: a password file in /etc, and the libraries of its GPIO and HID drivers.
+    example = subprocess.run([*EDGE, "--json", "check-config", str(ROOT / "config" / "station.example.yaml")],
+                             capture_output=True, text=True)
+    report = json.loads(example.stdout)
+    assert example.returncode == 2 and report["lanes"] == ["1", "2"]
+    assert any("city.password_file /etc/station-edge/city-password" in p for p in report["problems"])
+
+
+def test_check_config_strict_loads_drivers(tmp_path: Path) -> None:
+    """Offline checks find what is missing on disk; --strict also does what `run` does first."""
+    def real_scanner(raw: dict[str, Any]) -> None:
+        del raw["simulators"]
+        (tmp_path / "city-ca.pem").write_text("", encoding="utf-8")
+        raw["lanes"][0]["scanners"] = [{"driver": "serial", "port": str(tmp_path / "no-such-tty")}]
+
+    config = write_config(tmp_path, real_scanner)
+    plain = subprocess.run([*EDGE, "check-config", "--config", str(config)], capture_output=True, text=True)
+    assert plain.returncode == 0 and "--strict loads them" in plain.stdout
+    strict = subprocess.run([*EDGE, "check-config", "--strict", "--config", str(config)], capture_output=True, text=True)
+    assert strict.returncode == 2 and f"lane A scanner: serial port {tmp_path / 'no-such-tty'} does not exist" in strict.stderr
+    gpio = write_config(tmp_path, lambda raw: raw["lanes"][0].update(relay={"driver": "gpio", "backend": "rpi_gpio", "line": 17}))
+    refused = subprocess.run([*EDGE, "check-config", str(gpio)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "GPIO backend rpi_gpio: Python module RPi.GPIO is not installed" in refused.stderr
+    password = write_config(tmp_path, lambda raw: raw["city"].update(password=None, password_file=str(tmp_path / "pw")))
+    missing = subprocess.run([*EDGE, "check-config", "--config", str(password)], capture_output=True, text=True)
+    assert missing.returncode == 2 and f"city.password_file {tmp_path / 'pw'}: No such file or directory" in missing.stderr
 
 
 BAD = """\

@@ -99,7 +99,13 @@ def test_records_filters(station: Path) -> None:
 def test_records_csv(station: Path) -> None:
     result = edge("records", "--config", str(station), "--csv", "--lane", "A", "--date", "2026-11-20")
     rows = list(csv.DictReader(result.stdout.splitlines()))
-    assert [r["id"] for r in rows] == ["fill-002", "fill-001"] and rows[0]["outcome"] == "OVERFILLED"
+    assert [r["id"] for r in rows] == ["fill-002", "fill-001"] and rows[0]["outcome"] == "overfilled"
+    # Numbers without floating-point tails, times in the station's local time with the offset.
+    assert rows[1]["start_gross_kg"] == "15.45" and rows[1]["started_at"] == "2026-11-20T09:00:05+08:00"
+    scans = edge("records", "--config", str(station), "--csv", "--rejected", "--cylinder", "CYL901").stdout
+    cells = list(csv.DictReader(scans.splitlines()))[0]
+    assert cells["reasons"] == "INSPECTION_OVERDUE; NOT_REGISTERED" and "[" not in scans
+    assert records(station, "--outcome", "Overfilled")[0]["outcome"] == "overfilled"
 
 
 def test_daily_report(station: Path) -> None:

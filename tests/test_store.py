@@ -88,8 +88,9 @@ def test_csv_import_reports_bad_rows_by_line_and_loads_the_rest(tmp_path: Path) 
     s = Store(tmp_path / "c.db")
     report = import_file(s, path, NOW)
     assert report.loaded == 2
-    assert [e.split(": ", 1)[0] for e in report.errors] == [f"{path}:3", f"{path}:4", f"{path}:5"]
-    assert "manufacture_month" in report.errors[0] and "volume_l" in report.errors[1] and "id" in report.errors[2]
+    groups = report.problems.groups()
+    assert report.skipped == 3 and [g["first"] for g in groups] == [["3"], ["4"], ["5"]]
+    assert "manufacture_month" in groups[0]["problem"] and "volume_l" in groups[1]["problem"] and "id" in groups[2]["problem"]
     cylinder = s.find_cylinder(Identifier(Kind.INFO_CODE, "CQ001"))
     assert cylinder is not None and cylinder.tare_kg == 15.1 and cylinder.volume_l == 35.5
     assert s.find_cylinder(Identifier(Kind.PRODUCT, "YSP15-005")) is not None

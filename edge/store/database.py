@@ -18,7 +18,7 @@ from interlock.fill import Record
 from interlock.rules import Cylinder
 
 from . import journal
-from .schema import migrate
+from .schema import MIGRATIONS, migrate
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+class StoreError(Exception):
+    """The store a command names is missing, or is of another schema version than this edge's."""
+
+
 class Store:
     def __init__(
         self,
@@ -55,11 +59,19 @@ class Store:
         outbox_entries: OutboxEntries | None = None,
         durable: bool = True,
         journal_sink: JournalSink | None = None,
+        existing: bool = False,
     ) -> None:
+        """existing=True: for the manager's commands, which never create a store (a wrong path would
+        otherwise leave an empty database behind and report an empty station) nor migrate one
+        (that is the daemon's job, on its own schedule)."""
         self.path = Path(path)
-        if str(path) != ":memory:":
+        if existing and not self.path.is_file():
+            raise StoreError(f"{path}: no station store there (the daemon creates it on its first start)")
+        if str(path) != ":memory:" and not existing:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        if existing:
+            self._check_version()
         self.db = Database(self._conn)
         self._conn.execute("PRAGMA journal_mode = WAL")
         # synchronous is per connection: FULL so a committed fill survives power loss. Sync's own
@@ -71,7 +83,20 @@ class Store:
         self._lock = threading.RLock()
         self._outbox_entries = outbox_entries
         self._journal_sink = journal_sink
-        migrate(self._conn)
+        if not existing:
+            migrate(self._conn)
+
+    def _check_version(self) -> None:
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a station store ({exc})") from None
+        if version != len(MIGRATIONS):
+            self._conn.close()
+            raise StoreError(
+                f"{self.path}: store schema version {version}, this edge {len(MIGRATIONS)}"
+                + ("; start the daemon once to upgrade it" if version < len(MIGRATIONS) else "; use the newer edge"))
 
     def close(self) -> None:
         with self._lock:
