@@ -155,12 +155,15 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit)
     finally:
         store.close()
-    first, last = filters.since, filters.until
+    days = [row["date"] for row in rows if row["date"] is not None]
+    first, last = filters.since or (min(days) if days else None), filters.until or (max(days) if days else None)
     span = f"{first or '最早'} 至 {last or '最新'}" if first or last else "全部记录"
     if kind == "csv":
         ledger.write_csv(rows, out)
     else:
-        ledger.write_xlsx(rows, out, f"{config.station.owner_unit} 气瓶充装记录 {span}")
+        from .documents.workbook import write_ledger
+
+        write_ledger(rows, out, config.station.owner_unit, config.station.unit_code, span)
     emit({"file": str(out), "rows": len(rows)}, args.json, f"{out}: {len(rows)} filling records ({span})")
     return 0
 

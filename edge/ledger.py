@@ -20,26 +20,32 @@ from .store.outbox import Outbox
 OUTCOMES = ("ok", "OVERFILLED", "UNDERFILLED", "aborted")
 # The ledger's columns: (key in a ledger row, Chinese header as the regulator's forms name it).
 LEDGER_COLUMNS = [
+    ("seq", "序号"),
     ("date", "充装日期"),
     ("started", "开始时间"),
     ("finished", "结束时间"),
     ("lane", "充装工位"),
     ("cylinder_id", "气瓶档案ID"),
     ("code", "扫码内容"),
+    ("model", "型号"),
+    ("volume_l", "容积(L)"),
+    ("next_inspection", "下次检验日期"),
     ("medium", "充装介质"),
-    ("operator", "充装人员"),
-    ("checker", "检查人员"),
     ("tare_kg", "皮重(kg)"),
     ("target_net_kg", "规定充装量(kg)"),
     ("start_gross_kg", "充装前称重(kg)"),
     ("final_gross_kg", "充装后复检称重(kg)"),
     ("net_kg", "实际充装量(kg)"),
-    ("result", "充装结果"),
+    ("pre_check", "充装前检查"),
+    ("result", "充装后检查"),
     ("cause", "中止原因"),
+    ("operator", "充装人员"),
+    ("checker", "复核人员"),
     ("filling_unit", "充装单位名称"),
     ("uploaded", "上传状态"),
     ("id", "记录编号"),
 ]
+WEIGHTS = ("tare_kg", "target_net_kg", "start_gross_kg", "final_gross_kg", "net_kg")
 RESULT_TEXT = {"ok": "合格", "OVERFILLED": "超装", "UNDERFILLED": "欠装", "aborted": "中止"}
 UPLOAD_TEXT = {"sent": "已上传", "pending": "待上传", "dead": "被拒收", None: "不上传(未开始充装)"}
 
@@ -172,24 +178,42 @@ def reason_text(code: str | None) -> str:
 
 
 def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> list[dict[str, Any]]:
+    """The ledger, oldest first: local dates and times as date/time values, weights as numbers,
+    the cylinder's model, volume and next inspection from the cache, the medium by its name."""
+    from .documents import medium_name
+
     uploads = {
         r["fill_id"]: r["status"]
         for r in store.query("SELECT fill_id, status FROM outbox WHERE kind = 'filling'")
     }
+    cylinders = {
+        r["id"]: r for r in store.query(
+            "SELECT id, model, volume_l, next_inspection FROM cylinders WHERE id IN"
+            " (SELECT DISTINCT cylinder_id FROM fills)")
+    }
 
-    def local(value: str | None, fmt: str) -> str:
-        return "" if not value else datetime.fromisoformat(value).astimezone(tz).strftime(fmt)
+    def local(value: str | None) -> datetime | None:
+        return None if not value else datetime.fromisoformat(value).astimezone(tz).replace(tzinfo=None)
 
     rows = []
-    for fill in reversed(fills(store, tz, f)):  # oldest first, as a ledger reads
+    for seq, fill in enumerate(reversed(fills(store, tz, f)), start=1):  # oldest first, as a ledger reads
+        started, finished = local(fill["started_at"]), local(fill["finished_at"])
+        day = started or local(fill["authorised_at"])
+        cylinder = cylinders.get(fill["cylinder_id"], {})
         rows.append({
-            "date": local(fill["started_at"] or fill["authorised_at"], "%Y-%m-%d"),
-            "started": local(fill["started_at"], "%H:%M:%S"),
-            "finished": local(fill["finished_at"], "%H:%M:%S"),
-            **{k: fill[k] for k in ("lane", "cylinder_id", "code", "medium", "operator", "checker", "id")},
+            "seq": seq,
+            "date": None if day is None else day.date(),
+            "started": None if started is None else started.time(),
+            "finished": None if finished is None else finished.time(),
+            **{k: fill[k] for k in ("lane", "cylinder_id", "code", "operator", "checker", "id")},
+            "model": cylinder.get("model"),
+            "volume_l": cylinder.get("volume_l"),
+            "next_inspection": cylinder.get("next_inspection"),
+            "medium": medium_name(fill["medium"]),
             # Weights as the scale shows them, without binary floating-point tails.
-            **{k: None if fill[k] is None else round(fill[k], 3)
-               for k in ("tare_kg", "target_net_kg", "start_gross_kg", "final_gross_kg", "net_kg")},
+            **{k: None if fill[k] is None else round(fill[k], 3) for k in WEIGHTS},
+            # Every fill in the ledger passed the pre-fill check: only an eligible scan is authorised.
+            "pre_check": "合格",
             "result": RESULT_TEXT.get(fill["outcome"] or "", fill["outcome"] or "进行中"),
             "cause": reason_text(fill["cause"]),
             "filling_unit": filling_unit,
@@ -198,37 +222,32 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
     return rows
 
 
+def day_totals(rows: list[dict[str, Any]]) -> dict[date | None, tuple[int, float]]:
+    """Per local day: (fills that completed, net kg filled)."""
+    totals: dict[date | None, tuple[int, float]] = {}
+    for row in rows:
+        count, net = totals.get(row["date"], (0, 0.0))
+        if row["net_kg"] is not None and row["result"] != "中止":
+            count, net = count + 1, round(net + row["net_kg"], 3)
+        totals[row["date"]] = (count, net)
+    return totals
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     # utf-8 with a BOM: Excel and WPS then read the Chinese headers as Chinese, not mojibake.
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
         writer.writerow([header for _, header in LEDGER_COLUMNS])
         for row in rows:
-            writer.writerow(["" if row[key] is None else row[key] for key, _ in LEDGER_COLUMNS])
+            writer.writerow([_csv_cell(row[key]) for key, _ in LEDGER_COLUMNS])
 
 
-def write_xlsx(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    # Imported here: only the export needs it, and the daemon should not carry it in memory.
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("充装记录")
-    sheet.freeze_panes = "A3"
-    for index, (key, header) in enumerate(LEDGER_COLUMNS, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = 38 if key == "id" else max(10, len(header) * 2 + 2)
-    sheet.append([title])
-    headers = []
-    for _, header in LEDGER_COLUMNS:
-        cell = WriteOnlyCell(sheet, value=header)
-        cell.font = Font(bold=True)
-        headers.append(cell)
-    sheet.append(headers)
-    for row in rows:
-        sheet.append([row[key] for key, _ in LEDGER_COLUMNS])
-    book.save(path)
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    return value
 
 
 def rows_as_csv(rows: list[dict[str, Any]], columns: list[str], tz: ZoneInfo | None = None) -> str:

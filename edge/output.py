@@ -39,7 +39,7 @@ def emit_error(message: str, code: int, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"ok": False, "error": message, "exit_code": code}, ensure_ascii=False), file=sys.stderr)
     else:
-        print(f"edge: {message}", file=sys.stderr)
+        print(message, file=sys.stderr)
 
 
 def local_time(value: Any, tz: tzinfo | None, timespec: str = "seconds") -> Any:

@@ -133,7 +133,7 @@ def test_export_csv_and_xlsx_with_chinese_headers(station: Path, tmp_path: Path)
     assert raw.startswith(b"\xef\xbb\xbf"), "a BOM, so Excel and WPS read the headers as UTF-8"
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
     assert [r["记录编号"] for r in rows] == ["fill-001", "fill-002", "fill-003", "fill-004", "fill-005"]
-    assert rows[1]["充装结果"] == "超装" and rows[3]["中止原因"] == "秤通讯中断" and rows[0]["充装前称重(kg)"] == "15.45"
+    assert rows[1]["充装后检查"] == "超装" and rows[1]["充装前检查"] == "合格" and rows[3]["中止原因"] == "秤通讯中断" and rows[0]["充装前称重(kg)"] == "15.45"
     assert rows[0]["充装日期"] == "2026-11-20" and rows[0]["开始时间"] == "09:00:05"  # Shanghai time
     assert rows[0]["上传状态"] == "待上传" and rows[4]["上传状态"].startswith("不上传")
 
@@ -141,9 +141,15 @@ def test_export_csv_and_xlsx_with_chinese_headers(station: Path, tmp_path: Path)
     assert result.returncode == 0 and "7 filling records" in result.stdout
     sheet = load_workbook(out_xlsx).worksheets[0]
     values = list(sheet.iter_rows(values_only=True))
-    assert sheet.title == "充装记录" and "气瓶充装记录" in values[0][0]
-    assert values[1][:4] == ("充装日期", "开始时间", "结束时间", "充装工位")
-    assert len(values) == 2 + 7 and values[2][-1] == "fill-007"
+    assert sheet.title == "充装记录" and "气瓶充装记录" in values[0][0] and "2026-11-19 至 2026-11-21" in values[1][0]
+    assert values[2][:5] == ("序号", "充装日期", "开始时间", "结束时间", "充装工位")
+    # 7 fills over three local days: a subtotal after each day and a grand total.
+    assert len(values) == 3 + 7 + 3 + 1 and values[3][-1] == "fill-007"
+    header = list(values[2])
+    first = dict(zip(header, values[3]))
+    assert isinstance(first["充装日期"], datetime) and first["充装介质"] == "液化石油气" and first["实际充装量(kg)"] == 14.6
+    assert sheet.cell(4, header.index("实际充装量(kg)") + 1).number_format == "0.00"
+    assert "小计：充装 1 瓶" in str(values[4][1]) and values[4][header.index("实际充装量(kg)")] == 14.6
     assert edge("export", "--config", str(station), "-o", str(tmp_path / "x.pdf")).returncode == 2
 
 

@@ -52,7 +52,7 @@ def test_push_status_retry_refresh_and_show(city_tls: tuple[ssl.SSLContext, Path
         push = edge("sync", "push", "--config", config)
         assert push.returncode == 0, push.stderr
         assert "sent 4, dead 2, still pending 0" in push.stdout
-        assert "] 6/6" in push.stderr  # the progress bar reached the end
+        assert "\r" not in push.stderr  # a pipe gets no progress bar redraws
 
         human = edge("sync", "status", "--config", config).stdout
         assert "dead letters     2" in human and "气瓶档案不存在" in human and "last success     20" in human
@@ -61,6 +61,10 @@ def test_push_status_retry_refresh_and_show(city_tls: tuple[ssl.SSLContext, Path
         retry_one = json.loads(edge("sync", "retry", str(dead_id), "--json", "--config", config).stdout)
         assert retry_one == {"requeued": 1}
         assert edge("sync", "retry", "--config", config).returncode == 2  # neither an ID nor --all-dead
+        missing = edge("sync", "retry", "99999", "--config", config)
+        assert missing.returncode == 2 and "no outbox row 99999" in missing.stderr
+        sent = edge("sync", "retry", "1", "--config", config)
+        assert sent.returncode == 2 and "is sent, not a dead letter" in sent.stderr
         assert json.loads(edge("sync", "retry", "--all-dead", "--json", "--config", config).stdout) == {"requeued": 1}
         assert json.loads(edge("sync", "status", "--json", "--config", config).stdout)["pending"] == 2
 

@@ -11,8 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlite_utils import Database
-
 from interlock.codes import Identifier, Kind
 from interlock.fill import Record
 from interlock.rules import Cylinder
@@ -72,7 +70,6 @@ class Store:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         if existing:
             self._check_version()
-        self.db = Database(self._conn)
         self._conn.execute("PRAGMA journal_mode = WAL")
         # synchronous is per connection: FULL so a committed fill survives power loss. Sync's own
         # connections may pass durable=False: what they write (a row marked sent, a page of the
@@ -81,10 +78,21 @@ class Store:
         self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._lock = threading.RLock()
+        self._db: Any = None
         self._outbox_entries = outbox_entries
         self._journal_sink = journal_sink
         if not existing:
             migrate(self._conn)
+
+    @property
+    def db(self) -> Any:
+        """sqlite-utils over our connection, for the writes that use it. Loaded on first use: its
+        import (with numpy when that is installed) would double a read-only command's start time."""
+        if self._db is None:
+            from sqlite_utils import Database
+
+            self._db = Database(self._conn)
+        return self._db
 
     def _check_version(self) -> None:
         try:
@@ -118,7 +126,9 @@ class Store:
 
     def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(sql, params))
+            cursor = self._conn.execute(sql, params if isinstance(params, dict) else tuple(params))
+            columns = [d[0] for d in cursor.description or ()]
+            return [dict(zip(columns, row)) for row in cursor]
 
     # Journal ---------------------------------------------------------------------------------
 
@@ -251,12 +261,10 @@ class Store:
         with self.transaction():
             open_fills = [
                 row["id"]
-                for row in self.db.query(
-                    "SELECT id FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", FINAL_STATUSES
-                )
+                for row in self.query("SELECT id FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", FINAL_STATUSES)
             ]
             for fill_id in open_fills:
-                fill = self.db["fills"].get(fill_id)
+                fill = self.query("SELECT lane FROM fills WHERE id = ?", [fill_id])[0]
                 record = Record(fill_id, "aborted", {"finished_at": now, "outcome": "aborted", "cause": "INTERRUPTED"})
                 self.apply_record(fill["lane"], record, now, {})
                 log.warning("fill %s on lane %s was interrupted; recorded as aborted", fill_id, fill["lane"])
