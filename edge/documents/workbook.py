@@ -5,7 +5,7 @@ date range in the title, and signature lines and page numbers in the footer."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,9 @@ FORMATS = {"date": "yyyy-mm-dd", "started": "hh:mm:ss", "finished": "hh:mm:ss", 
            **{key: "0.00" for key in WEIGHTS}}
 MAX_WIDTH = 40  # a longer cell (a scanned URL) wraps within its column instead of widening the page
 SIGNATURES = "充装人员：____________    复核人员：____________    负责人：____________"
+A4_LANDSCAPE_PT = 841.9
+MARGIN_IN = 0.4
+LOOSE_FONT = 1.35
 TITLE_ROWS = 2
 HEADER_ROW = TITLE_ROWS + 1
 
@@ -26,6 +29,8 @@ def shown(key: str, value: Any) -> str:
     """A cell's text as the number format shows it, for fitting its column."""
     if value is None:
         return ""
+    if isinstance(value, datetime):  # as read back from a workbook
+        return value.strftime("%H:%M:%S" if FORMATS.get(key) == "hh:mm:ss" else "%Y-%m-%d")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, time):
@@ -39,9 +44,19 @@ def column_widths(rows: list[dict[str, Any]]) -> list[float]:
     """Excel width units (the width of '0' in the default font); CJK characters count two."""
     widths = []
     for key, header in PRINTED:
-        longest = max([width(header)] + [width(shown(key, row[key])) for row in rows])
-        widths.append(min(MAX_WIDTH, longest) * 1.15 + 2)
+        # Headers wrap onto two lines: a column is as wide as its data, or half its header.
+        longest = max([(width(header) + 1) // 2 + 1] + [width(shown(key, row[key])) for row in rows])
+        widths.append(min(MAX_WIDTH, longest) * 1.1 + 1.5)
     return widths
+
+
+def page_scale(widths: list[float]) -> int:
+    """The print scale (%) that puts every column on a landscape A4 page."""
+    # Excel width units -> pixels -> points. LibreOffice measures a unit with its substitute for
+    # Calibri, up to a third wider: the scale leaves room for that, so every program prints one page wide.
+    columns_pt = sum((w * 7 + 5) * 0.75 for w in widths) * LOOSE_FONT
+    printable_pt = A4_LANDSCAPE_PT - 2 * MARGIN_IN * 72
+    return max(10, min(100, int(printable_pt / columns_pt * 100)))
 
 
 def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code: str, span: str) -> None:
@@ -49,7 +64,6 @@ def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Border, Font, Side
     from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.properties import PageSetupProperties
 
     book = Workbook()
     sheet = book.active
@@ -68,6 +82,7 @@ def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code
     sheet.append([header for _, header in PRINTED])
     for cell in sheet[HEADER_ROW]:
         cell.font, cell.border, cell.alignment = Font(bold=True), border, centre
+    sheet.row_dimensions[HEADER_ROW].height = 30  # two lines
 
     totals = day_totals(rows)
     for index, row in enumerate(rows):
@@ -85,16 +100,18 @@ def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code
         _total_row(sheet, f"总计：充装 {sum(c for c, _ in totals.values())} 瓶，实际充装量合计",
                    round(sum(n for _, n in totals.values()), 3), border)
 
-    for index, columns in enumerate(column_widths(rows), start=1):
+    widths = column_widths(rows)
+    for index, columns in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = columns
     sheet.freeze_panes = sheet.cell(HEADER_ROW + 1, 1)
     sheet.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
     setup = sheet.page_setup
     setup.orientation, setup.paperSize = "landscape", sheet.PAPERSIZE_A4
-    setup.fitToWidth, setup.fitToHeight = 1, 0  # one page wide, as many pages tall as it takes
-    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    # One page wide by an explicit scale rather than fit-to-page: Excel, WPS and LibreOffice read
+    # a scale alike, while "fit to 1 page wide, any height" is read by some as one page in all.
+    setup.scale = page_scale(widths)
     sheet.print_options.horizontalCentered = True
-    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.page_margins.left = sheet.page_margins.right = MARGIN_IN
     sheet.page_margins.top, sheet.page_margins.bottom, sheet.page_margins.footer = 0.5, 0.9, 0.3
     sheet.oddFooter.left.text = SIGNATURES
     sheet.oddFooter.right.text = "第 &P 页 / 共 &N 页"
