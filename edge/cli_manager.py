@@ -111,6 +111,18 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         report = ledger.daily_report(store, config.tz, day, now)
     finally:
         store.close()
+    if args.pdf:
+        from .documents.daily_pdf import FontMissing, write_daily_pdf
+
+        pdf = Path(args.pdf)
+        if not pdf.parent.is_dir():
+            raise CommandError(f"{pdf}: directory {pdf.parent} does not exist")
+        try:
+            write_daily_pdf(report, pdf, config.station.owner_unit, config.station.unit_code)
+        except FontMissing as exc:
+            raise CommandError(str(exc), 1) from None
+        emit({"file": str(pdf), "date": report["date"]}, args.json, f"{pdf}: daily report {report['date']}")
+        return 0
     emit(report, args.json, _report_text(report))
     return 0
 
@@ -259,6 +271,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     daily.set_defaults(handler=cmd_report_daily)
     common(daily)
     daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
+    daily.add_argument("--pdf", metavar="FILE", help="write the report as a one-page A4 PDF for signing")
 
     export = sub.add_parser("export", help="the filling ledger (充装记录) as .csv or .xlsx with Chinese headers")
     export.set_defaults(handler=cmd_export)

@@ -2,7 +2,9 @@
 # System packages: libzbar0 for pyzbar (camera decoding); Debian's chromium and its chromedriver
 # for the status page's browser test; mosquitto (broker and mosquitto_passwd) for the fleet tests,
 # which run their own broker process on a free port (the system service is not used); postgresql
-# for the fleet collector's test, which runs a throwaway cluster of its own.
+# for the fleet collector's test, which runs a throwaway cluster of its own;
+# fonts-wqy-microhei, the CJK font of the lane screens and the PDF daily report; LibreOffice Calc
+# (headless) and poppler-utils, with which the tests render the ledger and the report to pages.
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
@@ -17,6 +19,15 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ] || ! c
 fi
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   missing="$missing postgresql"
+fi
+if [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then
+  missing="$missing fonts-wqy-microhei"
+fi
+if ! command -v soffice >/dev/null 2>&1; then
+  missing="$missing libreoffice-calc-nogui"
+fi
+if ! command -v pdftoppm >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1; then
+  missing="$missing poppler-utils"
 fi
 [ -z "$missing" ] && exit 0
 

@@ -29,6 +29,16 @@ for group in dialout gpio input video; do
   if getent group "$group" >/dev/null; then usermod -a -G "$group" "$user"; fi
 done
 
+# A CJK font: the lane screens (status page) and the PDF daily report are in Chinese; without
+# one every character is a box.
+if ! fc-list 2>/dev/null | grep -qi "wqy-microhei"; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y --no-install-recommends -qq fonts-wqy-microhei >/dev/null
+  else
+    echo "install.sh: install a CJK font (fonts-wqy-microhei) for the lane screens and reports" >&2
+  fi
+fi
+
 mkdir -p "$prefix"
 python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --quiet --upgrade pip
