@@ -81,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .station import StartupError, Station, open_store
 
     config = _load(args.config)
+    logs.set_timezone(config.tz)
     logs.log_start(config, args.config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -275,7 +275,10 @@ class Lane:
         if was_on and not self.state.relay_on:
             # Cut-off lag: from asking the scale for the reading that ended the fill (target or
             # trip) to the valve's OFF acknowledged.
-            self._notify(LaneEvent(self.id, "valve_off", {"lag_s": time.monotonic() - polled_at}))
+            lag = time.monotonic() - polled_at
+            self.log.info("valve OFF at %.2f kg gross, %.0f ms after the reading", self.last_gross_kg or 0.0, lag * 1000,
+                          extra={"fill": self._fill_id()})
+            self._notify(LaneEvent(self.id, "valve_off", {"lag_s": lag}))
         self._step(Tick())
         if self.state.relay_on:
             self._keepalive()
@@ -397,8 +400,10 @@ class Lane:
     def _fill_ended(self, record: Record) -> None:
         fields = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.fields.items()}
         cylinder = self.state.plan.cylinder_id if self.state.plan else None
+        net, target = fields.get("net_kg"), self.state.plan.target_net_kg if self.state.plan else None
         self.log.info(
-            "fill %s: %s", record.status, fields.get("outcome"),
+            "fill %s: %s%s", record.status, str(fields.get("outcome")).lower(),
+            f", net {net:.2f} kg" + (f" of {target:.2f} kg" if target is not None else "") if net is not None else "",
             extra={"cylinder": cylinder, "fill": record.fill_id, "reason": fields.get("cause")},
         )
         self._notify(LaneEvent(self.id, "fill_end", {"fill_id": record.fill_id, "status": record.status, **fields}))

@@ -9,12 +9,14 @@ finds every refusal of a scrapped cylinder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import platform
 import sqlite3
 import sys
+from datetime import datetime, tzinfo
 from importlib import metadata
 from typing import Any, MutableMapping
 
@@ -23,6 +25,8 @@ from .config import Config
 
 log = logging.getLogger(__name__)
 
+# The zone terminal lines are stamped in: the station's, once its config is read (set_timezone).
+TIMEZONE: tzinfo | None = None
 # The context fields, in the order they are printed.
 FIELDS = ("lane", "cylinder", "fill", "reason")
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
@@ -32,6 +36,10 @@ class FieldFormatter(logging.Formatter):
     def __init__(self, journald: bool) -> None:
         super().__init__("%(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.journald = journald
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's API)
+        """Local time with its offset: the time a person at the station reads off a clock."""
+        return datetime.fromtimestamp(record.created, TIMEZONE).isoformat(timespec="milliseconds")
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -104,8 +112,44 @@ def redacted(value: Any) -> Any:
     return value
 
 
+def set_timezone(tz: tzinfo | None) -> None:
+    global TIMEZONE
+    TIMEZONE = tz
+
+
+def config_summary(config: Config) -> str:
+    """The effective config in one readable line: what runs where, and a digest of the whole."""
+    lanes = "; ".join(
+        f"{lane.id}: {lane.medium}, scale {_device(lane.scale)}, relay {_device(lane.relay)},"
+        f" {'+'.join(s.driver for s in lane.scanners)} scanner"
+        for lane in config.lanes
+    )
+    city = config.city
+    parts = [
+        f"station {config.station.owner_unit} ({config.station.unit_code}, {config.station.timezone})",
+        f"store {config.store.path}",
+        f"lanes [{lanes}]",
+        f"city {city.profile.name} at {city.url}" if city else "no city",
+        f"status page {config.status_page.host}:{config.status_page.port}" if config.status_page.enabled else "no status page",
+    ]
+    if config.simulators is not None:
+        parts.append("SIMULATED devices")
+    return ", ".join(parts)
+
+
+def _device(spec: Any) -> str:
+    bus = getattr(spec, "bus", None)
+    where = f"{bus}/{spec.device_id}" if bus else getattr(spec, "backend", "")
+    return f"{spec.driver} {where}".strip()
+
+
 def log_start(config: Config, path: str) -> None:
-    """Two lines that answer "what was running, and how was it set up" for any later incident."""
+    """Lines that answer "what was running, and how was it set up" for any later incident: the
+    versions, the config in a short summary with the digest of the whole, and the whole (redacted)
+    at debug level."""
     log.info("versions %s", json.dumps(versions(), separators=(",", ":")))
-    effective = redacted(config.model_dump(mode="json", exclude_none=True))
-    log.info("effective config from %s: %s", path, json.dumps(effective, ensure_ascii=False, separators=(",", ":")))
+    effective = json.dumps(redacted(config.model_dump(mode="json", exclude_none=True)), ensure_ascii=False,
+                           separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(effective.encode()).hexdigest()[:12]
+    log.info("config from %s (sha256 %s): %s", path, digest, config_summary(config))
+    log.debug("effective config: %s", effective)

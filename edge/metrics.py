@@ -1,93 +1,127 @@
-"""Counters the lanes feed through their listeners, and the Prometheus text exposition.
+"""Prometheus metrics: counters the lanes feed through their listeners, gauges read at scrape
+time, build and process information, all in one registry of our own (not the library's global
+one, so two stations in one test process do not collide).
 
-Written by hand: a dozen families in the text format (version 0.0.4) are simpler than a client
-library's global registry, and the daemon stays free of another dependency.
+Every series a dashboard or an alert needs exists from the first scrape, at zero: the per-lane
+scans, decisions and fills by outcome, and the cut-off histogram. Label values have one case:
+outcomes and decisions lower case, reason and cause codes as the codes are written (upper case).
+Other parts of the daemon add their own families with `add_collector`.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from . import __version__
 from .lane import LaneEvent
 
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CUTOFF_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+OUTCOMES = ("ok", "overfilled", "underfilled", "aborted")
+Gauges = Callable[[], dict[str, Any]]
+
+# A `_created` timestamp beside every counter doubles the series and no alert uses it.
+disable_created_metrics()
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, lanes: Iterable[str] = (), gauges: Gauges | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
         self._lock = threading.Lock()
-        self.scans: dict[str, int] = defaultdict(int)
-        self.decisions: dict[tuple[str, str, str], int] = defaultdict(int)  # lane, decision, reason
-        self.fills: dict[tuple[str, str], int] = defaultdict(int)  # lane, outcome
-        self.trips: dict[tuple[str, str], int] = defaultdict(int)  # lane, cause
-        self.cutoff: dict[str, list[float]] = {}  # lane -> bucket counts..., +Inf count, sum
+        self.scans = Counter("edge_scans", "Scans decided, per lane.", ["lane"], registry=self.registry)
+        self.decisions = Counter("edge_decisions", "Scan decisions: accepted or rejected.", ["lane", "decision"],
+                                 registry=self.registry)
+        self.rejections = Counter("edge_rejections", "Reasons of rejected scans (a scan can have several).", ["lane", "reason"],
+                                  registry=self.registry)
+        self.fills = Counter("edge_fills", "Fills finished, by outcome (ok, overfilled, underfilled, aborted).",
+                             ["lane", "outcome"], registry=self.registry)
+        self.trips = Counter("edge_trips", "Fills the interlock tripped, by cause.", ["lane", "cause"], registry=self.registry)
+        self.cutoff = Histogram("edge_cutoff_lag_seconds", "Scale reading that ended a fill to valve OFF acknowledged.",
+                                ["lane"], buckets=CUTOFF_BUCKETS, registry=self.registry)
+        for lane in lanes:
+            self.scans.labels(lane)
+            self.cutoff.labels(lane)
+            for decision in ("accepted", "rejected"):
+                self.decisions.labels(lane, decision)
+            for outcome in OUTCOMES:
+                self.fills.labels(lane, outcome)
+        ProcessCollector(registry=self.registry)
+        self.registry.register(_BuildInfo())
+        if gauges is not None:
+            self.registry.register(_ScrapeGauges(gauges))
+
+    def add_collector(self, collector: Collector) -> None:
+        self.registry.register(collector)
 
     def observe(self, event: LaneEvent) -> None:
         """A lane listener: every verdict, finished fill and valve cut-off."""
-        with self._lock:
-            if event.kind == "verdict":
-                self.scans[event.lane] += 1
-                decision = "accepted" if event.data["accepted"] else "rejected"
-                for reason in event.data["reasons"] or ["NONE"]:
-                    self.decisions[(event.lane, decision, reason)] += 1
-            elif event.kind == "fill_end":
-                self.fills[(event.lane, str(event.data.get("outcome") or event.data["status"]))] += 1
-                if event.data.get("tripped"):
-                    self.trips[(event.lane, str(event.data.get("cause")))] += 1
-            elif event.kind == "valve_off":
-                lag = float(event.data["lag_s"])
-                counts = self.cutoff.setdefault(event.lane, [0.0] * (len(CUTOFF_BUCKETS) + 2))
-                for index, bound in enumerate(CUTOFF_BUCKETS):
-                    if lag <= bound:
-                        counts[index] += 1
-                counts[-2] += 1
-                counts[-1] += lag
+        if event.kind == "verdict":
+            self.scans.labels(event.lane).inc()
+            accepted = bool(event.data["accepted"])
+            self.decisions.labels(event.lane, "accepted" if accepted else "rejected").inc()
+            for reason in [] if accepted else event.data["reasons"]:
+                self.rejections.labels(event.lane, reason).inc()
+        elif event.kind == "fill_end":
+            self.fills.labels(event.lane, str(event.data.get("outcome") or event.data["status"]).lower()).inc()
+            if event.data.get("tripped"):
+                self.trips.labels(event.lane, str(event.data.get("cause"))).inc()
+        elif event.kind == "valve_off":
+            self.cutoff.labels(event.lane).observe(float(event.data["lag_s"]))
 
-    def exposition(self, gauges: dict[str, Any]) -> str:
-        """The text format. `gauges` carries what is read at scrape time (backlog, cache, devices)."""
-        with self._lock:
-            out: list[str] = []
-            _family(out, "edge_scans_total", "counter", "Scans decided, per lane.",
-                    (({"lane": lane}, n) for lane, n in sorted(self.scans.items())))
-            _family(out, "edge_decisions_total", "counter", "Scan decisions by outcome and reason code.",
-                    (({"lane": l, "decision": d, "reason": r}, n) for (l, d, r), n in sorted(self.decisions.items())))
-            _family(out, "edge_fills_total", "counter", "Fills finished, by outcome (ok, OVERFILLED, UNDERFILLED, aborted).",
-                    (({"lane": l, "outcome": o}, n) for (l, o), n in sorted(self.fills.items())))
-            _family(out, "edge_trips_total", "counter", "Fills the interlock tripped, by cause.",
-                    (({"lane": l, "cause": c}, n) for (l, c), n in sorted(self.trips.items())))
-            out += ["# HELP edge_cutoff_lag_seconds Scale reading that ended a fill to valve OFF acknowledged.",
-                    "# TYPE edge_cutoff_lag_seconds histogram"]
-            for lane, counts in sorted(self.cutoff.items()):
-                for bound, count in zip(CUTOFF_BUCKETS, counts):
-                    out.append(f'edge_cutoff_lag_seconds_bucket{{lane="{lane}",le="{bound}"}} {count:g}')
-                out.append(f'edge_cutoff_lag_seconds_bucket{{lane="{lane}",le="+Inf"}} {counts[-2]:g}')
-                out.append(f'edge_cutoff_lag_seconds_sum{{lane="{lane}"}} {counts[-1]:.6f}')
-                out.append(f'edge_cutoff_lag_seconds_count{{lane="{lane}"}} {counts[-2]:g}')
-        _family(out, "edge_scale_polls_total", "counter", "Scale polls attempted.",
-                (({"lane": lane}, n) for lane, n in gauges["polls"].items()))
-        _family(out, "edge_modbus_errors_total", "counter", "Failed Modbus requests per device.",
-                (({"bus": bus, "device": str(unit)}, n) for (bus, unit), n in sorted(gauges["modbus_errors"].items())))
-        _family(out, "edge_lane_filling", "gauge", "1 while the lane's valve is energised.",
-                (({"lane": lane}, int(on)) for lane, on in gauges["relay_on"].items()))
-        _family(out, "edge_upload_backlog", "gauge", "Records waiting for the city system.", [({}, gauges["pending"])])
-        _family(out, "edge_upload_dead_letters", "gauge", "Records the city refused.", [({}, gauges["dead"])])
-        _family(out, "edge_upload_malformed_seconds", "gauge",
-                "How long the city's replies have not been its envelope (captive portal, proxy page); 0 when they are.",
-                [({}, round(gauges.get("malformed_s", 0.0), 1))])
-        if gauges["cache_age_s"] is not None:
-            _family(out, "edge_cache_age_seconds", "gauge", "Age of the cylinder cache.", [({}, round(gauges["cache_age_s"], 1))])
-        return "\n".join(out) + "\n"
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
 
 
-def _family(out: list[str], name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
-    out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    for labels, value in samples:
-        shown = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        out.append(f"{name}{{{shown}}} {value:g}" if shown else f"{name} {value:g}")
+class _BuildInfo(Collector):
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("edge_build_info", "The running software: always 1.", labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _ScrapeGauges(Collector):
+    """What is read when scraped: devices, the upload backlog and its last success, the cache."""
+
+    def __init__(self, read: Gauges) -> None:
+        self.read = read
+
+    def describe(self) -> list[Metric]:
+        return []  # the registry must not read the station's state before it is running
+
+    def collect(self) -> Iterator[Metric]:
+        g = self.read()
+        polls = CounterMetricFamily("edge_scale_polls", "Scale polls attempted.", labels=["lane"])
+        for lane, n in g["polls"].items():
+            polls.add_metric([lane], n)
+        scale_up = GaugeMetricFamily("edge_scale_up", "1 while the lane's scale answers its polls.", labels=["lane", "bus", "device"])
+        for (lane, bus, device), up in g["scale_up"].items():
+            scale_up.add_metric([lane, bus, device], int(up))
+        errors = CounterMetricFamily("edge_modbus_errors", "Failed Modbus requests per device.", labels=["bus", "device"])
+        for (bus, unit), n in sorted(g["modbus_errors"].items()):
+            errors.add_metric([bus, str(unit)], n)
+        filling = GaugeMetricFamily("edge_lane_filling", "1 while the lane's valve is energised.", labels=["lane"])
+        for lane, on in g["relay_on"].items():
+            filling.add_metric([lane], int(on))
+        yield from (polls, scale_up, errors, filling)
+        yield GaugeMetricFamily("edge_upload_backlog", "Records waiting for the city system.", value=g["pending"])
+        yield GaugeMetricFamily("edge_upload_dead_letters", "Records the city refused.", value=g["dead"])
+        yield GaugeMetricFamily(
+            "edge_upload_malformed_seconds",
+            "How long the city's replies have not been its envelope (captive portal, proxy page); 0 when they are.",
+            value=round(g["malformed_s"], 1))
+        last = GaugeMetricFamily("edge_upload_last_success_timestamp_seconds",
+                                 "Unix time of the last record the city accepted (absent before the first).")
+        if g["last_success_ts"] is not None:
+            last.add_metric([], g["last_success_ts"])
+        yield last
+        age = GaugeMetricFamily("edge_cache_age_seconds", "Age of the cylinder cache (absent before the first refresh).")
+        if g["cache_age_s"] is not None:
+            age.add_metric([], round(g["cache_age_s"], 1))
+        yield age

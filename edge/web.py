@@ -20,7 +20,7 @@ from interlock.fill import Phase
 from interlock.reasons import TEXT, Reason
 
 from .lane import LaneEvent
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, Metrics
 from .store import Store
 from .store.outbox import MALFORMED_SINCE, Outbox
 
@@ -77,7 +77,7 @@ def _reason(code: str, detail: str | None) -> dict[str, Any]:
 class StatusServer:
     def __init__(self, station: Station, host: str, port: int) -> None:
         self.station = station
-        self.metrics = Metrics()
+        self.metrics = Metrics(station.lanes, gauges=self._gauges)
         self.board = LaneBoard(station.config.tz)
         for lane in station.lanes.values():
             lane.listeners += [self.metrics.observe, self.board.observe]
@@ -123,21 +123,27 @@ class StatusServer:
             "lanes": lanes,
         }
 
-    def metrics_text(self) -> str:
+    def _gauges(self) -> dict[str, Any]:
+        """Read at each scrape (metrics.Metrics)."""
         now = self.station.clock()
-        counts = {r["status"]: r["n"] for r in self.store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
+        status = Outbox(self.store).status(now, dead_limit=0)
         errors = {
             (name, unit): bus.unit_errors.get(unit, 0) for name, bus in self.station.hw.buses().items() for unit in bus.units
         }
-        return self.metrics.exposition({
-            "polls": {lane_id: lane.polls for lane_id, lane in self.station.lanes.items()},
-            "relay_on": {lane_id: lane.state.relay_on for lane_id, lane in self.station.lanes.items()},
+        last = status["last_success_at"]
+        lanes = self.station.lanes
+        return {
+            "polls": {lane_id: lane.polls for lane_id, lane in lanes.items()},
+            "scale_up": {(lane_id, str(lane.config.scale.bus), str(lane.config.scale.device_id)): lane.scale_ok
+                         for lane_id, lane in lanes.items()},
+            "relay_on": {lane_id: lane.state.relay_on for lane_id, lane in lanes.items()},
             "modbus_errors": errors,
-            "pending": counts.get("pending", 0),
-            "dead": counts.get("dead", 0),
+            "pending": status["pending"],
+            "dead": status["dead"],
+            "last_success_ts": None if last is None else datetime.fromisoformat(last).timestamp(),
             "malformed_s": _seconds_since(self.store.get_meta(MALFORMED_SINCE), now),
             "cache_age_s": self.store.cache_age_s(now),
-        })
+        }
 
 
 def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
@@ -150,7 +156,7 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                 elif path == "/api/status":
                     self._send(200, "application/json", json.dumps(server.status(), ensure_ascii=False, default=str).encode())
                 elif path == "/metrics":
-                    self._send(200, "text/plain; version=0.0.4; charset=utf-8", server.metrics_text().encode())
+                    self._send(200, CONTENT_TYPE, server.metrics.exposition())
                 else:
                     self._send(404, "text/plain; charset=utf-8", b"not found\n")
             except Exception:

@@ -44,12 +44,33 @@ def test_journald_lines_carry_priority_fields_and_no_per_sample_lines(tmp_path: 
     assert f"lane=A cylinder={cylinder.row['id']} fill=" in accept
     complete = next(line for line in lines if "fill complete" in line)
     assert "lane=A" in complete and f"cylinder={cylinder.row['id']}" in complete
+    assert re.search(r"fill complete: (ok|overfilled|underfilled), net \d+\.\d\d kg of \d+\.\d\d kg", complete), complete
+    valve_off = [line for line in lines if "valve OFF" in line]
+    assert len(valve_off) == 1 and re.search(r"valve OFF at \d+\.\d\d kg gross, \d+ ms after the reading", valve_off[0])
 
     assert any(line.startswith("<6>edge.logs: versions {") and '"pymodbus":"3.' in line for line in lines)
-    started = next(line for line in lines if "effective config from" in line)
-    assert '"password":"***"' in started and "demo-secret" not in log_path.read_text(encoding="utf-8")
+    started = next(line for line in lines if "config from" in line)
+    assert "sha256" in started and "lanes [A: G13, scale modbus tcp-A/1" in started and len(started) < 600, started
+    assert "demo-secret" not in log_path.read_text(encoding="utf-8")
 
     # Bounded: the fill took many polls, and the whole run logged a few dozen lines, none per sample.
     assert polls_during_fill > 20
     assert len(lines) < 40, "\n".join(lines)
-    assert not any(re.search(r"\bgross\b|\bweight\b|kg", line) for line in lines if line.startswith("<6>edge.lane"))
+    per_sample = [line for line in lines if line.startswith("<6>edge.lane") and "fill complete" not in line and "valve OFF" not in line]
+    assert not any(re.search(r"\bgross\b|\bweight\b|kg", line) for line in per_sample)
+
+
+def test_terminal_lines_carry_the_station_local_time_with_its_offset() -> None:
+    import logging
+    from zoneinfo import ZoneInfo
+
+    from edge import logs
+
+    record = logging.LogRecord("edge.lane", logging.INFO, __file__, 1, "valve ON", None, None)
+    record.created = 1795000000.0  # 2026-11-18T11:06:40Z
+    logs.set_timezone(ZoneInfo("Asia/Shanghai"))
+    try:
+        line = logs.FieldFormatter(journald=False).format(record)
+    finally:
+        logs.set_timezone(None)
+    assert line.startswith("2026-11-18T19:06:40.000+08:00 INFO edge.lane: valve ON"), line

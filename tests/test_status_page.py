@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import shutil
 import time
 import urllib.error
@@ -11,6 +12,7 @@ from typing import Any, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge import __version__
 from interlock.reasons import Reason
 
 from .conftest import SimStation
@@ -55,8 +57,14 @@ def test_metrics_count_scans_decisions_fills_trips_cutoff_and_device_errors(stat
     assert tripped["tripped"]
     m = scrape(base)
     assert m[("edge_scans_total", (("lane", "A"),))] == 2
-    assert m[("edge_decisions_total", (("decision", "rejected"), ("lane", "A"), ("reason", "SCRAPPED")))] == 1
-    assert m[("edge_fills_total", (("lane", "A"), ("outcome", end["outcome"])))] == 1
+    assert m[("edge_decisions_total", (("decision", "rejected"), ("lane", "A")))] == 1
+    assert m[("edge_decisions_total", (("decision", "accepted"), ("lane", "A")))] == 1
+    assert m[("edge_rejections_total", (("lane", "A"), ("reason", "SCRAPPED")))] == 1
+    assert not any(dict(labels).get("reason") == "NONE" for _, labels in m)
+    assert m[("edge_fills_total", (("lane", "A"), ("outcome", end["outcome"].lower())))] == 1
+    # Present from the start, at zero; outcomes in one case.
+    assert m[("edge_fills_total", (("lane", "B"), ("outcome", "overfilled")))] == 0
+    assert not any(name == "edge_fills_total" and dict(labels)["outcome"] != dict(labels)["outcome"].lower() for name, labels in m)
     assert m[("edge_trips_total", (("cause", tripped["cause"]), ("lane", "B")))] == 1
     assert m[("edge_cutoff_lag_seconds_count", (("lane", "A"),))] == 1
     assert 0 < m[("edge_cutoff_lag_seconds_sum", (("lane", "A"),))] < 1.0
@@ -67,6 +75,27 @@ def test_metrics_count_scans_decisions_fills_trips_cutoff_and_device_errors(stat
     assert m[("edge_modbus_errors_total", (("bus", a_scale.bus), ("device", str(a_scale.device_id))))] == 0
     assert m[("edge_scale_polls_total", (("lane", "A"),))] > 10
     assert m[("edge_cache_age_seconds", ())] >= 0
+    assert m[("edge_scale_up", (("bus", a_scale.bus), ("device", str(a_scale.device_id)), ("lane", "A")))] == 1
+    assert m[("edge_scale_up", (("bus", b_scale.bus), ("device", str(b_scale.device_id)), ("lane", "B")))] == 0
+    assert m[("edge_build_info", (("python", platform.python_version()), ("version", __version__)))] == 1
+    assert m[("process_resident_memory_bytes", ())] > 10e6 and ("process_cpu_seconds_total", ()) in m
+    # The first fill's records were delivered to the simulated city: a last success, and recent.
+    deadline = time.monotonic() + 20
+    while ("edge_upload_last_success_timestamp_seconds", ()) not in m and time.monotonic() < deadline:
+        time.sleep(0.5)
+        m = scrape(base)
+    assert 0 < time.time() - m[("edge_upload_last_success_timestamp_seconds", ())] < 120
+
+
+def test_metrics_series_exist_from_the_start(make_station: Any) -> None:
+    fresh = make_station()
+    m = scrape(base_url(fresh))
+    for lane in ("A", "B"):
+        assert m[("edge_scans_total", (("lane", lane),))] == 0
+        assert m[("edge_decisions_total", (("decision", "accepted"), ("lane", lane)))] == 0
+        assert m[("edge_cutoff_lag_seconds_count", (("lane", lane),))] == 0
+        for outcome in ("ok", "overfilled", "underfilled", "aborted"):
+            assert m[("edge_fills_total", (("lane", lane), ("outcome", outcome)))] == 0
 
 
 def test_status_api_and_read_only(station: SimStation) -> None:
