@@ -40,3 +40,31 @@ def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
     assert status["cylinders_cached"] > 0
     verify = subprocess.run([*EDGE, "verify", "--json", "--config", config], capture_output=True, text=True)
     assert verify.returncode == 0 and json.loads(verify.stdout)["entries"] == summary["journal_entries"]
+
+
+def test_demo_summary_counts_this_run_only(tmp_path: Path) -> None:
+    """A state dir that holds an earlier run: the summary is this run's figures, the chain checked whole."""
+    from edge.config import load_config
+    from edge.demo import run_marks, summarise
+    from edge.station import open_store
+
+    from .conftest import write_config
+    from .test_manager_tools import DAY, fill, rejected
+
+    config = load_config(write_config(tmp_path))
+    store = open_store(config)
+    try:
+        fill(store, 1, "A", DAY, "张伟", "ok")  # the earlier run
+        rejected(store, DAY, "A", ["SCRAPPED"], "CYL900")
+        marks = run_marks(store)
+        fill(store, 2, "B", DAY, "李娜", "aborted", None, cause="SCALE_LOST")  # this run
+        rejected(store, DAY, "B", ["INSPECTION_OVERDUE"], "CYL901")
+        rejected(store, DAY, "B", ["SCRAPPED"], "CYL900")
+    finally:
+        store.close()
+    summary = summarise(config, marks)
+    assert (summary["scans"], summary["accepted"], summary["rejected"]) == (2, 0, {"INSPECTION_OVERDUE": 1, "SCRAPPED": 1})
+    assert (summary["fills_completed"], summary["fills_aborted"]) == (0, 1)
+    assert summary["uploads_pending"] == 2 and summary["chain_ok"] is True
+    everything = summarise(config)
+    assert (everything["scans"], everything["fills_completed"], everything["uploads_pending"]) == (3, 1, 4)
