@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from interlock.fill import Phase
 from interlock.reasons import TEXT, Reason
 
+from . import staff
 from .lane import LaneEvent
 from .metrics import CONTENT_TYPE, Metrics
 from .store import Store
@@ -39,6 +40,7 @@ class LaneBoard:
         self._lock = threading.Lock()
         self.tz = tz
         self.last: dict[str, dict[str, Any]] = {}
+        self._seq = 0
 
     def observe(self, event: LaneEvent) -> None:
         if event.kind not in ("verdict", "fill_end"):
@@ -56,6 +58,9 @@ class LaneBoard:
             else:
                 entry["last_fill"] = {k: event.data.get(k) for k in ("status", "outcome", "cause", "net_kg", "fill_id")}
                 entry["last_fill"]["cause_text"] = _reason(event.data["cause"], None) if event.data.get("cause") else None
+            # Which came last, the verdict or the fill's end: the page shows that one.
+            self._seq += 1
+            entry["verdict" if event.kind == "verdict" else "last_fill"]["seq"] = self._seq
 
     def get(self, lane: str) -> dict[str, Any]:
         with self._lock:
@@ -101,8 +106,10 @@ class StatusServer:
         now = self.station.clock()
         outbox = Outbox(self.store).status(now)
         lanes = {}
+        tz = self.station.config.tz
         for lane_id, lane in self.station.lanes.items():
             plan = lane.state.plan
+            since = lane.state.since
             lanes[lane_id] = {
                 "phase": lane.state.phase.value,
                 "relay_on": lane.state.relay_on,
@@ -110,7 +117,17 @@ class StatusServer:
                 "gross_kg": lane.last_gross_kg,
                 "fill": None if plan is None or lane.state.phase is Phase.IDLE else {
                     "cylinder_id": plan.cylinder_id, "target_net_kg": plan.target_net_kg, "tare_kg": plan.tare_kg,
+                    "model": self._model(plan.cylinder_id),
+                    "phase_s": None if since is None else round((now - since).total_seconds()),
                 },
+                "shift": staff.on_shift(self.store, lane_id),
+                "recent": [
+                    {**row, "finished_at": datetime.fromisoformat(row["finished_at"]).astimezone(tz).strftime("%H:%M"),
+                     "outcome": (row["outcome"] or "").lower()}
+                    for row in self.store.query(
+                        "SELECT cylinder_id, outcome, net_kg, finished_at FROM fills WHERE lane = ? AND finished_at IS NOT NULL"
+                        " ORDER BY finished_at DESC LIMIT 5", [lane_id])
+                ],
                 "cause": _reason(lane.state.cause, None) if lane.state.cause else None,
                 **self.board.get(lane_id),
             }
@@ -122,6 +139,10 @@ class StatusServer:
                        "malformed_since": outbox["malformed_since"]},
             "lanes": lanes,
         }
+
+    def _model(self, cylinder_id: str) -> str | None:
+        rows = self.store.query("SELECT model FROM cylinders WHERE id = ?", [cylinder_id])
+        return rows[0]["model"] if rows else None
 
     def _gauges(self) -> dict[str, Any]:
         """Read at each scrape (metrics.Metrics)."""
