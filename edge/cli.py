@@ -121,6 +121,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     keep = args.state_dir is not None
     state_dir = Path(args.state_dir) if keep else Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    if args.serve:
+        from .training.serve import serve
+
+        try:
+            return serve(state_dir.resolve(), args.console_port)
+        finally:
+            if not keep:
+                shutil.rmtree(state_dir, ignore_errors=True)
     try:
         summary = run_demo(state_dir.resolve(), args.json)
     finally:
@@ -239,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", cmd_run, "run the daemon until SIGTERM/SIGINT")
     demo = command("demo", cmd_demo, "run a whole simulated station with scripted operators")
     demo.add_argument("--state-dir", help="keep the database and effective config (station.yaml) here")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the simulated station running, with its status page and a simulation console for training")
+    demo.add_argument("--console-port", type=int, default=8091, help="the simulation console's port on localhost (default 8091)")
     check = command("check-config", cmd_check_config, "validate a config file and what it refers to")
     check.add_argument("file", nargs="?", help="the YAML to check (default: --config)")
     check.add_argument("--strict", action="store_true", help="also load each configured driver (GPIO backend, scanner libraries)")
