@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .output import EXIT_INVALID, CommandError, number, table
+from .output import CommandError, number, table
 
 if TYPE_CHECKING:
     from . import ledger
