@@ -155,7 +155,10 @@ def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     store = _open(config)
     try:
-        cylinder, read_as = find_cylinder(store, config, args.code, args.rfid)
+        try:
+            cylinder, read_as = find_cylinder(store, config, args.code, args.rfid)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         age = store.cache_age_s(utc_now())
     finally:
         store.close()

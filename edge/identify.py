@@ -15,7 +15,7 @@ from .store import Store
 
 
 def find_cylinder(store: Store, config: Config, text: str, rfid: bool = False) -> tuple[dict[str, Any] | None, str]:
-    """(cached record or None, how the text was read)."""
+    """(cached record or None, how the text was read); ValueError for text that cannot be either."""
     text = text.strip()
     rows = store.query("SELECT c.*, b.reason AS blocked_reason FROM cylinders c LEFT JOIN blocks b ON b.cylinder_id = c.id"
                        " WHERE c.id = ?", [text])
@@ -24,12 +24,15 @@ def find_cylinder(store: Store, config: Config, text: str, rfid: bool = False) -
     patterns = [codes.UrlPattern(re.compile(p.regex), p.kind) for p in config.codes.url_patterns]
     parsed = codes.parse(text.encode("utf-8"), Source.RFID if rfid else Source.OPTICAL, patterns)
     if isinstance(parsed, codes.Invalid):
-        return None, f"{text!r} (neither a record ID in the cache nor a code the station can read: {parsed.detail})"
+        raise ValueError(f"{text!r} is neither a record ID in the cache nor a code the station can read: {parsed.detail}")
     return store.cylinder_record(parsed), f"{parsed.kind.value} {parsed.value}"
 
 
 def cylinder_id(store: Store, config: Config, text: str) -> str:
     """The record ID for a filter: the cylinder a scanned code resolves to, else the text as given
     (a fill can name a cylinder that has since left the cache)."""
-    record, _ = find_cylinder(store, config, text)
+    try:
+        record, _ = find_cylinder(store, config, text)
+    except ValueError:
+        return text.strip()
     return record["id"] if record else text.strip()
