@@ -83,11 +83,16 @@ class Store:
         self._journal_sink = journal_sink
         if not existing:
             migrate(self._conn)
+            # The daemon loads sqlite-utils now: imported later, from the first cache refresh, its
+            # import (with numpy where that is installed) would hold the interpreter for a second
+            # while the lanes poll their scales.
+            _ = self.db
 
     @property
     def db(self) -> Any:
-        """sqlite-utils over our connection, for the writes that use it. Loaded on first use: its
-        import (with numpy when that is installed) would double a read-only command's start time."""
+        """sqlite-utils over our connection, for the writes that use it. A manager's command
+        (existing=True) loads it only if it writes: the import would double a read-only command's
+        start time."""
         if self._db is None:
             from sqlite_utils import Database
 
