@@ -9,7 +9,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from . import ledger, staff
+from . import cli_webapp, ledger, staff
 from .config import Config
 from .config.model import city_name_limit
 from .lane import utc_now
@@ -90,6 +90,7 @@ def _report_text(r: dict[str, Any]) -> str:
     lines += ["", f"upload backlog {upload['pending']} pending (oldest {upload['oldest_pending_age_s'] or 0:.0f} s),"
                   f" {upload['dead']} dead letters"]
     lines += [f"  dead #{d['id']} {d['kind']} fill {d['fill_id']}: {d['last_error']}" for d in upload["dead_letters"]]
+    lines += ["", "dispatches by vehicle", table(r["dispatches"], ["plate", "courier", "cylinders"])]
     return "\n".join(lines)
 
 
@@ -208,6 +209,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
         ("add", cmd_staff_add, "register (or rename) an operator or checker"),
         ("remove", cmd_staff_remove, "retire someone who is not on shift"),
         ("assign", cmd_staff_assign, "set a lane's operator and checker"),
+        ("passwd", cli_webapp.cmd_staff_passwd, "set a PIN or password (and role) for the staff web app"),
     ):
         parser = staff_sub.add_parser(name, help=help_text)
         parser.set_defaults(handler=func)
@@ -216,6 +218,8 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
             parser.add_argument("id")
         if name == "add":
             parser.add_argument("name", help="as it goes to the city (at most 10 characters)")
+        if name == "passwd":
+            cli_webapp.add_staff_passwd(parser)
         if name == "assign":
             parser.add_argument("lane")
             parser.add_argument("--operator", required=True)

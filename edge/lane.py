@@ -39,11 +39,12 @@ from interlock.fill import (
     step,
 )
 from interlock.reasons import Reason, text
-from interlock.rules import Cylinder, Decision, Policy, evaluate, reject
+from interlock.rules import CheckRecord, Cylinder, Decision, Policy, evaluate, reject
 
 from . import staff
 from .config import Config, LaneConfig
 from .logs import LaneLog
+from .scanpoints.checks import latest_precheck
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class Lane:
                 None if station.eligibility.max_cache_age_hours is None else station.eligibility.max_cache_age_hours * 3600
             ),
             stale_cache_rejects=station.eligibility.on_stale_cache == "reject",
+            require_precheck=config.require_precheck,
+            precheck_valid_s=station.checks.precheck_valid_minutes * 60,
         )
         self.url_patterns = [
             codes.UrlPattern(re.compile(p.regex), p.kind) for p in station.codes.url_patterns
@@ -127,6 +130,7 @@ class Lane:
         self.polls = 0  # scale polls attempted, for status and the bus tests
         self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
+        self._precheck: tuple[str, CheckRecord] | None = None  # the pre-fill check it relied on
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
 
@@ -305,7 +309,9 @@ class Lane:
             return reject(Reason.INVALID_CODE, identifier.detail), None
         cylinder = self.store.find_cylinder(identifier)
         self._scanned = cylinder.id if cylinder else None
-        decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier)
+        self._precheck = latest_precheck(self.store, cylinder.id) if cylinder and self.policy.require_precheck else None
+        precheck = self._precheck[1] if self._precheck else None
+        decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier, precheck)
         if not decision.allowed or cylinder is None:
             return decision, None
         plan = self._plan(cylinder, identifier.value)
@@ -374,7 +380,11 @@ class Lane:
                 self._show(effect)
 
     def _shift_context(self) -> dict[str, Any]:
-        return {**staff.on_shift(self.store, self.id), "medium": self.config.medium}
+        context: dict[str, Any] = {**staff.on_shift(self.store, self.id), "medium": self.config.medium}
+        if self._precheck is not None:
+            # The fill names the pre-fill check it relied on, and its checker is the one who checked.
+            context.update(precheck_id=self._precheck[0], checker=self._precheck[1].checker)
+        return context
 
     def _verdict(self, verdict: Verdict, now: datetime) -> None:
         reasons = [f.reason.value for f in verdict.findings]

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from interlock.reasons import TEXT, Reason
 
+from .scanpoints import dispatch
 from .store import Store
 from .store.outbox import Outbox
 
@@ -152,6 +153,7 @@ def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[s
         "underfills": [_brief(r) for r in started if r["outcome"] == "UNDERFILLED"],
         "aborts": dict(sorted(aborts.items(), key=lambda kv: -kv[1])),
         "upload": {k: backlog[k] for k in ("pending", "dead", "oldest_pending_age_s")} | {"dead_letters": backlog["dead_letters"]},
+        "dispatches": dispatch.per_vehicle(store, *day_bounds(tz, day, day)),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from drivers.base import DeviceError, Relay
 from sync.records import Station as SyncStation
@@ -67,6 +68,7 @@ class Station:
         self.watchdog: Watchdog | None = None
         self.status: StatusServer | None = None
         self.fleet: FleetService | None = None
+        self.webapp: Any = None  # edge.webapp.server.WebServer, imported only when enabled
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -116,6 +118,7 @@ class Station:
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         self._start_status_page()
+        self._start_webapp()
         log.info("station ready: lanes %s", ", ".join(self.lanes))
         interval = watchdog_interval_s()
         if interval is not None:
@@ -147,6 +150,19 @@ class Station:
             return
         self.status.start()
 
+    def _start_webapp(self) -> None:
+        if not self.config.webapp.enabled:
+            return
+        from .webapp.server import WebServer  # the web framework is loaded only when the app is on
+
+        try:
+            self.webapp = WebServer(self.config, self.clock)
+        except (OSError, ValueError) as exc:
+            # Like the status page, the app is beside the interlock: lanes fill without it.
+            log.error("staff web app not started on %s:%d: %s", self.config.webapp.host, self.config.webapp.port, exc)
+            return
+        self.webapp.start()
+
     def stalled_lanes(self, limit_s: float) -> list[str]:
         return [lane.id for lane in self.lanes.values() if lane.loop_stalled(limit_s)]
 
@@ -158,6 +174,9 @@ class Station:
         if self.status is not None:
             self.status.stop()
             self.status = None
+        if self.webapp is not None:
+            self.webapp.stop()
+            self.webapp = None
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early

@@ -22,6 +22,13 @@ class Reason(StrEnum):
     LANE_LOCKED = "LANE_LOCKED"
     NO_FILL_DATA = "NO_FILL_DATA"
     REMOTE_LOCK = "REMOTE_LOCK"  # the company (or the regulator through it) locked the lane
+    # The checker's pre-fill check (lanes with require_precheck) and the gate's dispatch rules.
+    PRECHECK_MISSING = "PRECHECK_MISSING"
+    PRECHECK_FAILED = "PRECHECK_FAILED"
+    CHECK_ITEM_FAILED = "CHECK_ITEM_FAILED"
+    FILL_NOT_COMPLETE = "FILL_NOT_COMPLETE"
+    POSTCHECK_MISSING = "POSTCHECK_MISSING"
+    POSTCHECK_FAILED = "POSTCHECK_FAILED"
     # Warnings: shown to the operator, never block a fill.
     INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
     CACHE_AGING = "CACHE_AGING"
@@ -64,6 +71,12 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.LANE_LOCKED: ("充装位已锁定，请复位", "lane locked, reset required"),
     Reason.NO_FILL_DATA: ("缺少皮重或充装量", "no tare or fill mass on record"),
     Reason.REMOTE_LOCK: ("已被远程锁定", "locked remotely by the company"),
+    Reason.PRECHECK_MISSING: ("未做充装前检查", "no pre-fill check"),
+    Reason.PRECHECK_FAILED: ("充装前检查不合格", "pre-fill check failed"),
+    Reason.CHECK_ITEM_FAILED: ("检查项不合格", "check item failed"),
+    Reason.FILL_NOT_COMPLETE: ("最近一次充装未完成", "last fill not completed"),
+    Reason.POSTCHECK_MISSING: ("未做充装后检查", "no post-fill check"),
+    Reason.POSTCHECK_FAILED: ("充装后检查不合格", "post-fill check failed"),
     Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
     Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),
     Reason.TARE_MISMATCH: ("皮重不符", "tare does not match"),

@@ -35,7 +35,7 @@ RECORD_FIELDS: dict[str, frozenset[str]] = {
     "tag_binding": frozenset("cylinder_id tag_kind qr_content rfid photo photo_name".split()),
 }
 # Which kinds the station sends (outbox rows) and the endpoint key each is sent to.
-SUBMISSIONS = {"filling": "filling_record", "inspection": "inspection_record", "trace": "trace_node"}
+SUBMISSIONS = {"filling": "filling_record", "inspection": "inspection_record", "trace": "trace_node", "tag_binding": "tag_binding"}
 
 
 class Strict(BaseModel):
@@ -206,8 +206,6 @@ class Profile(Strict):
         for kind, endpoint in SUBMISSIONS.items():
             if getattr(self.endpoints, endpoint) and kind not in self.fields:
                 raise ValueError(f"a field mapping for {kind} records (endpoints.{endpoint} is set)")
-        if self.endpoints.tag_binding and "tag_binding" not in self.fields:
-            raise ValueError("a field mapping for tag_binding records (endpoints.tag_binding is set)")
         for mapping in self.values.values():
             if len(set(mapping.values())) != len(mapping):
                 raise ValueError("value mappings that are one-to-one (two of our values map to one of theirs)")

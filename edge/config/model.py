@@ -24,6 +24,7 @@ from .devices import (
     SignalsConfig,
 )
 from .fleet import FleetConfig
+from .webapp import ChecksConfig, WebAppConfig
 
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
@@ -125,6 +126,8 @@ class LaneConfig(Strict):
     signals: SignalsConfig = LogSignalsConfig()
     buttons: ButtonsConfig | None = None
     fill: FillConfig
+    # Fill only cylinders with a passed pre-fill check (checks.precheck_valid_minutes).
+    require_precheck: bool = False
 
     @field_validator("medium")
     @classmethod
@@ -192,6 +195,9 @@ def cross_problems(config: "Config") -> Problems:
         if valve in valves:
             problems.append((here + ("relay", key), str(valve[-1]), f"a valve output not already used by lane {valves[valve]}"))
         valves.setdefault(valve, lane.id)
+    for index, lane in enumerate(config.lanes):
+        if lane.require_precheck and lane.medium not in config.checks.prefill:
+            problems.append((("lanes", index, "require_precheck"), "true", f"a pre-fill check list for {lane.medium} under checks.prefill"))
     limit = city_name_limit(config)
     for index, person in enumerate(config.operators):
         if len(person.name) > limit:
@@ -224,6 +230,8 @@ class Config(Strict):
     city: CityConfig | None = None
     fleet: FleetConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
+    webapp: WebAppConfig = WebAppConfig()
+    checks: ChecksConfig = ChecksConfig()
     simulators: SimulatorConfig | None = None
 
     @property
