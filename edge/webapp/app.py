@@ -10,6 +10,7 @@ Content-Security-Policy forbids any, so even a missed escape could not run a hos
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime
@@ -148,8 +149,12 @@ class WebApp:
         return data
 
     def login_form(self, message: str = "") -> str:
-        token = secrets.token_urlsafe(24)
-        self._cookie(LOGIN_COOKIE, token)
+        # Keep a token the browser already holds: a second tab, or the favicon request redirected
+        # here, must not invalidate the form that is open.
+        token = bottle.request.get_cookie(LOGIN_COOKIE) or ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+            token = secrets.token_urlsafe(24)
+            self._cookie(LOGIN_COOKIE, token)
         return bottle.template("login", template_lookup=self.lookup, me=None, csrf=token, message=message)
 
     def login(self) -> str:
