@@ -7,8 +7,6 @@ import io
 import json
 import socket
 import ssl
-import struct
-import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +16,7 @@ import requests
 from edge.cli import main
 from edge.lane import utc_now
 from interlock.reasons import Reason
+from simulators.photos import stamp_photo
 
 from .conftest import SimStation
 from .webapp_support import STAFF, Client, all_items, base, enrol, webapp_override
@@ -36,14 +35,6 @@ def checker(s: SimStation) -> Client:
     c = Client(s)
     assert c.login("chk-wang").status_code == 303
     return c
-
-
-def png() -> bytes:
-    """A real 2x2 PNG, made here so the test needs no image library."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
 def journal(s: SimStation, kind: str) -> list[dict[str, Any]]:
@@ -155,7 +146,7 @@ def test_hostile_scans_and_cylinder_fields_are_shown_as_text(web: SimStation) ->
         c.get("/check/pre", params={"code": HOSTILE}).text,  # a QR code carrying markup
         c.get("/check/pre", params={"code": target.row["qr_content"]}).text,  # a record carrying it
         c.form("/check/pre", {"code": HOSTILE}).text,
-        c.form("/bind", {"stamp": HOSTILE, "tag": HOSTILE, "tag_kind": "qr"}, files={"photos": ("p.png", png())}).text,
+        c.form("/bind", {"stamp": HOSTILE, "tag": HOSTILE, "tag_kind": "qr"}, files={"photos": ("p.png", stamp_photo("stamp"))}).text,
     ]
     d = Client(web)
     d.login("disp-liu")
@@ -259,7 +250,7 @@ def test_tag_binding_binds_at_once_and_queues_the_photo_for_the_city(web: SimSta
     target = web.cylinder(skip=5).row
     new_tag = "https://sim.example/q?code=CQNEWTAG0001"
     c = checker(web)
-    photo = png()
+    photo = stamp_photo("stamp")
     bound = c.form("/bind", {"stamp": target["product_no"].lower(), "tag": new_tag, "tag_kind": "qr"},
                    files=[("photos", ("stamp1.png", photo)), ("photos", ("stamp2.png", photo + b"\x00"))])
     assert bound.status_code == 200 and "已绑定 BOUND" in bound.text, bound.text

@@ -14,7 +14,9 @@ import pytest
 import segno
 
 from .conftest import SimStation
-from .test_webapp import journal, png
+from simulators.photos import stamp_photo
+
+from .test_webapp import journal
 from .webapp_support import STAFF, base, enrol, webapp_override
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -161,7 +163,7 @@ def test_checker_scans_with_the_camera_checks_fills_dispatches_and_binds(
     # Tag binding with a photo of the stamp.
     target = web.cylinder(skip=5).row
     photo = tmp_path / "stamp.png"
-    photo.write_bytes(png())
+    photo.write_bytes(stamp_photo("stamp"))
     driver.get(url + "/bind")
     wait_for(driver, "#tag").send_keys("https://sim.example/q?code=CQBROWSER001")
     driver.find_element(By.ID, "stamp").send_keys(target["product_no"])

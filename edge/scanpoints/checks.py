@@ -71,6 +71,7 @@ def postfill(
     if fill is None or fill["status"] != "complete":
         raise Refused.one(Reason.FILL_NOT_COMPLETE, "no completed fill to check" if fill is None else f"last fill {fill['status']}")
     gross = reweigh_kg if reweigh_kg is not None else fill["final_gross_kg"]
+    gross = None if gross is None else round(gross, 3)
     source = "check_scale" if reweigh_kg is not None else "fill_scale"
     if gross is None or fill["tare_kg"] is None or fill["target_net_kg"] is None:
         raise Refused.one(Reason.NO_FILL_DATA, "no re-weigh reading")
