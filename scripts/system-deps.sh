@@ -2,7 +2,8 @@
 # System packages: libzbar0 for pyzbar (camera decoding); Debian's chromium and its chromedriver
 # for the status page's browser test; mosquitto (broker and mosquitto_passwd) for the fleet tests,
 # which run their own broker process on a free port (the system service is not used); postgresql
-# for the fleet collector's test, which runs a throwaway cluster of its own.
+# for the fleet collector's test, which runs a throwaway cluster of its own; the openssl command,
+# which makes the staff web app's certificate.
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
@@ -17,6 +18,9 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ] || ! c
 fi
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   missing="$missing postgresql"
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  missing="$missing openssl"
 fi
 [ -z "$missing" ] && exit 0
 

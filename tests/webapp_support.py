@@ -52,11 +52,11 @@ def cert_path(s: SimStation) -> str:
 class Client:
     """requests with the station's certificate pinned, reading CSRF tokens from the pages."""
 
-    def __init__(self, s: SimStation) -> None:
-        self.base = base(s)
+    def __init__(self, s: SimStation | None = None, url: str = "", cert: str = "") -> None:
+        self.base = base(s) if s else url.rstrip("/")
         self.http = requests.Session()
         # Per request: a session-wide `verify` loses to REQUESTS_CA_BUNDLE from the environment.
-        self.verify = cert_path(s)
+        self.verify = cert_path(s) if s else cert
 
     def request(self, method: str, path: str, **kw: Any) -> requests.Response:
         kw.setdefault("allow_redirects", method != "POST")
