@@ -20,6 +20,7 @@ from .config.devices import (
     LogSignalsConfig,
     ModbusButtonsConfig,
     ModbusDevice,
+    ModbusScaleConfig,
     ModbusSignalsConfig,
     RfidSerialConfig,
     ScannerConfig,
@@ -82,7 +83,10 @@ def build_relay(lane: LaneConfig, hw: Hardware) -> Relay:
 
 
 def build_scale(lane: LaneConfig, hw: Hardware) -> ModbusScale:
-    scale = lane.scale
+    return scale_from(lane.scale, hw)
+
+
+def scale_from(scale: ModbusScaleConfig, hw: Hardware) -> ModbusScale:
     assert scale.registers is not None
     return ModbusScale(hw.device(scale), scale.registers.build(), MotionDetector(scale.stable_band_kg, scale.stable_window_s))
 

@@ -10,7 +10,7 @@ from sync.records import Station as SyncStation
 from sync.records import outbox_entries
 
 from . import __version__, staff
-from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
+from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals, scale_from
 from .city import SyncService
 from .config import Config
 from .fleet import FleetService
@@ -155,9 +155,11 @@ class Station:
             return
         from .webapp.server import WebServer  # the web framework is loaded only when the app is on
 
+        check = self.config.checks.check_scale
         try:
-            self.webapp = WebServer(self.config, self.clock)
-        except (OSError, ValueError) as exc:
+            # The check table's scale shares its bus owner with the lanes' devices.
+            self.webapp = WebServer(self.config, self.clock, scale_from(check, self.hw) if check else None)
+        except (OSError, ValueError, DeviceError) as exc:
             # Like the status page, the app is beside the interlock: lanes fill without it.
             log.error("staff web app not started on %s:%d: %s", self.config.webapp.host, self.config.webapp.port, exc)
             return

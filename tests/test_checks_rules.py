@@ -4,6 +4,7 @@ and the web app's PIN hashes, sessions and login limiter with a clock passed in.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -157,3 +158,45 @@ def test_login_limiter_locks_account_and_address_for_the_window() -> None:
     assert limiter.locked("account:x")
     now[0] = 101
     assert not limiter.locked("account:x", "address:1")
+
+
+class ScriptedScale:
+    """A scale that answers from a script: readings, or DeviceError for a silent one."""
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+
+    def read(self) -> Any:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_check_scale_reading_waits_for_stable_and_refuses_a_silent_or_restless_scale() -> None:
+    from drivers.base import DeviceError, Reading
+    from edge.scanpoints import Refused
+    from edge.scanpoints.checks import read_check_scale
+
+    assert read_check_scale(ScriptedScale([Reading(30.2, False), Reading(30.1, True)]), poll_s=0) == 30.1
+    with pytest.raises(Refused) as silent:
+        read_check_scale(ScriptedScale([DeviceError("no answer")]), poll_s=0)
+    assert silent.value.findings[0].reason is Reason.SCALE_LOST
+    with pytest.raises(Refused) as restless:
+        read_check_scale(ScriptedScale([Reading(30.0, False)]), settle_s=0.05, poll_s=0.01)
+    assert restless.value.findings[0].reason is Reason.SETTLE_TIMEOUT
+
+
+def test_photo_retention_deletes_only_old_photos(tmp_path: Any) -> None:
+    import os
+    import time
+
+    from edge.scanpoints.bindings import prune_photos
+
+    old, new = tmp_path / "2025-01" / "a.jpg", tmp_path / "2026-11" / "b.jpg"
+    for path in (old, new):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"\xff\xd8\xff")
+    os.utime(old, (time.time() - 40 * 86400,) * 2)
+    assert prune_photos(tmp_path, retention_days=30) == 1
+    assert not old.exists() and new.exists()

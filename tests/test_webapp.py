@@ -297,3 +297,47 @@ def test_staff_passwd_command_sets_a_hash_not_the_pin(web: SimStation, monkeypat
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["staff", "passwd", "op-li", "--stdin", "--config", str(config_path)]) == 2
     assert STAFF  # the fixture's accounts are untouched
+
+
+def test_postfill_reweigh_reads_the_check_scale(make_station: Callable[..., SimStation], tmp_path: Path) -> None:
+    base_override = webapp_override(tmp_path, precheck_lane=None)
+
+    def override(raw: dict[str, Any]) -> None:
+        base_override(raw)
+        raw["checks"]["check_scale"] = {"driver": "modbus", "bus": "tcp-A", "device_id": 3, "register_map": "flintec-ft112",
+                                        "timeout_s": 0.25}
+
+    s = make_station(override)
+    enrol(s)
+    row = fill_on_b(s, 3)
+    assert s.sim.check_scale is not None
+    c = checker(s)
+    assert "读复秤台" in c.get("/check/post", params={"code": row["qr_content"]}).text
+    # Nothing on the check scale yet... then the cylinder, overfilled by 1.5 kg, read over Modbus.
+    s.sim.check_scale.place(row["tare_kg"] + row["fill_mass_kg"] + 1.5)
+    flagged = c.form("/check/post", {"code": row["qr_content"], **all_items(s, "post")})
+    assert "OVERFILLED" in flagged.text, flagged.text
+    check = journal(s, "check_postfill")[-1]
+    assert check["reweigh_source"] == "check_scale" and check["flag"] == "OVERFILLED" and not check["passed"]
+    assert abs(check["reweigh_kg"] - (row["tare_kg"] + row["fill_mass_kg"] + 1.5)) < 0.1
+    # Decanted: the check scale now reads within tolerance and the check passes.
+    s.sim.check_scale.place(row["tare_kg"] + row["fill_mass_kg"])
+    assert "合格 PASSED" in c.form("/check/post", {"code": row["qr_content"], **all_items(s, "post")}).text
+    assert journal(s, "check_postfill")[-1]["reweigh_source"] == "check_scale"
+
+
+def test_config_refuses_a_check_scale_that_is_a_lane_scale_and_precheck_without_a_list(tmp_path: Path) -> None:
+    from edge.config import ConfigError, load_config
+
+    from .conftest import write_config
+
+    def override(raw: dict[str, Any]) -> None:
+        raw["checks"] = {"check_scale": {"driver": "modbus", "bus": "tcp-A", "device_id": 1, "register_map": "flintec-ft112"},
+                         "prefill": {"G5": [{"id": "x", "zh": "甲", "en": "x"}]}}
+        raw["lanes"][0]["require_precheck"] = True
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(write_config(tmp_path, override))
+    text = str(refused.value)
+    assert "checks.check_scale.device_id" in text and "already read by lane A" in text
+    assert "lanes.0.require_precheck" in text and "G13" in text

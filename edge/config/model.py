@@ -195,6 +195,14 @@ def cross_problems(config: "Config") -> Problems:
         if valve in valves:
             problems.append((here + ("relay", key), str(valve[-1]), f"a valve output not already used by lane {valves[valve]}"))
         valves.setdefault(valve, lane.id)
+    check_scale = config.checks.check_scale
+    if check_scale is not None:
+        here = ("checks", "check_scale")
+        if check_scale.bus not in config.buses:
+            problems.append((here + ("bus",), repr(check_scale.bus), f"a bus named under buses ({', '.join(config.buses) or 'none defined'})"))
+        if (check_scale.bus, check_scale.device_id) in scales:
+            lane_id = scales[(check_scale.bus, check_scale.device_id)]
+            problems.append((here + ("device_id",), str(check_scale.device_id), f"a scale not already read by lane {lane_id}"))
     for index, lane in enumerate(config.lanes):
         if lane.require_precheck and lane.medium not in config.checks.prefill:
             problems.append((("lanes", index, "require_precheck"), "true", f"a pre-fill check list for {lane.medium} under checks.prefill"))

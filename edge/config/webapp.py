@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from interlock.checks import Item
 
 from .base import PositiveSeconds, Strict
+from .devices import ModbusScaleConfig
 
 # TSG 07-2019 pre-fill items for LPG (G13) cylinders, and the post-fill items.
 LPG = "G13"
@@ -59,6 +60,9 @@ class ChecksConfig(Strict):
     photo_dir: Path | None = None  # default: beside the database, in photos/
     photo_retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
     max_photo_bytes: Annotated[int, Field(ge=10_000, le=20_000_000)] = 4_000_000
+    # A scale at the check table, read when the post-fill check is recorded (else the filling
+    # scale's final reading, or a reading the checker types in).
+    check_scale: ModbusScaleConfig | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> ChecksConfig:

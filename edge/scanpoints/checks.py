@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from drivers.base import DeviceError, Scale
 from interlock.checks import Item, failed_items, reweigh_flag
 from interlock.reasons import Reason
 from interlock.rules import CheckRecord
@@ -62,17 +64,19 @@ def postfill(
     ticked: Mapping[str, bool],
     now: datetime,
     reweigh_kg: float | None = None,
+    source: str = "check_scale",
 ) -> CheckResult:
-    """Record a post-fill check of the cylinder's last fill, with its re-weigh: a reading from a
-    check scale when given, else the filling scale's final reading. An overfill found here flags
-    the cylinder for decanting and fails the check, which blocks its dispatch."""
+    """Record a post-fill check of the cylinder's last fill, with its re-weigh: a reading when
+    given (from the check scale, or typed in: `source` says which), else the filling scale's final
+    reading. An overfill found here flags the cylinder for decanting and fails the check, which
+    blocks its dispatch."""
     row = resolve(store, config, code)
     fill = last_fill(store, row["id"])
     if fill is None or fill["status"] != "complete":
         raise Refused.one(Reason.FILL_NOT_COMPLETE, "no completed fill to check" if fill is None else f"last fill {fill['status']}")
     gross = reweigh_kg if reweigh_kg is not None else fill["final_gross_kg"]
     gross = None if gross is None else round(gross, 3)
-    source = "check_scale" if reweigh_kg is not None else "fill_scale"
+    source = source if reweigh_kg is not None else "fill_scale"
     if gross is None or fill["tare_kg"] is None or fill["target_net_kg"] is None:
         raise Refused.one(Reason.NO_FILL_DATA, "no re-weigh reading")
     if not 0 < gross < 1000:
@@ -84,6 +88,21 @@ def postfill(
     result = CheckResult(str(uuid.uuid4()), row["id"], not failed and flag is not Reason.OVERFILLED, failed, flag, gross)
     _write(store, "postfill", actor, row, code, items, ticked, result, now, fill_id=fill["id"], source=source)
     return result
+
+
+def read_check_scale(scale: Scale, settle_s: float = 3.0, poll_s: float = 0.1) -> float:
+    """A stable gross reading from the check table's scale, or Refused."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            reading = scale.read()
+        except DeviceError as exc:
+            raise Refused.one(Reason.SCALE_LOST, f"check scale: {exc}") from exc
+        if reading.stable:
+            return reading.gross_kg
+        if time.monotonic() > deadline:
+            raise Refused.one(Reason.SETTLE_TIMEOUT, f"check scale not stable within {settle_s:.0f} s")
+        time.sleep(poll_s)
 
 
 def _tolerance(config: Config, lane: str) -> float:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import bottle
+
+from drivers.base import Scale
 
 from ..config import Config
 from ..scanpoints import bindings, checks, dispatch
@@ -48,8 +51,10 @@ STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; char
 class WebApp:
     """The WSGI application and what its pages need: the store, sessions and the login limiter."""
 
-    def __init__(self, config: Config, store: Store, clock: Clock, https: bool) -> None:
+    def __init__(self, config: Config, store: Store, clock: Clock, https: bool, check_scale: Scale | None = None) -> None:
         self.config, self.store, self.clock, self.https = config, store, clock, https
+        self.check_scale = check_scale
+        self._scale_lock = threading.Lock()  # one reading at a time: the scale's motion state is shared
         settings = config.webapp
         self.sessions = Sessions(settings.session_idle_minutes * 60)
         self.limiter = LoginLimiter(settings.max_failed_logins, settings.lockout_minutes * 60)
@@ -202,7 +207,7 @@ class WebApp:
                 values["items"] = checks.prefill_items(self.config, row["medium"]) if kind == "pre" else checks.postfill_items(self.config)
             except Refused as exc:
                 values["problem"] = str(exc)
-        return self._page("check", session, **values)
+        return self._page("check", session, check_scale=self.check_scale is not None, **values)
 
     def check_submit(self, kind: str) -> str:
         session = self._allowed("check")
@@ -214,15 +219,20 @@ class WebApp:
             if kind == "pre":
                 result = checks.prefill(self.store, self.config, session.actor, code, ticked, self.clock())
             else:
-                reweigh = form.getunicode("reweigh_kg", "").strip()
-                result = checks.postfill(
-                    self.store, self.config, session.actor, code, ticked, self.clock(), float(reweigh) if reweigh else None
-                )
+                typed = form.getunicode("reweigh_kg", "").strip()
+                reweigh, source = (float(typed), "typed") if typed else (self._read_check_scale(), "check_scale")
+                result = checks.postfill(self.store, self.config, session.actor, code, ticked, self.clock(), reweigh, source)
             values["result"] = result
         except (Refused, ValueError) as exc:
             values["problem"] = str(exc)
             bottle.response.status = 422
-        return self._page("check", session, **values)
+        return self._page("check", session, check_scale=self.check_scale is not None, **values)
+
+    def _read_check_scale(self) -> float | None:
+        if self.check_scale is None:
+            return None  # the filling scale's final reading
+        with self._scale_lock:
+            return checks.read_check_scale(self.check_scale)
 
     # Tag binding ---------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from drivers.base import Scale
+
 from ..config import Config
 from ..store import Store
 from .app import WebApp
@@ -72,11 +74,11 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
 class WebServer:
     """The app on its configured address, in a thread of its own, with its own database connection."""
 
-    def __init__(self, config: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(self, config: Config, clock: Callable[[], datetime], check_scale: Scale | None = None) -> None:
         settings = config.webapp
         tls = tls_context(settings.tls.cert, settings.tls.key) if settings.tls else None
         self.store = Store(config.store.path)
-        self.web = WebApp(config, self.store, clock, https=tls is not None)
+        self.web = WebApp(config, self.store, clock, https=tls is not None, check_scale=check_scale)
         try:
             self._http = _Server((settings.host, settings.port), tls, settings.request_timeout_s)
         except OSError:

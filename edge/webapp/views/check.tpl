@@ -13,8 +13,8 @@
 % end
   </ul>
 % end
-% if result.flag:
-  <p id="flag">复秤 Re-weigh {{result.reweigh_kg}} kg: {{result.flag.value}}{{' — 需倒残，禁止出站 / decant, dispatch blocked' if result.flag.value == 'OVERFILLED' else ''}}</p>
+% if result.reweigh_kg is not None:
+  <p id="flag">复秤 Re-weigh {{result.reweigh_kg}} kg{{': ' + result.flag.value if result.flag else ''}}{{' — 需倒残，禁止出站 / decant, dispatch blocked' if result.flag and result.flag.value == 'OVERFILLED' else ''}}</p>
 % end
 % if kind == 'pre' and not result.passed:
   <p>此瓶不得充装，请放置待检 / not to be filled: set it aside for inspection.</p>
@@ -41,7 +41,7 @@
 % end
   </fieldset>
 % if kind == 'post':
-  <label>复秤毛重 Re-weigh gross kg (空: 用充装秤终重 blank: filling scale's final reading)
+  <label>复秤毛重 Re-weigh gross kg ({{'空: 读复秤台 blank: read the check scale' if check_scale else '空: 用充装秤终重 blank: the filling scale\'s final reading'}})
     <input name="reweigh_kg" id="reweigh_kg" inputmode="decimal" pattern="[0-9]+([.][0-9]+)?"></label>
 % end
   <button id="record">提交 Record check</button>
