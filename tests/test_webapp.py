@@ -225,6 +225,8 @@ def test_postfill_check_and_dispatch_at_the_gate(web: SimStation) -> None:
     assert web.station.store is not None
     node = web.station.store.query("SELECT payload FROM outbox WHERE idempotency_key LIKE 'dispatch:%'")
     assert json.loads(node[0]["payload"])["node"] == "dispatch"
+    # Chongqing's profile has no fields for checks: none was queued.
+    assert web.station.store.query("SELECT count(*) AS n FROM outbox WHERE kind = 'fill_check'")[0]["n"] == 0
     # A cylinder never filled here cannot leave.
     assert "最近一次充装未完成" in d.form("/dispatch", {"code": web.cylinder(skip=7).row["qr_content"]}).text
     assert web.station.store.verify().ok
@@ -341,3 +343,26 @@ def test_config_refuses_a_check_scale_that_is_a_lane_scale_and_precheck_without_
     text = str(refused.value)
     assert "checks.check_scale.device_id" in text and "already read by lane A" in text
     assert "lanes.0.require_precheck" in text and "G13" in text
+
+
+def test_checks_go_upstream_where_the_profile_has_fields(make_station: Callable[..., SimStation], tmp_path: Path) -> None:
+    from edge.scanpoints import Actor, checks
+
+    base_override = webapp_override(tmp_path, precheck_lane=None)
+    other = Path(__file__).parent / "profiles" / "other-city.yaml"
+
+    def override(raw: dict[str, Any]) -> None:
+        base_override(raw)
+        raw["city"]["profile"] = str(other)
+
+    s = make_station(override)
+    enrol(s)
+    assert s.station.store is not None and s.sim.city is not None
+    row = fill_on_b(s, 1)
+    result = checks.postfill(s.station.store, s.config, Actor("chk-wang", "王芳", "checker"), row["qr_content"],
+                             {**{i.id: True for i in s.config.checks.postfill}, "seal": False}, utc_now())
+    assert not result.passed
+    s.wait_for(lambda: len(s.sim.city.records("fill_check")) == 1, "the check delivered to the city", timeout=20)  # type: ignore[union-attr]
+    sent = s.sim.city.records("fill_check")[0]
+    assert (sent["qpid"], sent["jclx"], sent["jcry"], sent["hg"], sent["bhgx"]) == (row["id"], "postfill", "王芳", False, "seal")
+    assert json.loads(s.station.store.query("SELECT payload FROM outbox WHERE kind = 'fill_check'")[0]["payload"])["check_kind"] == "postfill"

@@ -21,7 +21,7 @@ from interlock.reasons import Reason
 from ..config import Config
 from ..store import Store, journal
 from ..store.database import iso
-from .common import Actor, Refused, text_field
+from .common import Actor, Refused, queue_upload, text_field
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ def bind(
             (identifier.kind.value, identifier.value, cylinder_id),
         )
         journal.append(conn, iso(now), "tag_bound", {**entry, "photos": saved, "by": actor.id}, cylinder_id=cylinder_id)
-        conn.execute(
-            "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES ('tag_binding', NULL, ?, ?, ?)",
-            (f"binding:{binding_id}", journal.canonical(payload), iso(now)),
-        )
+        queue_upload(conn, "tag_binding", f"binding:{binding_id}", payload, now)
     log.info("tag %s bound to %s by %s (%d photos)", identifier.kind.value, cylinder_id, actor.id, len(photos))
     prune_photos(photo_dir(config), config.checks.photo_retention_days)
     return {**entry, "photos": saved}

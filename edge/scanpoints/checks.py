@@ -20,7 +20,7 @@ from interlock.rules import CheckRecord
 from ..config import Config
 from ..store import Store, journal
 from ..store.database import iso
-from .common import Actor, Refused, last_fill, resolve
+from .common import Actor, Refused, last_fill, queue_upload, resolve
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def prefill(store: Store, config: Config, actor: Actor, code: str, ticked: Mappi
     items = prefill_items(config, row["medium"])
     failed = failed_items(items, ticked)
     result = CheckResult(str(uuid.uuid4()), row["id"], not failed, failed)
-    _write(store, "prefill", actor, row, code, items, ticked, result, now)
+    _write(store, config, "prefill", actor, row, code, items, ticked, result, now)
     return result
 
 
@@ -86,7 +86,7 @@ def postfill(
     items = postfill_items(config)
     failed = failed_items(items, ticked)
     result = CheckResult(str(uuid.uuid4()), row["id"], not failed and flag is not Reason.OVERFILLED, failed, flag, gross)
-    _write(store, "postfill", actor, row, code, items, ticked, result, now, fill_id=fill["id"], source=source)
+    _write(store, config, "postfill", actor, row, code, items, ticked, result, now, fill_id=fill["id"], source=source)
     return result
 
 
@@ -114,6 +114,7 @@ def _tolerance(config: Config, lane: str) -> float:
 
 def _write(
     store: Store,
+    config: Config,
     kind: str,
     actor: Actor,
     row: dict[str, Any],
@@ -141,6 +142,14 @@ def _write(
             {**record, "items": answers, "failed": failed, "by": actor.id},
             fill_id=fill_id, cylinder_id=row["id"],
         )
+        city = config.city.profile if config.city is not None else None
+        if city is not None and city.endpoint("fill_check"):
+            upload = {
+                "cylinder_id": row["id"], "check_kind": kind, "time": now.astimezone(config.tz).isoformat(timespec="seconds"),
+                "checker": actor.name, "passed": result.passed, "failed_items": ",".join(failed),
+                "reweigh_kg": result.reweigh_kg, "flag": record["flag"],
+            }
+            queue_upload(conn, "fill_check", f"check:{result.id}", upload, now)
     log.info("%s check of %s by %s: %s", kind, row["id"], actor.id, "passed" if result.passed else f"FAILED {failed} {result.flag or ''}")
 
 

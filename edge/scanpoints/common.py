@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from interlock import codes
@@ -11,7 +13,8 @@ from interlock.reasons import TEXT, Reason
 from interlock.rules import Finding
 
 from ..config import Config
-from ..store import Store
+from ..store import Store, journal
+from ..store.database import iso
 
 ROLES = ("operator", "checker", "manager", "dispatcher")
 # Free text the staff type (a vehicle plate, a person's name, a stamp code): printable, one line.
@@ -88,3 +91,12 @@ def summary(store: Store, row: dict[str, Any]) -> dict[str, Any]:
             k: fill[k] for k in ("id", "lane", "status", "outcome", "net_kg", "target_net_kg", "started_at", "operator")
         },
     }
+
+
+def queue_upload(conn: sqlite3.Connection, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
+    """Queue a record for the city in the caller's transaction. No fill_id on the row: a fill's own
+    rows hold (fill_id, kind), and a cylinder is checked, dispatched or bound more than once."""
+    conn.execute(
+        "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, NULL, ?, ?, ?)",
+        (kind, key, journal.canonical(payload), iso(now)),
+    )

@@ -15,7 +15,7 @@ from ..config import Config
 from ..store import Store, journal
 from ..store.database import iso
 from .checks import latest_postcheck
-from .common import Actor, Refused, last_fill, resolve, text_field
+from .common import Actor, Refused, last_fill, queue_upload, resolve, text_field
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,7 @@ def dispatch(store: Store, config: Config, actor: Actor, vehicle: dict[str, str]
     with store.transaction() as conn:
         store.db["dispatches"].insert(entry)
         journal.append(conn, iso(now), "dispatch", {**entry, "by": actor.id}, fill_id=fill["id"], cylinder_id=row["id"])
-        # No fill_id on the row: the fill's own trace node already holds (fill_id, 'trace').
-        conn.execute(
-            "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES ('trace', NULL, ?, ?, ?)",
-            (f"dispatch:{dispatch_id}", journal.canonical(node), iso(now)),
-        )
+        queue_upload(conn, "trace", f"dispatch:{dispatch_id}", node, now)
     log.info("dispatch %s on %s (%s) by %s", row["id"], vehicle["plate"], vehicle["courier"], actor.id)
     return entry
 
