@@ -309,7 +309,7 @@ class Lane:
             return reject(Reason.INVALID_CODE, identifier.detail), None
         cylinder = self.store.find_cylinder(identifier)
         self._scanned = cylinder.id if cylinder else None
-        self._precheck = latest_precheck(self.store, cylinder.id) if cylinder and self.policy.require_precheck else None
+        self._precheck = latest_precheck(self.store, cylinder.id) if cylinder else None
         precheck = self._precheck[1] if self._precheck else None
         decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier, precheck)
         if not decision.allowed or cylinder is None:

@@ -97,8 +97,8 @@ def evaluate(
 ) -> Decision:
     """Decide eligibility. `now` must be timezone-aware; dates are judged in the station's zone.
 
-    `precheck` is the cylinder's newest pre-fill check since its last fill (None: none); it
-    counts only where the policy requires one."""
+    `precheck` is the cylinder's newest pre-fill check since its last fill (None: none). Where the
+    policy requires one it must have passed recently; anywhere, a failed one refuses."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     findings: list[Finding] = []
@@ -127,11 +127,16 @@ def evaluate(
         findings.append(Finding(Reason.NOT_REGISTERED))
     if policy.require_precheck:
         findings += precheck_findings(precheck, now, policy.precheck_valid_s)
+    elif precheck is not None and not precheck.passed:
+        # A checker's refusal holds on every lane, until a later check passes.
+        findings += precheck_findings(precheck, now, policy.precheck_valid_s)
     return _decide(findings)
 
 
 def precheck_findings(check: CheckRecord | None, now: datetime, valid_s: float) -> list[Finding]:
     """A passed check, no older than valid_s and not from the future, or a refusal saying why."""
+    if check is not None and not check.passed:
+        return [Finding(Reason.PRECHECK_FAILED, ", ".join(check.failed_items) or f"by {check.checker}")]
     if check is None:
         return [Finding(Reason.PRECHECK_MISSING, "no pre-fill check since the last fill")]
     age_s = (now - check.at).total_seconds()
@@ -140,8 +145,6 @@ def precheck_findings(check: CheckRecord | None, now: datetime, valid_s: float) 
     if age_s < -60:
         # A check stamped in the future is a clock fault, not a check to trust.
         return [Finding(Reason.PRECHECK_MISSING, "check time is in the future")]
-    if not check.passed:
-        return [Finding(Reason.PRECHECK_FAILED, ", ".join(check.failed_items) or f"by {check.checker}")]
     return []
 
 

@@ -28,6 +28,7 @@ def check(minutes_ago: float, passed: bool = True, failed: tuple[str, ...] = ())
         (check(31), Reason.PRECHECK_MISSING),  # too old
         (check(-5), Reason.PRECHECK_MISSING),  # from the future: a clock fault
         (check(5, passed=False, failed=("valve",)), Reason.PRECHECK_FAILED),
+        (check(300, passed=False, failed=("valve",)), Reason.PRECHECK_FAILED),  # a refusal does not expire
         (check(29.9), None),
         (check(0), None),
         (check(-0.5), None),  # a phone's clock a little ahead is not a fault
@@ -58,6 +59,9 @@ def test_evaluate_requires_the_check_only_where_the_lane_does() -> None:
     # A passed check never overrides another refusal.
     scrapped = Cylinder("C1", "站", "G13", "报废", "2022-01", "2028-01", "REG", 35.5, 15.0, 14.5)
     assert evaluate(scrapped, policy(True), NOW, 10.0, precheck=check(3)).reasons == (Reason.SCRAPPED,)
+    # A failed check refuses on a lane that does not require checks too.
+    assert evaluate(cylinder(), policy(False), NOW, 10.0, precheck=check(3, False, ("body",))).reasons == (Reason.PRECHECK_FAILED,)
+    assert evaluate(cylinder(), policy(False), NOW, 10.0, precheck=check(300)).allowed  # an old pass is no matter there
     # Unknown cylinders are refused as unknown, not for a missing check.
     assert evaluate(None, policy(True), NOW, 10.0).reasons == (Reason.UNKNOWN_CYLINDER,)
 

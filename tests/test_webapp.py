@@ -174,6 +174,8 @@ def test_require_precheck_lane_refuses_until_a_checker_passes_the_cylinder(web: 
     failed = c.form("/check/pre", {"code": code, **items, "item_valve": "fail"})
     assert "不合格 REFUSED" in failed.text and "瓶阀及螺纹完好" in failed.text
     assert web.scan("A", code)["reasons"] == [Reason.PRECHECK_FAILED]
+    # The refusal holds on lane B too, which does not require checks.
+    assert web.scan("B", code)["reasons"] == [Reason.PRECHECK_FAILED]
     passed = c.form("/check/pre", {"code": code, **items})
     assert "合格 PASSED" in passed.text
     web.modbus("A").model.place(cylinder.row["tare_kg"] + 0.1)
