@@ -37,6 +37,16 @@ def checker(s: SimStation) -> Client:
     return c
 
 
+def raw_request(s: SimStation, rest: bytes) -> bytes:
+    """A POST written by hand over TLS, for what requests will not send; the reply's first bytes."""
+    assert s.station.webapp is not None and s.config.webapp.tls is not None
+    ctx = ssl.create_default_context(cafile=str(s.config.webapp.tls.cert))
+    with socket.create_connection(("127.0.0.1", s.station.webapp.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(b"POST /bind HTTP/1.1\r\nHost: x\r\n" + rest)
+            return tls.recv(100)
+
+
 def journal(s: SimStation, kind: str) -> list[dict[str, Any]]:
     assert s.station.store is not None
     return [json.loads(r["data"]) for r in s.station.store.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq", [kind])]
@@ -70,6 +80,10 @@ def test_every_write_route_refuses_without_a_session_or_with_a_bad_csrf_token(we
     assert web.station.store is not None
     assert web.station.store.query("SELECT count(*) AS n FROM checks")[0]["n"] == 0
     assert logged_in.get("/").status_code == 200  # and the session still works with its token
+    # Bodies have a length, and a bounded one.
+    assert raw_request(web, b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").startswith(b"HTTP/1.0 411")
+    # Refused on its headers, before any of the announced 17 MB is read.
+    assert raw_request(web, b"Content-Length: 17000000\r\n\r\n").startswith(b"HTTP/1.0 413")
 
 
 def test_session_cookie_is_secure_httponly_samesite_and_pages_forbid_inline_script(web: SimStation) -> None:

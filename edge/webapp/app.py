@@ -64,15 +64,17 @@ class WebApp:
         self.app = bottle.Bottle()
         self.app.add_hook("before_request", self._guard)
         self.app.add_hook("after_request", self._headers)
-        self.app.error_handler.update({code: self._error for code in (400, 403, 404, 405, 413, 429, 500)})
+        self.app.error_handler.update({code: self._error for code in (400, 403, 404, 405, 411, 413, 429, 500)})
         self._routes()
 
     # Security: every request passes here ---------------------------------------------------------
 
     def _guard(self) -> None:
         request = bottle.request
-        length = request.content_length
-        if length > self.max_body:
+        if "chunked" in request.get_header("Transfer-Encoding", "").lower():
+            # A body without a length could be any size: phones send Content-Length.
+            bottle.abort(411, "Content-Length required")
+        if request.content_length > self.max_body:
             bottle.abort(413, "request too large")
         path, method = request.path, request.method
         if path.startswith("/static/"):
