@@ -102,6 +102,18 @@ def shot(driver: Any, name: str) -> None:
     driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
 
+def pass_every_item(driver: Any, before: str, after: str) -> None:
+    """Tick 合格 on every item of the open check list, record it, expect it passed."""
+    from selenium.webdriver.common.by import By
+
+    for radio in driver.find_elements(By.CSS_SELECTOR, "input[type=radio][value=pass]"):
+        driver.execute_script("arguments[0].click()", radio)
+    shot(driver, before)
+    driver.find_element(By.ID, "record").click()
+    assert "合格 PASSED" in wait_for(driver, "#result").text
+    shot(driver, after)
+
+
 def test_checker_scans_with_the_camera_checks_fills_dispatches_and_binds(
     web: SimStation, chromium: Callable[[Path | None], Any], tmp_path: Path
 ) -> None:
@@ -126,12 +138,7 @@ def test_checker_scans_with_the_camera_checks_fills_dispatches_and_binds(
     wait_for(driver, "[data-camera]").click()
     wait_for(driver, "#checklist", timeout=20)
     assert cylinder["id"] in driver.find_element(By.ID, "cylinder").text
-    for radio in driver.find_elements(By.CSS_SELECTOR, "input[type=radio][value=pass]"):
-        driver.execute_script("arguments[0].click()", radio)
-    shot(driver, "03-prefill-checklist")
-    driver.find_element(By.ID, "record").click()
-    assert "合格 PASSED" in wait_for(driver, "#result").text
-    shot(driver, "04-prefill-passed")
+    pass_every_item(driver, "03-prefill-checklist", "04-prefill-passed")
     assert journal(web, "check_prefill")[-1]["by"] == "mgr-chen"
 
     # Lane A requires the check: now it fills.
@@ -143,12 +150,7 @@ def test_checker_scans_with_the_camera_checks_fills_dispatches_and_binds(
     driver.get(url + "/check/post")
     wait_for(driver, "#code").send_keys(cylinder["qr_content"] + Keys.ENTER)
     wait_for(driver, "#checklist")
-    for radio in driver.find_elements(By.CSS_SELECTOR, "input[type=radio][value=pass]"):
-        driver.execute_script("arguments[0].click()", radio)
-    shot(driver, "05-postfill-checklist")
-    driver.find_element(By.ID, "record").click()
-    assert "合格 PASSED" in wait_for(driver, "#result").text
-    shot(driver, "06-postfill-passed")
+    pass_every_item(driver, "05-postfill-checklist", "06-postfill-passed")
 
     # Dispatch at the gate.
     driver.get(url + "/dispatch")
