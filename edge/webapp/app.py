@@ -170,13 +170,16 @@ class WebApp:
         keys = (f"account:{person}", f"address:{self._address()}")
         now = self.clock()
         if self.limiter.locked(*keys):
-            self.store.journal(now, "staff_login_refused", {"id": person, "address": self._address(), "why": "locked out"})
+            # Not journalled each time: a guesser hammering a locked account must not fill the journal.
             bottle.response.status = 429
             return self.login_form("尝试次数过多，请稍后再试 / too many wrong PINs: try again later")
         actor = accounts.authenticate(self.store, person, secret)
         if actor is None:
             self.limiter.failed(*keys)
             self.store.journal(now, "staff_login_failed", {"id": person, "address": self._address()})
+            if self.limiter.locked(*keys):
+                log.warning("staff login locked out for %s from %s after wrong PINs", person, self._address())
+                self.store.journal(now, "staff_login_locked", {"id": person, "address": self._address()})
             bottle.response.status = 401
             return self.login_form("工号或密码错误 / wrong staff id or PIN")
         self.limiter.succeeded(keys[0])
