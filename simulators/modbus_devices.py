@@ -4,6 +4,7 @@ computes its registers at the moment a request arrives."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
@@ -34,6 +35,7 @@ class ScaleFault(StrEnum):
     UNSTABLE = "unstable"  # the reading jumps by kilograms from poll to poll
     IMPLAUSIBLE = "implausible"  # a weight far beyond the scale's capacity
     OVERLOAD = "overload"  # the overload status bit
+    LATE = "late"  # answers, but only after late_s: past the client's timeout on a slow device
 
 
 def _blocks(spans: dict[str, list[tuple[int, int]]], bits: dict[str, int]) -> tuple[list[SimData], ...]:
@@ -57,6 +59,7 @@ class SimScale:
         self.decimals = decimals if registers.decimals is not None else 0
         self.capacity_kg = capacity_kg
         self.fault: ScaleFault | None = None
+        self.late_s = 0.3  # how long a LATE answer is held
         self.requests = 0
         self.samples: deque[tuple[float, float]] = deque(maxlen=10_000)  # (monotonic time, true gross kg)
         self._rng = random.Random(seed)
@@ -82,6 +85,10 @@ class SimScale:
                 index = value_address + offset - start
                 if 0 <= index < len(regs):
                     regs[index] = word
+        if self.fault is ScaleFault.LATE:
+            # The registers are read now and sent late, as by a busy indicator CPU: the answer
+            # holds the weight of when it was asked.
+            await asyncio.sleep(self.late_s)
         return None
 
     def register_values(self) -> dict[int, list[int]]:
