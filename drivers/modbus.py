@@ -78,6 +78,8 @@ class ModbusBus:
         return f"ModbusBus({self.name})"
 
     def execute(self, method: str, timeout_s: float, *args: Any, **kwargs: Any) -> Any:
+        unit = kwargs.get("device_id", 1)
+        reading = method.startswith("read_")
         with self._lock:
             self.requests += 1
             try:
@@ -85,8 +87,6 @@ class ModbusBus:
                 self._client.comm_params.timeout_connect = timeout_s
                 if not self._client.connected and not self._client.connect():
                     raise DeviceError("cannot connect")
-                unit = kwargs.get("device_id", 1)
-                reading = method.startswith("read_")
                 if self.frame_gap_s is not None:
                     self._settle_line(self._late_until if reading and unit == self._late_unit else 0.0)
                 response = getattr(self._client, method)(*args, **kwargs)

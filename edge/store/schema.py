@@ -170,6 +170,23 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
+def _inflight(conn: sqlite3.Connection) -> None:
+    """The in-flight time each lane (and cylinder model) has learned from its fills; every change
+    is also journalled, so the table is what the journal implies."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS inflight (
+            lane TEXT NOT NULL,
+            model TEXT NOT NULL,
+            seconds TEXT NOT NULL,  -- JSON: {"seconds": [...], "fills": n}
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (lane, model)
+        )
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -177,7 +194,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _inflight]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
