@@ -121,9 +121,9 @@ class Lane:
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
-        # Learned in-flight by cylinder model ("*": the lane's), and the open fill's model.
+        # The learned in-flight lives in the store (read afresh for each fill, so a manager's reset
+        # by command takes effect on the next fill of a running daemon); the open fill's model.
         self.inflight_limits = inflight.Limits(config.fill.learn_window, config.fill.preact_min_kg, config.fill.preact_ceiling_kg)
-        self.inflight: dict[str, inflight.Learned] = store.inflight(self.id)
         self._fill_model: tuple[str, str | None] | None = None  # (fill id, cylinder model)
 
     # Life cycle ------------------------------------------------------------------------------
@@ -312,7 +312,7 @@ class Lane:
             target = round(cylinder.volume_l * fill.fill_ratio_kg_per_l, 2)
         if target is None or cylinder.tare_kg is None:
             return None
-        learned = inflight.pick(self.inflight, cylinder.model) if fill.learn_preact else None
+        learned = inflight.pick(self.store.inflight(self.id), cylinder.model) if fill.learn_preact else None
         plan = Plan(
             fill_id=str(uuid.uuid4()),
             cylinder_id=cylinder.id,
@@ -365,10 +365,10 @@ class Lane:
                 # A fill records who was on shift when it was authorised; later milestones add nothing.
                 context = self._shift_context() if effect.status == "authorised" else {}
                 self.store.apply_record(self.id, effect, now, context)
-                if effect.final:
-                    self._fill_ended(effect)
                 if effect.status == "complete":
                     self._learn_inflight(effect, now)
+                if effect.final:
+                    self._fill_ended(effect)
             case Verdict():
                 self._verdict(effect, now)
             case Signal():
@@ -416,9 +416,10 @@ class Lane:
             final_gross_kg=record.fields.get("final_gross_kg"),
             flow_kg_per_s=self.state.flow_kg_per_s,
         )
+        current = self.store.inflight(self.id)
         learned: dict[str, inflight.Learned] = {}
         for key in dict.fromkeys([inflight.ANY_MODEL, model or inflight.ANY_MODEL]):
-            after, ignored = inflight.observe(self.inflight.get(key, inflight.Learned()), result, self.config.fill.preact_kg,
+            after, ignored = inflight.observe(current.get(key, inflight.Learned()), result, self.config.fill.preact_kg,
                                               self.inflight_limits)
             if ignored:
                 self.log.info("in-flight not learned from this fill: %s", ignored, extra={"fill": record.fill_id})
@@ -429,13 +430,7 @@ class Lane:
         except Exception:  # learning is not safety: a store hiccup must not lock the lane
             self.log.exception("could not save the learned in-flight")
             return
-        self.inflight.update(learned)
         self.log.info("in-flight now %.3f s of flow", learned[inflight.ANY_MODEL].inflight_s or 0.0, extra={"fill": record.fill_id})
-
-    def reset_inflight(self, now: datetime, by: str | None = None) -> None:
-        """Forget what this lane learned (a manager's command): back to the configured preact_kg."""
-        self.store.reset_inflight(self.id, now, by)
-        self.inflight = {}
 
     def _notify(self, event: LaneEvent) -> None:
         for listener in self.listeners:

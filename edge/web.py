@@ -131,6 +131,10 @@ class StatusServer:
             "pending": counts.get("pending", 0),
             "dead": counts.get("dead", 0),
             "cache_age_s": self.store.cache_age_s(now),
+            "inflight_s": {
+                (lane_id, model): learned.inflight_s or 0.0
+                for lane_id in self.station.lanes for model, learned in self.store.inflight(lane_id).items()
+            },
         })
 
 
