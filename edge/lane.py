@@ -208,7 +208,7 @@ class Lane:
                     # The predicted cut-off falls before the next poll: wake for it. The poll is
                     # not moved, so every trip check still runs on every reading.
                     if not self._take_inbox(due):
-                        self._step(CutoffDue())
+                        self._cutoff_due()
                     continue
                 if wait > 0:
                     self._take_inbox(wait)
@@ -235,6 +235,13 @@ class Lane:
             return False
         self._handle(item)
         return True
+
+    def _cutoff_due(self) -> None:
+        fired_at = time.monotonic()
+        self._step(CutoffDue())
+        if not self.state.relay_on:
+            # Cut-off lag of a predicted cut-off: from the predicted moment to the valve's OFF acknowledged.
+            self._notify(LaneEvent(self.id, "valve_off", {"lag_s": time.monotonic() - fired_at, "predicted": True}))
 
     def _cutoff_due_in(self) -> float | None:
         due = self.state.cutoff_due_at
