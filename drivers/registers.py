@@ -9,10 +9,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-ValueType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+ValueType = Literal["int16", "uint16", "int32", "uint32", "float32", "float64"]
 Order = Literal["big", "little"]
 
-_FORMATS: dict[str, str] = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f"}
+_FORMATS: dict[str, str] = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "float32": "f", "float64": "d"}
+FLOATS = ("float32", "float64")
 # One read request may cover at most 125 registers (Modbus spec); merging spans across a small
 # gap costs fewer bytes on a 9600-baud bus than a second request-response round trip.
 MAX_READ = 125
@@ -30,7 +31,8 @@ class Value:
 
     @property
     def width(self) -> int:
-        return 1 if self.type in ("int16", "uint16") else 2
+        """Registers it spans: one, two, or four for a float64."""
+        return struct.calcsize(_FORMATS[self.type]) // 2
 
     def decode(self, registers: list[int]) -> int | float:
         words = list(registers)
@@ -58,6 +60,7 @@ class StatusWord:
     motion_bit: int | None = None  # set while the weight is moving (some indicators invert it)
     overload_bits: tuple[int, ...] = ()
     error_bits: tuple[int, ...] = ()
+    ok_bits: tuple[int, ...] = ()  # must all be set; one clear (weight data not OK) is an error
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ class RegisterMap:
             if word.motion_bit is not None:
                 stable = (stable is not False) and not bits >> word.motion_bit & 1
             overload = overload or any(bits >> b & 1 for b in word.overload_bits)
-            error = error or any(bits >> b & 1 for b in word.error_bits)
+            error = error or any(bits >> b & 1 for b in word.error_bits) or not all(bits >> b & 1 for b in word.ok_bits)
         heartbeat = read(self.heartbeat.value) if self.heartbeat else None
         return Decoded(float(gross), stable, overload, error, heartbeat)
 

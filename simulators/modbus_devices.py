@@ -17,7 +17,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from drivers.registers import RegisterMap, Value
+from drivers.registers import FLOATS, RegisterMap, Value
 
 from .scale_model import ScaleModel
 
@@ -35,6 +35,7 @@ class ScaleFault(StrEnum):
     UNSTABLE = "unstable"  # the reading jumps by kilograms from poll to poll
     IMPLAUSIBLE = "implausible"  # a weight far beyond the scale's capacity
     OVERLOAD = "overload"  # the overload status bit
+    NOT_OK = "not_ok"  # a "data OK" status bit drops while the weight register still answers
     LATE = "late"  # answers, but only after late_s: past the client's timeout on a slow device
 
 
@@ -108,7 +109,7 @@ class SimScale:
             words[value.address] = (value, int(old) | int(number) if not isinstance(number, float) else number)
 
         raw: int | float = gross / self.registers.scale
-        if self.registers.weight.type != "float32":
+        if self.registers.weight.type not in FLOATS:
             raw = round(raw * 10**self.decimals)
         words[self.registers.weight.address] = (self.registers.weight, raw)
         if self.registers.decimals:
@@ -123,6 +124,9 @@ class SimScale:
                 bits |= 1 << word.motion_bit
             if self.fault is ScaleFault.OVERLOAD and word.overload_bits:
                 bits |= 1 << word.overload_bits[0]
+            for ok in word.ok_bits:  # "weight data OK": set unless the indicator has an error
+                if self.fault is not ScaleFault.NOT_OK:
+                    bits |= 1 << ok
             merge(word.value, bits)
         if self.registers.heartbeat:
             merge(self.registers.heartbeat.value, self.heartbeat())

@@ -82,3 +82,21 @@ def test_a_map_without_status_leaves_stability_to_the_driver_and_nan_is_refused(
     eagle = RegisterMap(weight=Value(0, "float32"))
     with pytest.raises(ValueError, match="nan"):
         eagle.decode(dict(enumerate(Value(0, "float32").encode(float("nan")))))
+
+
+def test_float64_spans_four_registers() -> None:
+    # 17.25 as IEEE float64 is 0x4031400000000000.
+    value = Value(0x20, "float64")
+    assert value.width == 4
+    assert value.decode([0x4031, 0x4000, 0x0000, 0x0000]) == 17.25
+    assert Value(0, "float64", word_order="little").decode([0x0000, 0x0000, 0x4000, 0x4031]) == 17.25
+    assert RegisterMap(weight=value).spans() == [(0x20, 4)]
+
+
+def test_a_cleared_ok_bit_is_an_error() -> None:
+    # Tuna ID551PN status: B12 motion, B10 over capacity, B15 weight data OK.
+    registers = RegisterMap(weight=Value(0, "uint16"), status=(StatusWord(Value(1), motion_bit=12, overload_bits=(10,), ok_bits=(15,)),))
+    assert not registers.decode({0: 100, 1: 0x8000}).error
+    assert registers.decode({0: 100, 1: 0x0000}).error, "weight data not OK"
+    assert registers.decode({0: 100, 1: 0x9000}).stable is False
+    assert registers.decode({0: 100, 1: 0x8400}).overload

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from drivers.registers import DecimalPoint, Heartbeat, RegisterMap, StatusWord, Value
+from drivers.registers import FLOATS, DecimalPoint, Heartbeat, RegisterMap, StatusWord, Value
 
 from .base import Strict
 
@@ -41,7 +41,7 @@ def parse_address(address: int | str) -> tuple[int, str | None]:
 
 class ValueConfig(Strict):
     address: int | str
-    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = "uint16"
+    type: Literal["int16", "uint16", "int32", "uint32", "float32", "float64"] = "uint16"
     word_order: Literal["big", "little"] = "big"
     byte_order: Literal["big", "little"] = "big"
 
@@ -56,13 +56,29 @@ class ValueConfig(Strict):
 
 
 class StatusConfig(ValueConfig):
-    stable_bit: int | None = Field(default=None, ge=0, le=31)
-    motion_bit: int | None = Field(default=None, ge=0, le=31)
+    stable_bit: int | None = None
+    motion_bit: int | None = None
     overload_bits: list[int] = Field(default_factory=list)
     error_bits: list[int] = Field(default_factory=list)
+    ok_bits: list[int] = Field(default_factory=list)  # "weight data OK" bits: one clear stops a fill
+
+    @model_validator(mode="after")
+    def _bits_inside_the_register(self) -> StatusConfig:
+        if self.type in FLOATS:
+            raise ValueError(f"a status word of an integer type, not {self.type}")
+        width = 16 * self.build().width
+        named = [("stable_bit", self.stable_bit), ("motion_bit", self.motion_bit)]
+        named += [(key, bit) for key in ("overload_bits", "error_bits", "ok_bits") for bit in getattr(self, key)]
+        for key, bit in named:
+            if bit is not None and not 0 <= bit < width:
+                raise ValueError(f"{key} {bit} to be a bit of the {width}-bit {self.type} register (0..{width - 1})")
+        return self
 
     def status(self) -> StatusWord:
-        return StatusWord(self.build(), self.stable_bit, self.motion_bit, tuple(self.overload_bits), tuple(self.error_bits))
+        return StatusWord(
+            self.build(), self.stable_bit, self.motion_bit, tuple(self.overload_bits), tuple(self.error_bits),
+            tuple(self.ok_bits),
+        )
 
 
 class DecimalsConfig(ValueConfig):
