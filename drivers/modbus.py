@@ -15,7 +15,7 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from .base import DeviceError, Fault, Reading
-from .registers import RegisterMap
+from .registers import BIT_KINDS, RegisterMap
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,10 @@ class BusDevice:
     def read_discrete_inputs(self, address: int, count: int) -> list[bool]:
         return list(self._read("read_discrete_inputs", address, count=count).bits[:count])
 
+    def read_bits(self, kind: str, address: int, count: int) -> list[bool]:
+        method = "read_coils" if kind == "coil" else "read_discrete_inputs"
+        return list(self._read(method, address, count=count).bits[:count])
+
     def write_coil(self, address: int, value: bool) -> None:
         self._call("write_coil", address, value)
 
@@ -245,19 +249,22 @@ class ModbusScale:
     ) -> None:
         self.device, self.registers, self.clock = device, registers, clock
         self.motion = motion or MotionDetector(0.02, 0.5)
-        self._spans = registers.spans()
+        self._spans = [(kind, address, count) for kind in registers.kinds() for address, count in registers.spans(kind)]
         self._heartbeat: tuple[int | float, float] | None = None  # (value, when it last changed)
 
     def __repr__(self) -> str:
         return f"ModbusScale({self.device}, {self.registers.name or 'inline map'})"
 
     def read(self) -> Reading:
-        values: dict[int, int] = {}
-        for address, count in self._spans:
-            registers = self.device.read_registers(self.registers.function, address, count)
-            if len(registers) < count:
-                raise DeviceError(f"{self.device}: short answer ({len(registers)} of {count} registers)")
-            values.update(zip(range(address, address + count), registers))
+        values: dict[int | tuple[str, int], int] = {}
+        for kind, address, count in self._spans:
+            if kind in BIT_KINDS:
+                words: list[int] = [int(bit) for bit in self.device.read_bits(kind, address, count)]
+            else:
+                words = self.device.read_registers(kind, address, count)
+            if len(words) < count:
+                raise DeviceError(f"{self.device}: short answer ({len(words)} of {count} {kind} values)")
+            values.update(((kind, a), w) for a, w in zip(range(address, address + count), words))
         now = self.clock()
         try:
             decoded = self.registers.decode(values)

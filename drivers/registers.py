@@ -9,6 +9,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
+Kind = Literal["holding", "input", "coil", "discrete"]
+BIT_KINDS = ("coil", "discrete")
 ValueType = Literal["int16", "uint16", "int32", "uint32", "float32", "float64"]
 Order = Literal["big", "little"]
 
@@ -18,6 +20,7 @@ FLOATS = ("float32", "float64")
 # gap costs fewer bytes on a 9600-baud bus than a second request-response round trip.
 MAX_READ = 125
 MERGE_GAP = 8
+MAX_BIT_READ = 2000  # the spec's limit for one coil or discrete-input read
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class Value:
     type: ValueType = "uint16"
     word_order: Order = "big"  # which register holds the high word
     byte_order: Order = "big"  # byte order inside each register (Modbus itself is big-endian)
+    # Where it is read from when not the map's `function`: a status word may sit in input
+    # registers beside a holding-register weight, or be a run of coils or discrete inputs (bit
+    # `address + i` is bit i of the number; a uint16 is 16 of them).
+    kind: Kind | None = None
 
     @property
     def width(self) -> int:
@@ -89,6 +96,9 @@ class Decoded:
     heartbeat: int | float | None
 
 
+Registers = Mapping[int | tuple[str, int], int]  # address (the map's function) or (kind, address) -> word or bit
+
+
 @dataclass(frozen=True)
 class RegisterMap:
     weight: Value
@@ -107,20 +117,39 @@ class RegisterMap:
             found.append(self.heartbeat.value)
         return found
 
-    def spans(self) -> list[tuple[int, int]]:
-        """The (address, count) reads that cover every value, as few as the 125-register limit allows."""
+    def kind(self, value: Value) -> str:
+        return value.kind or self.function
+
+    def kinds(self) -> list[str]:
+        """The register or bit kinds the map reads, the map's own function first."""
+        return list(dict.fromkeys([self.function, *(self.kind(v) for v in self.values())]))
+
+    def spans(self, kind: str | None = None) -> list[tuple[int, int]]:
+        """The (address, count) reads of one kind (default: the map's function) that cover its
+        values, as few as the per-request limits allow. Bit kinds count bits, registers words."""
+        kind = kind or self.function
+        bits = kind in BIT_KINDS
+        limit, gap = (MAX_BIT_READ, 16 * MERGE_GAP) if bits else (MAX_READ, MERGE_GAP)
         spans: list[list[int]] = []
-        for value in sorted(self.values(), key=lambda v: v.address):
-            last = value.address + value.width - 1
-            if spans and value.address - spans[-1][1] <= MERGE_GAP + 1 and last - spans[-1][0] < MAX_READ:
+        for value in sorted((v for v in self.values() if self.kind(v) == kind), key=lambda v: v.address):
+            last = value.address + value.width * (16 if bits else 1) - 1
+            if spans and value.address - spans[-1][1] <= gap + 1 and last - spans[-1][0] < limit:
                 spans[-1][1] = max(spans[-1][1], last)
             else:
                 spans.append([value.address, last])
         return [(first, last - first + 1) for first, last in spans]
 
-    def decode(self, registers: Mapping[int, int]) -> Decoded:
+    def decode(self, registers: Registers) -> Decoded:
+        def at(kind: str, address: int) -> int:
+            if kind == self.function and address in registers:
+                return registers[address]
+            return registers[(kind, address)]
+
         def read(value: Value) -> int | float:
-            return value.decode([registers[value.address + i] for i in range(value.width)])
+            kind = self.kind(value)
+            if kind in BIT_KINDS:
+                return sum(bool(at(kind, value.address + i)) << i for i in range(16 * value.width))
+            return value.decode([at(kind, value.address + i) for i in range(value.width)])
 
         raw = read(self.weight)
         if isinstance(raw, float) and not math.isfinite(raw):

@@ -17,13 +17,14 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from drivers.registers import FLOATS, RegisterMap, Value
+from drivers.registers import BIT_KINDS, FLOATS, RegisterMap, Value
 
 from .scale_model import ScaleModel
 
 log = logging.getLogger(__name__)
 
 FC_READ_COILS, FC_READ_INPUTS, FC_WRITE_REGISTER, FC_WRITE_REGISTERS = 1, 2, 6, 16
+FC_KINDS = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 HEARTBEAT_TICK_S = 0.1
 
 
@@ -72,8 +73,14 @@ class SimScale:
         return self.fault is ScaleFault.GARBAGE
 
     def sim_device(self) -> SimDevice:
-        spans = {self.registers.function: self.registers.spans()}
-        return SimDevice(id=self.unit, simdata=_blocks(spans, {}), action=self._action)
+        kinds = self.registers.kinds()
+        spans = {kind: self.registers.spans(kind) for kind in kinds if kind not in BIT_KINDS}
+        # Bit blocks start at 0 and cover the highest bit the map names, in 16-bit words.
+        bits = {
+            {"coil": "coils", "discrete": "inputs"}[kind]: 16 * (max(a + n for a, n in self.registers.spans(kind)) // 16 + 1)
+            for kind in kinds if kind in BIT_KINDS
+        }
+        return SimDevice(id=self.unit, simdata=_blocks(spans, bits), action=self._action)
 
     async def _action(self, fc: int, start: int, address: int, count: int, regs: list[int], values: Any) -> ExcCodes | None:
         self.requests += 1
@@ -81,7 +88,18 @@ class SimScale:
             raise NoSuchIdException(f"simulated scale {self.unit} is silent")
         if self.fault is ScaleFault.EXCEPTION:
             return ExcCodes.DEVICE_FAILURE
-        for value_address, words in self.register_values().items():
+        kind = FC_KINDS.get(fc)
+        for (value_kind, value_address), words in self.register_values().items():
+            if value_kind != kind:
+                continue
+            if kind in BIT_KINDS:  # a status word as a run of bits, packed 16 to a word from the block start
+                number = (words[0] << 16 | words[1]) if len(words) == 2 else words[0]
+                for offset in range(16 * len(words)):
+                    index = value_address + offset - start
+                    if 0 <= index < 16 * len(regs):
+                        mask = 1 << (index % 16)
+                        regs[index // 16] = regs[index // 16] | mask if number >> offset & 1 else regs[index // 16] & ~mask
+                continue
             for offset, word in enumerate(words):
                 index = value_address + offset - start
                 if 0 <= index < len(regs):
@@ -92,7 +110,7 @@ class SimScale:
             await asyncio.sleep(self.late_s)
         return None
 
-    def register_values(self) -> dict[int, list[int]]:
+    def register_values(self) -> dict[tuple[str, int], list[int]]:
         """Every register the map names, encoded as the indicator would show the model now."""
         gross, stable = self.model.sample()
         self.samples.append((time.monotonic(), self.model.true_gross_kg()))
@@ -101,17 +119,18 @@ class SimScale:
             stable = False
         elif self.fault is ScaleFault.IMPLAUSIBLE:
             gross = self.capacity_kg * 5
-        words: dict[int, tuple[Value, int | float]] = {}
+        words: dict[tuple[str, int], tuple[Value, int | float]] = {}
 
         def merge(value: Value, number: int | float) -> None:
             # A decimal-point bit and a status bit may share a register: OR them together.
-            old = words.get(value.address, (value, 0))[1]
-            words[value.address] = (value, int(old) | int(number) if not isinstance(number, float) else number)
+            key = (self.registers.kind(value), value.address)
+            old = words.get(key, (value, 0))[1]
+            words[key] = (value, int(old) | int(number) if not isinstance(number, float) else number)
 
         raw: int | float = gross / self.registers.scale
         if self.registers.weight.type not in FLOATS:
             raw = round(raw * 10**self.decimals)
-        words[self.registers.weight.address] = (self.registers.weight, raw)
+        words[(self.registers.kind(self.registers.weight), self.registers.weight.address)] = (self.registers.weight, raw)
         if self.registers.decimals:
             marks = self.registers.decimals.bits
             places = next((1 << b for b, p in marks.items() if p == self.decimals), 0) if marks else self.decimals
@@ -130,7 +149,7 @@ class SimScale:
             merge(word.value, bits)
         if self.registers.heartbeat:
             merge(self.registers.heartbeat.value, self.heartbeat())
-        return {address: value.encode(number) for address, (value, number) in words.items()}
+        return {key: value.encode(number) for key, (value, number) in words.items()}
 
     def heartbeat(self) -> int:
         ticks = int((time.monotonic() - self._started) / HEARTBEAT_TICK_S) & 0xFFFF

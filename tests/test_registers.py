@@ -100,3 +100,15 @@ def test_a_cleared_ok_bit_is_an_error() -> None:
     assert registers.decode({0: 100, 1: 0x0000}).error, "weight data not OK"
     assert registers.decode({0: 100, 1: 0x9000}).stable is False
     assert registers.decode({0: 100, 1: 0x8400}).overload
+
+
+def test_a_status_read_from_coils_beside_a_holding_weight() -> None:
+    # Minebea PR 5410: gross in words 16/17, status bits from bit address 32 (38 = stable, 32 = ADC error).
+    status = StatusWord(Value(32, "uint16", kind="coil"), stable_bit=6, error_bits=(0,))
+    registers = RegisterMap(weight=Value(16, "int32"), scale=0.01, status=(status,))
+    assert registers.kinds() == ["holding", "coil"]
+    assert registers.spans("holding") == [(16, 2)] and registers.spans("coil") == [(32, 16)]
+    bits = {("coil", 32 + i): 0 for i in range(16)}
+    decoded = registers.decode({16: 0, 17: 1725, **bits, ("coil", 38): 1})
+    assert decoded.gross_kg == pytest.approx(17.25) and decoded.stable and not decoded.error
+    assert registers.decode({16: 0, 17: 1725, **bits, ("coil", 32): 1}).error

@@ -9,6 +9,7 @@ address 7, and "3xxxx" means an input register. An integer is always a PDU addre
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -56,6 +57,9 @@ class ValueConfig(Strict):
 
 
 class StatusConfig(ValueConfig):
+    # Where the status is read when not from the map's `function`: input or holding registers,
+    # or a run of coils or discrete inputs starting at `address` (16 of them for a uint16).
+    function: Literal["holding", "input", "coil", "discrete"] | None = None
     stable_bit: int | None = None
     motion_bit: int | None = None
     overload_bits: list[int] = Field(default_factory=list)
@@ -75,8 +79,9 @@ class StatusConfig(ValueConfig):
         return self
 
     def status(self) -> StatusWord:
+        value = self.build()
         return StatusWord(
-            self.build(), self.stable_bit, self.motion_bit, tuple(self.overload_bits), tuple(self.error_bits),
+            replace(value, kind=self.function) if self.function else value, self.stable_bit, self.motion_bit, tuple(self.overload_bits), tuple(self.error_bits),
             tuple(self.ok_bits),
         )
 
@@ -112,8 +117,9 @@ class RegisterMapConfig(Strict):
             if value is None:
                 continue
             kind = parse_address(value.address)[1]
-            if kind is not None and kind != self.function:
-                raise ValueError(f"{key}.address {value.address!r} to name a {self.function} register, as `function` says")
+            expected = getattr(value, "function", None) or self.function
+            if kind is not None and kind != expected:
+                raise ValueError(f"{key}.address {value.address!r} to name a {expected} register, as `function` says")
         return self
 
     def build(self) -> RegisterMap:
