@@ -59,6 +59,24 @@ class Value:
 
 
 @dataclass(frozen=True)
+class StateField:
+    """A number held in bits lo..hi of a status word (a mode or an enumeration), and which of its
+    values mean stable, in motion, overload, an error; `ok`, when given, lists the only values in
+    which the weight may be trusted."""
+
+    lo: int
+    hi: int
+    stable: tuple[int, ...] = ()
+    motion: tuple[int, ...] = ()
+    overload: tuple[int, ...] = ()
+    error: tuple[int, ...] = ()
+    ok: tuple[int, ...] = ()
+
+    def of(self, bits: int) -> int:
+        return bits >> self.lo & ((1 << (self.hi - self.lo + 1)) - 1)
+
+
+@dataclass(frozen=True)
 class StatusWord:
     """A status register and the meaning of its bits; a bit not named here is ignored."""
 
@@ -68,6 +86,7 @@ class StatusWord:
     overload_bits: tuple[int, ...] = ()
     error_bits: tuple[int, ...] = ()
     ok_bits: tuple[int, ...] = ()  # must all be set; one clear (weight data not OK) is an error
+    fields: tuple[StateField, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,10 +126,15 @@ class RegisterMap:
     decimals: DecimalPoint | None = None
     status: tuple[StatusWord, ...] = ()
     heartbeat: Heartbeat | None = None
+    # Indicators that show net beside their own tare: the weight register holds the net, and the
+    # gross is net + tare, both from the same read (keep them adjacent so one request covers both).
+    tare: Value | None = None
     name: str = field(default="", compare=False)
 
     def values(self) -> list[Value]:
         found = [self.weight, *(s.value for s in self.status)]
+        if self.tare:
+            found.append(self.tare)
         if self.decimals:
             found.append(self.decimals.value)
         if self.heartbeat:
@@ -152,6 +176,8 @@ class RegisterMap:
             return value.decode([at(kind, value.address + i) for i in range(value.width)])
 
         raw = read(self.weight)
+        if self.tare is not None:
+            raw += read(self.tare)
         if isinstance(raw, float) and not math.isfinite(raw):
             raise ValueError(f"weight register holds {raw}")
         gross = raw * self.scale / 10 ** self._decimals(read)
@@ -165,6 +191,14 @@ class RegisterMap:
                 stable = (stable is not False) and not bits >> word.motion_bit & 1
             overload = overload or any(bits >> b & 1 for b in word.overload_bits)
             error = error or any(bits >> b & 1 for b in word.error_bits) or not all(bits >> b & 1 for b in word.ok_bits)
+            for state in word.fields:
+                number = state.of(bits)
+                if state.stable:
+                    stable = (stable is not False) and number in state.stable
+                if state.motion:
+                    stable = (stable is not False) and number not in state.motion
+                overload = overload or number in state.overload
+                error = error or number in state.error or bool(state.ok and number not in state.ok)
         heartbeat = read(self.heartbeat.value) if self.heartbeat else None
         return Decoded(float(gross), stable, overload, error, heartbeat)
 

@@ -17,7 +17,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from drivers.registers import BIT_KINDS, FLOATS, RegisterMap, Value
+from drivers.registers import BIT_KINDS, FLOATS, RegisterMap, StateField, Value
 
 from .scale_model import ScaleModel
 
@@ -62,6 +62,7 @@ class SimScale:
         self.capacity_kg = capacity_kg
         self.fault: ScaleFault | None = None
         self.late_s = 0.3  # how long a LATE answer is held
+        self.indicator_tare_kg = 0.0  # the tare the indicator holds, for maps that read net + tare
         self.requests = 0
         self.samples: deque[tuple[float, float]] = deque(maxlen=10_000)  # (monotonic time, true gross kg)
         self._rng = random.Random(seed)
@@ -127,10 +128,16 @@ class SimScale:
             old = words.get(key, (value, 0))[1]
             words[key] = (value, int(old) | int(number) if not isinstance(number, float) else number)
 
-        raw: int | float = gross / self.registers.scale
-        if self.registers.weight.type not in FLOATS:
-            raw = round(raw * 10**self.decimals)
-        words[(self.registers.kind(self.registers.weight), self.registers.weight.address)] = (self.registers.weight, raw)
+        def counts(value: Value, kg: float) -> int | float:
+            raw = kg / self.registers.scale
+            return raw if value.type in FLOATS else round(raw * 10**self.decimals)
+
+        shown = gross
+        if self.registers.tare is not None:
+            shown = gross - self.indicator_tare_kg
+            merge(self.registers.tare, counts(self.registers.tare, self.indicator_tare_kg))
+        words[(self.registers.kind(self.registers.weight), self.registers.weight.address)] = (
+            self.registers.weight, counts(self.registers.weight, shown))
         if self.registers.decimals:
             marks = self.registers.decimals.bits
             places = next((1 << b for b, p in marks.items() if p == self.decimals), 0) if marks else self.decimals
@@ -146,10 +153,30 @@ class SimScale:
             for ok in word.ok_bits:  # "weight data OK": set unless the indicator has an error
                 if self.fault is not ScaleFault.NOT_OK:
                     bits |= 1 << ok
+            for state in word.fields:
+                bits |= self._state_value(state, stable) << state.lo
             merge(word.value, bits)
         if self.registers.heartbeat:
             merge(self.registers.heartbeat.value, self.heartbeat())
         return {key: value.encode(number) for key, (value, number) in words.items()}
+
+    def _state_value(self, state: StateField, stable: bool) -> int:
+        """A value of a multi-bit status field that says what the indicator would say now."""
+        overload = self.fault is ScaleFault.OVERLOAD and bool(state.overload)
+        not_ok = self.fault is ScaleFault.NOT_OK and bool(state.ok)
+
+        def fits(number: int, strict: bool) -> bool:
+            if (number in state.overload) != overload or (bool(state.ok) and (number in state.ok) == not_ok):
+                return False
+            if number in state.error and not not_ok:
+                return False
+            # A fault state need not also say whether the weight is stable.
+            if strict and state.stable and (number in state.stable) != stable:
+                return False
+            return not (strict and state.motion and (number in state.motion) == stable)
+
+        numbers = range(min(1 << (state.hi - state.lo + 1), 1 << 12))
+        return next((n for n in numbers if fits(n, True)), next((n for n in numbers if fits(n, False)), 0))
 
     def heartbeat(self) -> int:
         ticks = int((time.monotonic() - self._started) / HEARTBEAT_TICK_S) & 0xFFFF

@@ -174,6 +174,8 @@ def test_a_broken_register_map_file_is_reported_against_that_file(tmp_path: Path
         ("{address: 1, type: uint16, error_bits: [-1]}", "error_bits -1 to be a bit of the 16-bit uint16 register"),
         ("{address: 1, type: uint32, ok_bits: [32]}", "ok_bits 32 to be a bit of the 32-bit uint32 register (0..31)"),
         ("{address: 1, type: float32, motion_bit: 2}", "a status word of an integer type, not float32"),
+        ("{address: 1, type: uint16, fields: [{bits: [12, 17], stable: [0]}]}", "fields.0.bits 17 to be a bit of the 16-bit"),
+        ("{address: 1, type: uint16, fields: [{bits: [0, 1], error: [4]}]}", "error value 4 to fit bits 0..1 (0..3)"),
     ],
 )
 def test_status_bits_outside_their_register_are_refused_with_their_line(tmp_path: Path, status: str, problem: str) -> None:
