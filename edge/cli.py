@@ -134,6 +134,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "lanes": {
                 lane.id: _last_activity(store, lane.id) for lane in config.lanes
             },
+            "inflight": {lane.id: _inflight(store, lane.id) for lane in config.lanes},
             "journal_entries": store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"],
         }
     finally:
@@ -147,9 +148,22 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"journal          {data['journal_entries']} entries",
         ]
         + [f"lane {lane:<11} last {info['kind'] or '-'} at {info['ts'] or '-'}" for lane, info in data["lanes"].items()]
+        + [
+            f"lane {lane:<11} in-flight {model}: {info['inflight_s']:.3f} s of flow from {info['fills']} fills"
+            for lane, models in data["inflight"].items()
+            for model, info in models.items()
+        ]
     )
     emit(data, args.json, human)
     return 0
+
+
+def _inflight(store: Any, lane: str) -> dict[str, dict[str, Any]]:
+    """What the lane has learned of its in-flight mass, per cylinder model ("*": the lane's own)."""
+    return {
+        model: {"inflight_s": round(learned.inflight_s or 0.0, 4), "fills": learned.fills}
+        for model, learned in sorted(store.inflight(lane).items())
+    }
 
 
 def _last_activity(store: Any, lane: str) -> dict[str, Any]:

@@ -170,6 +170,22 @@ def cmd_staff_assign(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return _staff_change(args, load, emit, change)
 
 
+def cmd_inflight_reset(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    """Forget a lane's learned in-flight mass (a filling head was changed, say)."""
+    config = load(args.config)
+    if args.lane not in {lane.id for lane in config.lanes}:
+        print(f"no lane {args.lane!r} in {args.config}", file=sys.stderr)
+        return EXIT_INVALID
+    store = open_store(config)
+    try:
+        removed = store.reset_inflight(args.lane, utc_now(), by=args.by)
+    finally:
+        store.close()
+    said = f"lane {args.lane}: {removed} learned in-flight estimate(s) forgotten; the next fill starts from preact_kg"
+    emit({"ok": True, "done": said, "removed": removed}, args.json, said)
+    return 0
+
+
 def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=_date, help="one local day (yyyy-mm-dd)")
     parser.add_argument("--since", type=_date, help="from this local day (yyyy-mm-dd)")
@@ -201,6 +217,12 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     _range(export)
     export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
     export.add_argument("--format", choices=("csv", "xlsx"))
+
+    reset = sub.add_parser("inflight-reset", help="forget a lane's learned in-flight mass (back to its preact_kg)")
+    reset.set_defaults(handler=cmd_inflight_reset)
+    common(reset)
+    reset.add_argument("lane")
+    reset.add_argument("--by", help="who asked (staff id), for the journal")
 
     group = sub.add_parser("staff", help="operators and checkers, and who is on shift at each lane")
     staff_sub = group.add_subparsers(dest="staff_command", required=True)

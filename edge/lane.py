@@ -16,11 +16,12 @@ from typing import Any, Callable
 
 from drivers.base import Buttons, CodeReader, DeviceError, Fault, Relay, Scale, Scan, SignalOutput
 from drivers.buttons import Debouncer
-from interlock import codes
+from interlock import codes, inflight
 from interlock.fill import (
     BUSY,
     Abort,
     Confirm,
+    CutoffDue,
     Decided,
     Effect,
     Event,
@@ -133,6 +134,10 @@ class Lane:
         self._precheck: tuple[str, CheckRecord] | None = None  # the pre-fill check it relied on
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
+        # The learned in-flight lives in the store (read afresh for each fill, so a manager's reset
+        # by command takes effect on the next fill of a running daemon); the open fill's model.
+        self.inflight_limits = inflight.Limits(config.fill.learn_window, config.fill.preact_min_kg, config.fill.preact_ceiling_kg)
+        self._fill_model: tuple[str, str | None] | None = None  # (fill id, cylinder model)
 
     # Life cycle ------------------------------------------------------------------------------
 
@@ -219,12 +224,15 @@ class Lane:
             while not self._stop.is_set():
                 self.loop_seen = time.monotonic()
                 wait = next_poll - self.loop_seen
+                due = self._cutoff_due_in()
+                if due is not None and due <= wait:
+                    # The predicted cut-off falls before the next poll: wake for it. The poll is
+                    # not moved, so every trip check still runs on every reading.
+                    if not self._take_inbox(due):
+                        self._cutoff_due()
+                    continue
                 if wait > 0:
-                    try:
-                        item = self._inbox.get(timeout=wait)
-                    except queue.Empty:
-                        continue
-                    self._handle(item)
+                    self._take_inbox(wait)
                     continue
                 next_poll = max(next_poll + period, time.monotonic())
                 self._poll()
@@ -237,6 +245,28 @@ class Lane:
                 # A clean stop mid-fill: record it now rather than leave it for the next start.
                 self._record_abort(Reason.INTERRUPTED, tripped=False)
             self._show(Signal("off"))
+
+    def _take_inbox(self, timeout_s: float) -> bool:
+        """Handle one scan or operator event if one comes within timeout_s; False if none did."""
+        if timeout_s <= 0:
+            return False
+        try:
+            item = self._inbox.get(timeout=timeout_s)
+        except queue.Empty:
+            return False
+        self._handle(item)
+        return True
+
+    def _cutoff_due(self) -> None:
+        fired_at = time.monotonic()
+        self._step(CutoffDue())
+        if not self.state.relay_on:
+            # Cut-off lag of a predicted cut-off: from the predicted moment to the valve's OFF acknowledged.
+            self._notify(LaneEvent(self.id, "valve_off", {"lag_s": time.monotonic() - fired_at, "predicted": True}))
+
+    def _cutoff_due_in(self) -> float | None:
+        due = self.state.cutoff_due_at
+        return None if due is None else (due - self.clock()).total_seconds()
 
     # Events ----------------------------------------------------------------------------------
 
@@ -326,7 +356,8 @@ class Lane:
             target = round(cylinder.volume_l * fill.fill_ratio_kg_per_l, 2)
         if target is None or cylinder.tare_kg is None:
             return None
-        return Plan(
+        learned = inflight.pick(self.store.inflight(self.id), cylinder.model) if fill.learn_preact else None
+        plan = Plan(
             fill_id=str(uuid.uuid4()),
             cylinder_id=cylinder.id,
             code=code,
@@ -344,7 +375,13 @@ class Lane:
             max_inflight_kg=fill.max_inflight_kg,
             max_step_kg=fill.max_step_kg,
             auto_start=fill.auto_start,
+            inflight_s=learned.inflight_s if learned else None,
+            preact_min_kg=self.inflight_limits.min_kg,
+            preact_max_kg=self.inflight_limits.max_kg,
+            predict_cutoff=fill.cutoff == "predicted",
         )
+        self._fill_model = (plan.fill_id, cylinder.model)
+        return plan
 
     def _step(self, event: Event, now: datetime | None = None) -> None:
         now = now or self.clock()
@@ -372,6 +409,8 @@ class Lane:
                 # A fill records who was on shift when it was authorised; later milestones add nothing.
                 context = self._shift_context() if effect.status == "authorised" else {}
                 self.store.apply_record(self.id, effect, now, context)
+                if effect.status == "complete":
+                    self._learn_inflight(effect, now)
                 if effect.final:
                     self._fill_ended(effect)
             case Verdict():
@@ -412,6 +451,34 @@ class Lane:
             extra={"cylinder": cylinder, "fill": record.fill_id, "reason": fields.get("cause")},
         )
         self._notify(LaneEvent(self.id, "fill_end", {"fill_id": record.fill_id, "status": record.status, **fields}))
+
+    def _learn_inflight(self, record: Record, now: datetime) -> None:
+        """Teach the lane's (and the cylinder model's) in-flight estimate what this fill showed."""
+        if not self.config.fill.learn_preact:
+            return
+        model = self._fill_model[1] if self._fill_model and self._fill_model[0] == record.fill_id else None
+        result = inflight.FillResult(
+            complete=True,
+            stable=True,  # the machine completes a fill only on a stable reading
+            cutoff_gross_kg=self.state.cutoff_gross_kg,
+            final_gross_kg=record.fields.get("final_gross_kg"),
+            flow_kg_per_s=self.state.flow_kg_per_s,
+        )
+        current = self.store.inflight(self.id)
+        learned: dict[str, inflight.Learned] = {}
+        for key in dict.fromkeys([inflight.ANY_MODEL, model or inflight.ANY_MODEL]):
+            after, ignored = inflight.observe(current.get(key, inflight.Learned()), result, self.config.fill.preact_kg,
+                                              self.inflight_limits)
+            if ignored:
+                self.log.info("in-flight not learned from this fill: %s", ignored, extra={"fill": record.fill_id})
+                return
+            learned[key] = after
+        try:
+            self.store.save_inflight(self.id, learned, now, record.fill_id)
+        except Exception:  # learning is not safety: a store hiccup must not lock the lane
+            self.log.exception("could not save the learned in-flight")
+            return
+        self.log.info("in-flight now %.3f s of flow", learned[inflight.ANY_MODEL].inflight_s or 0.0, extra={"fill": record.fill_id})
 
     def _notify(self, event: LaneEvent) -> None:
         for listener in self.listeners:

@@ -72,6 +72,8 @@ class Metrics:
                 (({"bus": bus, "device": str(unit)}, n) for (bus, unit), n in sorted(gauges["modbus_errors"].items())))
         _family(out, "edge_lane_filling", "gauge", "1 while the lane's valve is energised.",
                 (({"lane": lane}, int(on)) for lane, on in gauges["relay_on"].items()))
+        _family(out, "edge_learned_inflight_seconds", "gauge", "Learned in-flight time (seconds of flow) per lane and cylinder model.",
+                (({"lane": lane, "model": model}, round(s, 4)) for (lane, model), s in sorted(gauges.get("inflight_s", {}).items())))
         _family(out, "edge_upload_backlog", "gauge", "Records waiting for the city system.", [({}, gauges["pending"])])
         _family(out, "edge_upload_dead_letters", "gauge", "Records the city refused.", [({}, gauges["dead"])])
         _family(out, "edge_upload_malformed_seconds", "gauge",

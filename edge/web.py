@@ -137,6 +137,10 @@ class StatusServer:
             "dead": counts.get("dead", 0),
             "malformed_s": _seconds_since(self.store.get_meta(MALFORMED_SINCE), now),
             "cache_age_s": self.store.cache_age_s(now),
+            "inflight_s": {
+                (lane_id, model): learned.inflight_s or 0.0
+                for lane_id in self.station.lanes for model, learned in self.store.inflight(lane_id).items()
+            },
         })
 
 

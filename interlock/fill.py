@@ -8,10 +8,11 @@ effects in order; a Record always precedes the RelayOn it authorises (write ahea
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from . import cutoff
 from .reasons import Reason
 from .rules import Decision, Finding
 
@@ -51,6 +52,11 @@ class Plan:
     max_inflight_kg: float
     max_step_kg: float
     auto_start: bool = True
+    # Learned in-flight time (seconds of flow) from the lane's store; None: use preact_kg as is.
+    inflight_s: float | None = None
+    preact_min_kg: float = 0.0  # the learned pre-act is clamped to these
+    preact_max_kg: float = 1.0
+    predict_cutoff: bool = False  # cut off between polls when the flow is steady
 
     @property
     def target_gross_kg(self) -> float:
@@ -70,10 +76,23 @@ class LaneState:
     cutoff_gross_kg: float | None = None
     last_gross_kg: float | None = None
     cause: Reason | None = None
+    # While FILLING: recent readings (seconds since the fill started, gross kg), the last steady
+    # flow, and when the filtered weight is predicted to reach the cut-off (seconds since start).
+    samples: tuple[cutoff.Sample, ...] = ()
+    flow_kg_per_s: float | None = None
+    cutoff_due_s: float | None = None
+    preact_kg: float | None = None  # the pre-act the cut-off used
 
     @property
     def relay_on(self) -> bool:
         return self.phase is Phase.FILLING
+
+    @property
+    def cutoff_due_at(self) -> datetime | None:
+        """When the lane should send CutoffDue: only while FILLING, only with a steady flow."""
+        if self.phase is not Phase.FILLING or self.cutoff_due_s is None or self.since is None:
+            return None
+        return self.since + timedelta(seconds=self.cutoff_due_s)
 
 
 # Events -------------------------------------------------------------------------------------
@@ -108,6 +127,11 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class CutoffDue:
+    """The lane's timer: the moment the machine predicted for the cut-off has come (between polls)."""
+
+
+@dataclass(frozen=True)
 class Confirm:
     pass
 
@@ -122,7 +146,9 @@ class Reset:
     pass
 
 
-Event = Decided | Weight | ScaleLost | Tick | Confirm | Abort | Reset
+Event = Decided | Weight | ScaleLost | Tick | CutoffDue | Confirm | Abort | Reset
+# A timer may wake a little before the moment it was set for; that early is early enough.
+DUE_EARLY_S = 0.002
 
 
 # Effects ------------------------------------------------------------------------------------
@@ -184,6 +210,8 @@ def step(state: LaneState, event: Event, now: datetime) -> tuple[LaneState, list
             return state, []
         case Tick():
             return _on_tick(state, now)
+        case CutoffDue():
+            return _on_cutoff_due(state, now)
         case Confirm():
             if state.phase is Phase.READY:
                 return _start(state, now)
@@ -248,13 +276,7 @@ def _on_weight(state: LaneState, event: Weight, now: datetime) -> tuple[LaneStat
         assert state.start_gross_kg is not None
         if gross < state.start_gross_kg - plan.tare_tolerance_kg:
             return _trip(state, Reason.CYLINDER_REMOVED, now, detail)
-        if gross >= plan.target_gross_kg - plan.preact_kg:
-            settling = replace(state, phase=Phase.SETTLING, since=now, cutoff_gross_kg=gross)
-            return settling, [
-                RelayOff(),
-                Record(plan.fill_id, "settling", {"cutoff_at": now, "cutoff_gross_kg": gross}),
-            ]
-        return state, []
+        return _track(state, plan, gross, now)
     # SETTLING: the relay is off; only the valve's in-flight gas may still arrive.
     assert state.cutoff_gross_kg is not None
     if gross > state.cutoff_gross_kg + plan.max_inflight_kg:
@@ -287,9 +309,66 @@ def _precheck(
     return ready, [checked, Signal("amber")]
 
 
+def _track(state: LaneState, plan: Plan, gross: float, now: datetime) -> tuple[LaneState, list[Effect]]:
+    """A FILLING reading that tripped nothing: cut off on the filtered weight, or predict when to.
+
+    The trip checks above act on the raw reading, before and whatever this filter says: a single
+    reading above the overfill limit trips at once (the fail-safe direction), while the same
+    reading above the cut-off only is outvoted by its neighbours and cannot end a fill early.
+    """
+    elapsed = (now - _since(state)).total_seconds()
+    samples = cutoff.window((*state.samples, (elapsed, gross)), elapsed)
+    measured = cutoff.flow(samples)
+    steady = measured.kg_per_s if measured is not None and measured.steady else None
+    rate = steady if steady is not None else state.flow_kg_per_s
+    preact = _preact(plan, rate)
+    threshold = plan.target_gross_kg - preact
+    state = replace(state, samples=samples, flow_kg_per_s=rate, cutoff_due_s=None)
+    weight = cutoff.filtered(samples, rate)
+    if weight >= threshold:
+        return _cut(state, plan, now, weight, preact, "sample")
+    if plan.predict_cutoff and steady is not None:
+        state = replace(state, cutoff_due_s=cutoff.crossing_s(samples, steady, threshold))
+    return state, []
+
+
+def _preact(plan: Plan, kg_per_s: float | None) -> float:
+    if plan.inflight_s is None or kg_per_s is None:
+        return plan.preact_kg
+    return min(plan.preact_max_kg, max(plan.preact_min_kg, plan.inflight_s * kg_per_s))
+
+
+def _on_cutoff_due(state: LaneState, now: datetime) -> tuple[LaneState, list[Effect]]:
+    plan = state.plan
+    if state.phase is not Phase.FILLING or plan is None or state.cutoff_due_s is None or not state.samples:
+        return state, []
+    elapsed = (now - _since(state)).total_seconds()
+    if elapsed < state.cutoff_due_s - DUE_EARLY_S or state.flow_kg_per_s is None:
+        return state, []
+    newest = state.samples[-1][0]
+    weight = cutoff.filtered(state.samples, state.flow_kg_per_s) + state.flow_kg_per_s * (elapsed - newest)
+    return _cut(state, plan, now, weight, _preact(plan, state.flow_kg_per_s), "predicted")
+
+
+def _cut(
+    state: LaneState, plan: Plan, now: datetime, weight: float, preact: float, by: str
+) -> tuple[LaneState, list[Effect]]:
+    settling = replace(
+        state, phase=Phase.SETTLING, since=now, cutoff_gross_kg=weight, cutoff_due_s=None, preact_kg=preact
+    )
+    fields = {
+        "cutoff_at": now,
+        "cutoff_gross_kg": round(weight, 3),
+        "cutoff_by": by,
+        "preact_kg": round(preact, 3),
+        "flow_kg_per_s": None if state.flow_kg_per_s is None else round(state.flow_kg_per_s, 4),
+    }
+    return settling, [RelayOff(), Record(plan.fill_id, "settling", fields)]
+
+
 def _start(state: LaneState, now: datetime) -> tuple[LaneState, list[Effect]]:
     assert state.plan is not None
-    filling = replace(state, phase=Phase.FILLING, since=now)
+    filling = replace(state, phase=Phase.FILLING, since=now, samples=(), flow_kg_per_s=None, cutoff_due_s=None)
     return filling, [Record(state.plan.fill_id, "filling", {"started_at": now}), RelayOn(), Signal("green")]
 
 

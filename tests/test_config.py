@@ -158,10 +158,44 @@ def test_shipped_register_maps_load_by_name_and_a_missing_one_is_named(tmp_path:
 
 def test_a_broken_register_map_file_is_reported_against_that_file(tmp_path: Path) -> None:
     (tmp_path / "scales").mkdir()
-    (tmp_path / "scales" / "mine.yaml").write_text("weight: {address: '40001', type: float64}\n", encoding="utf-8")
+    (tmp_path / "scales" / "mine.yaml").write_text("weight: {address: '40001', type: float16}\n", encoding="utf-8")
     path = tmp_path / "local.yaml"
     path.write_text(_lane_yaml("    relay: {driver: modbus_coil, bus: gw, coil: 0}").replace(
         "      registers: {weight: {address: 0, type: int32}}\n", "      register_map: mine\n"), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith(f"{tmp_path / 'scales' / 'mine.yaml'}:1: weight.type: got 'float64'")
+    assert str(info.value).startswith(f"{tmp_path / 'scales' / 'mine.yaml'}:1: weight.type: got 'float16'")
+
+
+@pytest.mark.parametrize(
+    ("status", "problem"),
+    [
+        ("{address: 1, type: uint16, stable_bit: 16}", "stable_bit 16 to be a bit of the 16-bit uint16 register (0..15)"),
+        ("{address: 1, type: uint16, error_bits: [-1]}", "error_bits -1 to be a bit of the 16-bit uint16 register"),
+        ("{address: 1, type: uint32, ok_bits: [32]}", "ok_bits 32 to be a bit of the 32-bit uint32 register (0..31)"),
+        ("{address: 1, type: float32, motion_bit: 2}", "a status word of an integer type, not float32"),
+        ("{address: 1, type: uint16, fields: [{bits: [12, 17], stable: [0]}]}", "fields.0.bits 17 to be a bit of the 16-bit"),
+        ("{address: 1, type: uint16, fields: [{bits: [0, 1], error: [4]}]}", "error value 4 to fit bits 0..1 (0..3)"),
+    ],
+)
+def test_status_bits_outside_their_register_are_refused_with_their_line(tmp_path: Path, status: str, problem: str) -> None:
+    path = tmp_path / "s.yaml"
+    good = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    inline = f"      registers: {{weight: {{address: 0, type: int32}}, status: [{status}]}}\n"
+    path.write_text(good.replace("      register_map: flintec-ft112\n", inline, 1), encoding="utf-8")
+    number = path.read_text(encoding="utf-8").splitlines().index(inline.rstrip("\n")) + 1
+    result = subprocess.run([*EDGE, "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{path}:{number}: lanes.0.scale.registers.status.0" in result.stderr
+    assert problem in result.stderr
+
+
+def test_register_map_and_inline_registers_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "both.yaml"
+    good = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    both = "      register_map: flintec-ft112\n      registers: {weight: {address: 0, type: int32}}\n"
+    path.write_text(good.replace("      register_map: flintec-ft112\n", both, 1), encoding="utf-8")
+    number = path.read_text(encoding="utf-8").splitlines().index("      register_map: flintec-ft112") + 1
+    result = subprocess.run([*EDGE, "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{path}:{number}: lanes.0.scale.register_map: got 'flintec-ft112', expected register_map or registers, not both" in result.stderr

@@ -30,7 +30,8 @@ def test_accepted_scan_fills_to_target_and_records_durably(station: SimStation) 
     assert [r["kind"] for r in outbox] == ["filling", "trace"]
     assert all(json.loads(r["payload"])["cylinder_id"] == cylinder.row["id"] for r in outbox)
     kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE fill_id = ? ORDER BY seq", [verdict["fill_id"]])]
-    assert kinds == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete"]
+    assert kinds[:6] == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete"]
+    assert kinds[6:] == ["inflight_learned"], "what the fill taught the lane is journalled"
     assert store.verify().ok
 
 
@@ -38,8 +39,9 @@ def test_both_lanes_fill_side_by_side(station: SimStation) -> None:
     a, b = station.cylinder(skip=0), station.cylinder(skip=1)
     station.start_fill("A", a)
     station.start_fill("B", b)
-    assert station.wait("A", "fill_end")["status"] == "complete"
-    assert station.wait("B", "fill_end")["status"] == "complete"
+    for lane in "AB":
+        end = station.wait(lane, "fill_end")
+        assert end["status"] == "complete", end
 
 
 @pytest.mark.parametrize(

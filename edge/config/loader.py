@@ -105,7 +105,13 @@ def _attach_register_maps(data: dict[str, Any], config_dir: Path, lines: dict[tu
     if isinstance(checks, dict):
         scales.append((("checks", "check_scale"), checks.get("check_scale")))
     for where, scale in scales:
-        if not isinstance(scale, dict) or not isinstance(scale.get("register_map"), str) or "registers" in scale:
+        if isinstance(scale, dict) and "register_map" in scale and "registers" in scale:
+            key = (*where, "register_map")
+            raise ConfigError(
+                [Problem(name, _nearest_line(key, lines), ".".join(map(str, key)), repr(scale["register_map"]),
+                         "register_map or registers, not both (which map is meant?)")]
+            )
+        if not isinstance(scale, dict) or not isinstance(scale.get("register_map"), str):
             continue
         map_path = register_map_path(scale["register_map"], config_dir, BUNDLED_MAPS)
         if not map_path.exists():

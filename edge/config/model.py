@@ -104,6 +104,15 @@ class FillConfig(Strict):
     max_inflight_kg: Annotated[float, Field(gt=0)] = 1.0
     max_step_kg: Annotated[float, Field(gt=0)] = 5.0
     auto_start: bool = True
+    # Learn the in-flight mass from completed fills (preact_kg is the starting value), within
+    # preact_min_kg..preact_max_kg (default: max_inflight_kg), as the median of the last learn_window.
+    learn_preact: bool = True
+    learn_window: int = Field(default=5, ge=1, le=50)
+    preact_min_kg: Kg = 0.0
+    preact_max_kg: Annotated[float, Field(gt=0)] | None = None
+    # "predicted": cut off between polls at the moment the measured flow reaches the cut-off
+    # weight; "sample": at the first (filtered) reading past it.
+    cutoff: Literal["predicted", "sample"] = "predicted"
 
     @model_validator(mode="after")
     def _some_target(self) -> FillConfig:
@@ -111,7 +120,13 @@ class FillConfig(Strict):
             raise ValueError("targets_kg per cylinder model, or fill_ratio_kg_per_l, or both")
         if self.preact_kg >= self.overfill_margin_kg + self.tolerance_kg:
             raise ValueError("preact_kg smaller than overfill_margin_kg + tolerance_kg")
+        if self.preact_ceiling_kg <= self.preact_min_kg:
+            raise ValueError("preact_max_kg (default max_inflight_kg) above preact_min_kg")
         return self
+
+    @property
+    def preact_ceiling_kg(self) -> float:
+        return self.max_inflight_kg if self.preact_max_kg is None else self.preact_max_kg
 
 
 class LaneConfig(Strict):

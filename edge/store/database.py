@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from interlock.codes import Identifier, Kind
 from interlock.fill import Record
+from interlock.inflight import Learned
 from interlock.rules import Cylinder
 
 from . import journal
@@ -240,6 +241,32 @@ class Store:
     def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
         return self.query(f"SELECT * FROM fills {where} ORDER BY authorised_at DESC, id LIMIT ?", [*params, limit])
+
+
+    # Learned in-flight ------------------------------------------------------------------------
+
+    def inflight(self, lane: str) -> dict[str, Learned]:
+        """The lane's learned in-flight estimates by cylinder model ("*" for the whole lane)."""
+        rows = self.query("SELECT model, seconds FROM inflight WHERE lane = ?", [lane])
+        found = {row["model"]: json.loads(row["seconds"]) for row in rows}
+        return {model: Learned(tuple(kept["seconds"]), kept["fills"]) for model, kept in found.items()}
+
+    def save_inflight(self, lane: str, estimates: dict[str, Learned], now: datetime, fill_id: str) -> None:
+        """Store what one fill taught the lane (its own and its cylinder model's estimate), journalled."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO inflight (lane, model, seconds, updated_at) VALUES (?, ?, ?, ?)",
+                [(lane, model, json.dumps({"seconds": l.seconds, "fills": l.fills}), iso(now)) for model, l in estimates.items()],
+            )
+            data = {model: {"seconds": list(l.seconds), "fills": l.fills, "inflight_s": l.inflight_s} for model, l in estimates.items()}
+            journal.append(conn, iso(now), "inflight_learned", data, lane=lane, fill_id=fill_id)
+
+    def reset_inflight(self, lane: str, now: datetime, by: str | None = None) -> int:
+        """Forget what the lane learned: its next fills start again from the configured preact_kg."""
+        with self.transaction() as conn:
+            removed = conn.execute("DELETE FROM inflight WHERE lane = ?", (lane,)).rowcount
+            journal.append(conn, iso(now), "inflight_reset", {"by": by, "estimates": removed}, lane=lane)
+        return int(removed)
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

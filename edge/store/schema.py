@@ -267,6 +267,23 @@ def _v5(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v6(conn: sqlite3.Connection) -> None:
+    """The in-flight time each lane (and cylinder model) has learned from its fills; every change
+    is also journalled, so the table is what the journal implies."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS inflight (
+            lane TEXT NOT NULL,
+            model TEXT NOT NULL,
+            seconds TEXT NOT NULL,  -- JSON: {"seconds": [...], "fills": n}
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (lane, model)
+        )
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -274,7 +291,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
