@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_city, cli_manager, logs
+from . import __version__, cli_city, cli_lane, cli_manager, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .output import emit
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_city.add_commands(sub, common)
     cli_manager.add_commands(sub, common)
+    cli_lane.add_commands(sub, common)
     return parser
 
 

@@ -24,6 +24,7 @@ from interlock.fill import (
     Decided,
     Effect,
     Event,
+    LaneReset,
     LaneState,
     Phase,
     Plan,
@@ -59,10 +60,20 @@ SCALE_FAULTS = {
     Fault.ERROR: Reason.SCALE_ERROR,
 }
 BUTTON_EVENTS: dict[str, Callable[[], Confirm | Abort]] = {"confirm": Confirm, "abort": Abort}
+# How long a request from the control socket may wait for the control loop to take it.
+REQUEST_TIMEOUT_S = 5.0
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Request:
+    """An operator event from outside the lane (the control socket) that wants an answer."""
+
+    event: Reset
+    reply: "queue.Queue[dict[str, Any]]" = field(default_factory=lambda: queue.Queue(maxsize=1))
 
 
 @dataclass(frozen=True)
@@ -111,13 +122,14 @@ class Lane:
         self.listeners: list[Callable[[LaneEvent], None]] = []
         # Recent scan-to-decision times, for benchmarks and a future status page; bounded.
         self.decision_latencies_s: deque[float] = deque(maxlen=10_000)
-        self._inbox: queue.Queue[Scan | Event] = queue.Queue()
+        self._inbox: queue.Queue[Scan | Event | Request] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._scale_errors = 0
         self.polls = 0  # scale polls attempted, for status and the bus tests
         self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
+        self._reset_outcome: LaneReset | None = None  # what the last Reset came to, for its requester
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
 
@@ -161,6 +173,15 @@ class Lane:
         """Operator buttons (or a test) feed the lane through its inbox, like scans."""
         self._inbox.put(event)
 
+    def request(self, event: Reset, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+        """Hand an event to the control loop and wait for what became of it."""
+        request = Request(event)
+        self._inbox.put(request)
+        try:
+            return request.reply.get(timeout=timeout_s)
+        except queue.Empty:
+            return {"ok": False, "message": f"lane {self.id} did not answer within {timeout_s:.0f} s"}
+
     # Threads ---------------------------------------------------------------------------------
 
     def _reader_loop(self, reader: CodeReader) -> None:
@@ -177,6 +198,9 @@ class Lane:
     def _button_loop(self) -> None:
         assert self.buttons is not None and self.config.buttons is not None
         debounce = Debouncer(self.config.buttons.debounce_s)
+        # A long press of abort resets a locked lane; a short one has already aborted nothing.
+        hold_s = self.config.buttons.reset_hold_s
+        long_press = Debouncer(hold_s)
         failing = False
         while not self._stop.wait(BUTTON_POLL_S):
             try:
@@ -187,9 +211,21 @@ class Lane:
                 failing = True
                 continue
             failing = False
-            for name in debounce.update(held, time.monotonic()):
+            now = time.monotonic()
+            for name in debounce.update(held, now):
                 self.log.info("%s button pressed", name)
-                self._inbox.put(BUTTON_EVENTS[name]())
+                if name == "reset":
+                    self._inbox.put(Reset(self._shift_operator(), "reset input", "reset_input"))
+                else:
+                    self._inbox.put(BUTTON_EVENTS[name]())
+            if "abort" in long_press.update(held & {"abort"}, now):
+                self.log.info("abort button held %.1f s: reset", hold_s)
+                self._inbox.put(Reset(self._shift_operator(), f"abort held {hold_s:g} s", "abort_long_press"))
+
+    def _shift_operator(self) -> str:
+        """Who a button press at this lane is recorded as: the operator on its shift."""
+        rows = self.store.query("SELECT operator FROM shifts WHERE lane = ?", [self.id])
+        return rows[0]["operator"] if rows else "unknown"
 
     def _control_loop(self) -> None:
         period = self.config.scale.poll_period_s
@@ -219,11 +255,26 @@ class Lane:
 
     # Events ----------------------------------------------------------------------------------
 
-    def _handle(self, item: Scan | Event) -> None:
+    def _handle(self, item: Scan | Event | Request) -> None:
         if isinstance(item, Scan):
             self._on_scan(item)
+        elif isinstance(item, Request):
+            self._answer(item)
         else:
             self._step(item)
+
+    def _answer(self, request: Request) -> None:
+        self._reset_outcome = None
+        self._step(request.event)
+        outcome = self._reset_outcome
+        if outcome is None:
+            answer = {"ok": False, "message": f"lane {self.id} is {self.state.phase.value}, not locked: nothing to reset"}
+        elif outcome.accepted:
+            answer = {"ok": True, "message": f"lane {self.id} reset ({outcome.cause or 'trip'} cleared by {outcome.by})"}
+        else:
+            assert outcome.refused is not None
+            answer = {"ok": False, "refused": outcome.refused.value, "message": f"refused: {text(outcome.refused)}"}
+        request.reply.put({**answer, "lane": self.id, "phase": self.state.phase.value})
 
     def _poll(self) -> None:
         self.polls += 1
@@ -307,6 +358,11 @@ class Lane:
             max_inflight_kg=fill.max_inflight_kg,
             max_step_kg=fill.max_step_kg,
             auto_start=fill.auto_start,
+            no_flow_s=fill.no_flow_s,
+            no_flow_kg=fill.no_flow_kg,
+            frozen_samples=fill.frozen_samples,
+            leak_kg=fill.leak_kg,
+            leak_check_s=fill.leak_check_s,
         )
 
     def _step(self, event: Event, now: datetime | None = None) -> None:
@@ -339,6 +395,8 @@ class Lane:
                     self._fill_ended(effect)
             case Verdict():
                 self._verdict(effect, now)
+            case LaneReset():
+                self._journal_reset(effect, now)
             case Signal():
                 self._show(effect)
 
@@ -362,6 +420,20 @@ class Lane:
             "%s %s%s", "ACCEPT" if verdict.accepted else "REJECT", verdict.code[:60], f": {said}" if said else "", extra=fields
         )
         self._notify(LaneEvent(self.id, "verdict", data))
+
+    def _journal_reset(self, outcome: LaneReset, now: datetime) -> None:
+        self._reset_outcome = outcome
+        data = {
+            "by": outcome.by, "why": outcome.why, "source": outcome.source,
+            "cause": outcome.cause.value if outcome.cause else None,
+            "refused": outcome.refused.value if outcome.refused else None, "detail": outcome.detail,
+        }
+        self.store.journal(now, "lane_reset" if outcome.accepted else "lane_reset_refused", data, lane=self.id)
+        if outcome.accepted:
+            self.log.warning("lane reset by %s via %s (%s): was %s", outcome.by, outcome.source, outcome.why, outcome.cause)
+        else:
+            assert outcome.refused is not None
+            self.log.warning("reset by %s via %s refused: %s", outcome.by, outcome.source, text(outcome.refused))
 
     def _fill_ended(self, record: Record) -> None:
         fields = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.fields.items()}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from drivers.base import DeviceError, Relay
+from interlock.fill import Reset
 from sync.records import Station as SyncStation
 from sync.records import outbox_entries
 
@@ -12,6 +14,7 @@ from . import __version__, staff
 from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
 from .city import SyncService
 from .config import Config
+from .control import ControlServer
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
@@ -61,6 +64,7 @@ class Station:
         self.sync: SyncService | None = None
         self.watchdog: Watchdog | None = None
         self.status: StatusServer | None = None
+        self.control: ControlServer | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -108,6 +112,7 @@ class Station:
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         self._start_status_page()
+        self._start_control()
         log.info("station ready: lanes %s", ", ".join(self.lanes))
         interval = watchdog_interval_s()
         if interval is not None:
@@ -130,6 +135,30 @@ class Station:
             return
         self.status.start()
 
+    def _start_control(self) -> None:
+        path = self.config.store.control_path
+        try:
+            self.control = ControlServer(path, self.handle_request)
+        except OSError as exc:
+            # Buttons still reset a lane; only the command line cannot reach this daemon.
+            log.error("control socket not opened at %s: %s; `edge lane` cannot reach this daemon", path, exc)
+            return
+        self.control.start()
+
+    def handle_request(self, request: dict[str, Any], uid: int | None) -> dict[str, Any]:
+        """One request from the control socket: {"cmd": "reset", "lane", "by", "why"}."""
+        cmd, lane_id, by = request.get("cmd"), request.get("lane"), request.get("by")
+        why = str(request.get("why") or "")[:200]
+        if cmd != "reset":
+            return {"ok": False, "message": f"unknown command {cmd!r}"}
+        lane = self.lanes.get(lane_id) if isinstance(lane_id, str) else None
+        if lane is None:
+            return {"ok": False, "message": f"no lane {lane_id!r} (lanes: {', '.join(self.lanes)})"}
+        assert self.store is not None
+        if not isinstance(by, str) or not self.store.query("SELECT 1 FROM staff WHERE id = ? AND active = 1", [by]):
+            return {"ok": False, "message": f"{by!r} is not a registered member of staff (edge staff list)"}
+        return lane.request(Reset(by, why, f"command uid={uid}"))
+
     def stalled_lanes(self, limit_s: float) -> list[str]:
         return [lane.id for lane in self.lanes.values() if lane.loop_stalled(limit_s)]
 
@@ -141,6 +170,9 @@ class Station:
         if self.status is not None:
             self.status.stop()
             self.status = None
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early

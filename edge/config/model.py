@@ -50,6 +50,12 @@ class StationConfig(Strict):
 
 class StoreConfig(Strict):
     path: Path
+    # The daemon's control socket (`edge lane reset|ack`); by default control.sock beside the store.
+    control_socket: Path | None = None
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or self.path.parent / "control.sock"
 
 
 class UrlPatternConfig(Strict):
@@ -102,6 +108,16 @@ class FillConfig(Strict):
     max_inflight_kg: Annotated[float, Field(gt=0)] = 1.0
     max_step_kg: Annotated[float, Field(gt=0)] = 5.0
     auto_start: bool = True
+    # Valve on but the net weight not up by no_flow_kg within no_flow_s (empty supply, shut
+    # cylinder valve, stopped pump, frozen reading), or frozen_samples identical readings in a
+    # row: NO_FLOW, the valve closes.
+    no_flow_s: PositiveSeconds = 5.0
+    no_flow_kg: Annotated[float, Field(gt=0)] = 0.2
+    frozen_samples: int = Field(default=20, ge=3, le=10_000)
+    # After cut-off, valve off: a fall of more than leak_kg while settling or during the
+    # leak_check_s re-check that follows the first stable reading is a LEAK.
+    leak_kg: Annotated[float, Field(gt=0)] = 0.2
+    leak_check_s: Kg = 2.0
 
     @model_validator(mode="after")
     def _some_target(self) -> FillConfig:
@@ -109,6 +125,8 @@ class FillConfig(Strict):
             raise ValueError("targets_kg per cylinder model, or fill_ratio_kg_per_l, or both")
         if self.preact_kg >= self.overfill_margin_kg + self.tolerance_kg:
             raise ValueError("preact_kg smaller than overfill_margin_kg + tolerance_kg")
+        if self.settle_timeout_s <= self.settle_min_s + self.leak_check_s:
+            raise ValueError("settle_timeout_s longer than settle_min_s + leak_check_s, or no fill could complete")
         return self
 
 
