@@ -339,7 +339,7 @@ def _on_settling_weight(
         return _trip(state, Reason.WEIGHT_RISING_VALVE_OFF, now, {"gross_kg": gross})
     held = max(state.cutoff_gross_kg, state.recheck_gross_kg or state.cutoff_gross_kg)
     if gross < held - plan.leak_kg:
-        return _trip(state, Reason.LEAK, now, {"gross_kg": gross, "held_kg": held, "fall_kg": round(held - gross, 3)})
+        return _trip(state, Reason.LEAK, now, {"gross_kg": gross, "held_kg": round(held, 3), "fall_kg": round(held - gross, 3)})
     if not event.stable or (now - _since(state)).total_seconds() < plan.settle_min_s:
         return state, []
     if state.recheck_at is None:

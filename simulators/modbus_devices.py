@@ -34,6 +34,7 @@ class ScaleFault(StrEnum):
     UNSTABLE = "unstable"  # the reading jumps by kilograms from poll to poll
     IMPLAUSIBLE = "implausible"  # a weight far beyond the scale's capacity
     OVERLOAD = "overload"  # the overload status bit
+    STUCK = "stuck"  # keeps answering, with every register (weight, status, heartbeat) as it last was
 
 
 def _blocks(spans: dict[str, list[tuple[int, int]]], bits: dict[str, int]) -> tuple[list[SimData], ...]:
@@ -62,6 +63,7 @@ class SimScale:
         self._rng = random.Random(seed)
         self._started = time.monotonic()
         self._frozen_heartbeat: int | None = None
+        self._last_answer: dict[int, list[int]] | None = None
 
     @property
     def garbage(self) -> bool:
@@ -86,6 +88,14 @@ class SimScale:
 
     def register_values(self) -> dict[int, list[int]]:
         """Every register the map names, encoded as the indicator would show the model now."""
+        if self.fault is ScaleFault.STUCK and self._last_answer is not None:
+            # A hung indicator whose Modbus interface still answers from its last buffer.
+            self.samples.append((time.monotonic(), self.model.true_gross_kg()))
+            return self._last_answer
+        self._last_answer = self._encode()
+        return self._last_answer
+
+    def _encode(self) -> dict[int, list[int]]:
         gross, stable = self.model.sample()
         self.samples.append((time.monotonic(), self.model.true_gross_kg()))
         if self.fault is ScaleFault.UNSTABLE:

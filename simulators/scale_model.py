@@ -14,6 +14,8 @@ class ScaleParams:
     valve_delay_s: float = 0.08  # the valve keeps passing gas this long after the coil drops
     noise_kg: float = 0.01
     settle_s: float = 0.2  # a reading is stable this long after the last change
+    # A load cell's last digit flickers even at rest; 0 shows a resting weight bit-identical.
+    jitter_kg: float = 0.0
 
 
 class ScaleModel:
@@ -30,6 +32,10 @@ class ScaleModel:
         self._valve_off_at: float | None = None
         self._last_change = clock()
         self._updated = clock()
+        # Faults of the world, switched by tests: an empty supply (the valve opens, nothing
+        # flows) and a leaking valve or fitting (with the valve shut, gas leaves the cylinder).
+        self.supply_empty = False
+        self.leak_kg_per_s = 0.0
 
     def place(self, gross_kg: float) -> None:
         with self._lock:
@@ -62,8 +68,8 @@ class ScaleModel:
         with self._lock:
             self._advance()
             stable = self._clock() - self._last_change >= self.params.settle_s
-            noise = 0.0 if stable else self._rng.gauss(0.0, self.params.noise_kg)
-            return self._load_kg + self._filled_kg + noise, stable
+            noise = self.params.jitter_kg if stable else self.params.noise_kg
+            return self._load_kg + self._filled_kg + (self._rng.gauss(0.0, noise) if noise else 0.0), stable
 
     def _flowing_until(self, now: float) -> float:
         if self._valve_on:
@@ -75,7 +81,18 @@ class ScaleModel:
     def _advance(self) -> None:
         now = self._clock()
         flow_end = self._flowing_until(now)
-        if flow_end > self._updated and self._load_kg > 0:
+        if flow_end > self._updated and self._load_kg > 0 and not self.supply_empty:
             self._filled_kg += (flow_end - self._updated) * self.params.flow_kg_per_s
             self._last_change = flow_end
+        self._leak(now, flow_end)
         self._updated = now
+
+    def _leak(self, now: float, flow_end: float) -> None:
+        """With the valve shut and its in-flight gas arrived, a leak takes gas out of the cylinder."""
+        if self._valve_on or self.leak_kg_per_s <= 0 or self._load_kg <= 0:
+            return
+        start = max(self._updated, flow_end)
+        if now > start:
+            lost = (now - start) * self.leak_kg_per_s
+            self._filled_kg = max(-self._load_kg, self._filled_kg - lost)
+            self._last_change = now
