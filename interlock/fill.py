@@ -27,6 +27,9 @@ class Phase(StrEnum):
     LOCKED = "locked"  # tripped: relay off and scans refused until an operator resets the lane
 
 
+# Below this fraction of the cylinder's tare the platter is empty: the cylinder has been lifted off.
+EMPTY_PLATTER = 0.2
+
 BUSY = frozenset({Phase.AUTHORISED, Phase.READY, Phase.FILLING, Phase.SETTLING})
 
 
@@ -277,11 +280,13 @@ def _on_weight(state: LaneState, event: Weight, now: datetime) -> tuple[LaneStat
     detail = {"gross_kg": gross}
     if _implausible(plan, gross):
         return _trip(state, Reason.IMPLAUSIBLE_WEIGHT, now, detail)
-    # A cylinder lifted off is also a big step down: name it for what it is before the step check.
     assert state.start_gross_kg is not None
-    if gross < state.start_gross_kg - plan.tare_tolerance_kg:
+    jumped = previous is not None and abs(gross - previous) > plan.max_step_kg
+    # A cylinder lifted off leaves a nearly empty platter, which is also a big step down: name it
+    # for what it is before the step check. A step that lands elsewhere is a reading not to trust.
+    if gross < plan.tare_kg * EMPTY_PLATTER or (not jumped and gross < state.start_gross_kg - plan.tare_tolerance_kg):
         return _trip(state, Reason.CYLINDER_REMOVED, now, detail)
-    if previous is not None and abs(gross - previous) > plan.max_step_kg:
+    if jumped:
         return _trip(state, Reason.IMPLAUSIBLE_WEIGHT, now, detail)
     if gross > plan.overfill_limit_kg:
         return _trip(state, Reason.OVERFILL_LIMIT, now, detail)

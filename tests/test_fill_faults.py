@@ -127,6 +127,13 @@ def test_cylinder_lifted_off_mid_fill_is_removed_not_implausible() -> None:
     assert_tripped(state, effects + more, Reason.CYLINDER_REMOVED)
 
 
+def test_a_step_down_that_leaves_weight_on_the_platter_is_implausible() -> None:
+    # A glitch of -10 kg is not a lift: 5.2 kg is more than a fifth of the 15 kg tare.
+    state, effects = to_filling(replace(PLAN, max_step_kg=3.0))
+    state, more = step(state, Weight(5.2, False), at(2))
+    assert_tripped(state, effects + more, Reason.IMPLAUSIBLE_WEIGHT)
+
+
 def test_cylinder_lifted_off_while_settling_is_removed() -> None:
     state, _ = to_filling()  # max_step_kg 20: the lift from 29.3 kg is a bigger step still
     state, _ = step(state, Weight(29.3, False), at(2))
