@@ -35,11 +35,15 @@ def cmd_lane(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    group = sub.add_parser("lane", help="reset a tripped lane in the running daemon, on the record")
+    group = sub.add_parser("lane", help="reset a tripped lane, or acknowledge a held one, in the running daemon")
     lane_sub = group.add_subparsers(dest="lane_command", required=True)
-    parser = lane_sub.add_parser("reset", help="return a locked lane to service once its fault has cleared")
-    parser.set_defaults(handler=cmd_lane)
-    common(parser)
-    parser.add_argument("lane")
-    parser.add_argument("--by", required=True, help="staff id of the person resetting (edge staff list)")
-    parser.add_argument("--why", help="what was found and done, for the journal")
+    for name, help_text in (
+        ("reset", "return a locked lane to service once its fault has cleared"),
+        ("ack", "acknowledge the alarm holding a lane (an interrupted fill found overfilled at start-up)"),
+    ):
+        parser = lane_sub.add_parser(name, help=help_text)
+        parser.set_defaults(handler=cmd_lane)
+        common(parser)
+        parser.add_argument("lane")
+        parser.add_argument("--by", required=True, help="staff id of the person doing it (edge staff list)")
+        parser.add_argument("--why", help="what was found and done, for the journal")

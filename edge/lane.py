@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -20,6 +20,7 @@ from interlock import codes
 from interlock.fill import (
     BUSY,
     Abort,
+    Acknowledge,
     Confirm,
     Decided,
     Effect,
@@ -72,7 +73,7 @@ def utc_now() -> datetime:
 class Request:
     """An operator event from outside the lane (the control socket) that wants an answer."""
 
-    event: Reset
+    event: Reset | Acknowledge
     reply: "queue.Queue[dict[str, Any]]" = field(default_factory=lambda: queue.Queue(maxsize=1))
 
 
@@ -160,6 +161,30 @@ class Lane:
         for reader in self.readers:
             reader.close()
 
+    def weigh_stable(self, timeout_s: float) -> tuple[float | None, str]:
+        """Poll the scale until it shows a stable reading: (gross kg, "") or (None, why not).
+        For the start-up re-weighing of an interrupted fill, before the control loop runs."""
+        deadline = time.monotonic() + timeout_s
+        problem = "no stable reading"
+        while True:
+            try:
+                reading = self.scale.read()
+            except DeviceError as exc:
+                problem = f"scale not answering: {exc}"
+            else:
+                if reading.stable:
+                    return reading.gross_kg, ""
+                problem = f"no stable reading in {timeout_s:g} s (last {reading.gross_kg:.2f} kg)"
+            if time.monotonic() >= deadline:
+                return None, problem
+            time.sleep(self.config.scale.poll_period_s)
+
+    def hold(self, cause: Reason, detail: dict[str, Any]) -> None:
+        """Hold the lane for an acknowledgement before it starts: red light and buzzer, scans refused."""
+        self.state = LaneState(Phase.LOCKED, since=self.clock(), cause=cause)
+        self.log.warning("lane held until acknowledged: %s %s", text(cause), detail)
+        self._show(Signal("red", True))
+
     def loop_stalled(self, limit_s: float) -> bool:
         """Whether the control loop has not come round for limit_s (hung, or ended by a fault)."""
         return time.monotonic() - self.loop_seen > limit_s
@@ -173,7 +198,7 @@ class Lane:
         """Operator buttons (or a test) feed the lane through its inbox, like scans."""
         self._inbox.put(event)
 
-    def request(self, event: Reset, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+    def request(self, event: Reset | Acknowledge, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
         """Hand an event to the control loop and wait for what became of it."""
         request = Request(event)
         self._inbox.put(request)
@@ -267,10 +292,12 @@ class Lane:
         self._reset_outcome = None
         self._step(request.event)
         outcome = self._reset_outcome
+        verb = "acknowledge" if isinstance(request.event, Acknowledge) else "reset"
         if outcome is None:
-            answer = {"ok": False, "message": f"lane {self.id} is {self.state.phase.value}, not locked: nothing to reset"}
+            why = f"held by {self.state.cause}" if self.state.phase is Phase.LOCKED else "not locked"
+            answer = {"ok": False, "message": f"lane {self.id} is {self.state.phase.value} ({why}): nothing to {verb}"}
         elif outcome.accepted:
-            answer = {"ok": True, "message": f"lane {self.id} reset ({outcome.cause or 'trip'} cleared by {outcome.by})"}
+            answer = {"ok": True, "message": f"lane {self.id}: {outcome.cause or 'trip'} {verb}d by {outcome.by}"}
         else:
             assert outcome.refused is not None
             answer = {"ok": False, "refused": outcome.refused.value, "message": f"refused: {text(outcome.refused)}"}
@@ -422,15 +449,18 @@ class Lane:
         self._notify(LaneEvent(self.id, "verdict", data))
 
     def _journal_reset(self, outcome: LaneReset, now: datetime) -> None:
+        if not outcome.by:  # a button: the operator on shift at this lane
+            outcome = replace(outcome, by=self._shift_operator())
         self._reset_outcome = outcome
         data = {
             "by": outcome.by, "why": outcome.why, "source": outcome.source,
             "cause": outcome.cause.value if outcome.cause else None,
             "refused": outcome.refused.value if outcome.refused else None, "detail": outcome.detail,
         }
-        self.store.journal(now, "lane_reset" if outcome.accepted else "lane_reset_refused", data, lane=self.id)
+        kind = f"lane_{outcome.kind}" + ("" if outcome.accepted else "_refused")
+        self.store.journal(now, kind, data, lane=self.id)
         if outcome.accepted:
-            self.log.warning("lane reset by %s via %s (%s): was %s", outcome.by, outcome.source, outcome.why, outcome.cause)
+            self.log.warning("lane %s by %s via %s (%s): was %s", outcome.kind, outcome.by, outcome.source, outcome.why, outcome.cause)
         else:
             assert outcome.refused is not None
             self.log.warning("reset by %s via %s refused: %s", outcome.by, outcome.source, text(outcome.refused))

@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from drivers.base import DeviceError, Relay
-from interlock.fill import Reset
+from interlock.fill import Acknowledge, Record, Reset
+from interlock.reasons import Reason
+from interlock.recovery import Limits, OpenFill, reweigh
 from sync.records import Station as SyncStation
 from sync.records import outbox_entries
 
@@ -79,9 +81,8 @@ class Station:
             raise StartupError("cannot drive valves off: " + "; ".join(f"lane {k}: {v}" for k, v in failures.items()))
         log.info("station-edge %s starting: %d lanes, valves off", __version__, len(self.config.lanes))
         self.store = open_store(self.config)
-        now = self.clock()
-        interrupted = self.store.recover_interrupted(now)
-        staff.register_config(self.store, self.config, now)
+        open_fills = self.store.open_fills()
+        staff.register_config(self.store, self.config, self.clock())
         try:
             for lane_config in self.config.lanes:
                 lane = Lane(
@@ -100,8 +101,14 @@ class Station:
             self.store.close()
             self.hw.close()
             raise StartupError(f"lane {lane_config.id}: {exc}") from exc
+        # Valves are off: weigh what each crash left on the scales before any lane serves again.
+        interrupted = [self._recover(row) for row in open_fills]
+        for lane_id, held in self.store.held_lanes().items():
+            if lane_id in self.lanes:
+                self.lanes[lane_id].hold(Reason(held["cause"]), held)
         for lane in self.lanes.values():
             lane.start()
+        self._start_control()
         if self.config.city is not None:
             self.sync = SyncService(self.config, self.clock)
             try:
@@ -112,7 +119,6 @@ class Station:
         # Journalled once the lanes listen: from here on a scan is read, not flushed by a port open.
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         self._start_status_page()
-        self._start_control()
         log.info("station ready: lanes %s", ", ".join(self.lanes))
         interval = watchdog_interval_s()
         if interval is not None:
@@ -122,6 +128,34 @@ class Station:
             self.watchdog.start()
         # READY only now: every valve has been driven off and every lane is listening.
         notify(f"READY=1\nSTATUS=lanes {', '.join(self.lanes)} ready")
+
+    def _recover(self, row: dict[str, Any]) -> str:
+        """Judge and close one fill a crash left open, from a stable reading of its scale."""
+        assert self.store is not None
+        fill = OpenFill(
+            row["id"], row["lane"], row["status"], row["tare_kg"], row["target_net_kg"], row["start_gross_kg"],
+            started=row["started_at"] is not None,
+        )
+        lane = self.lanes.get(fill.lane)
+        if lane is None:
+            gross, problem, limits = None, "lane no longer configured", Limits(0.0, 0.0, 0.0, 0.0)
+        else:
+            fill_config = lane.config.fill
+            gross, problem = lane.weigh_stable(fill_config.reweigh_s)
+            limits = Limits(fill_config.tolerance_kg, fill_config.tare_tolerance_kg, fill_config.no_flow_kg,
+                            lane.config.scale.capacity_kg)
+        outcome = reweigh(fill, gross, limits, self.clock(), problem)
+        self.store.apply_record(fill.lane, Record(fill.fill_id, "aborted", outcome.fields, report=outcome.report), self.clock(), {})
+        fields = outcome.fields
+        log.warning(
+            "fill %s on lane %s was interrupted (%s): re-weighed %s, %s%s", fill.fill_id, fill.lane, fill.status,
+            "-" if gross is None else f"{gross:.2f} kg gross, {fields['net_kg']:.2f} kg net", fields["outcome"],
+            "" if outcome.report else "; no gas went in, not reported as a filling",
+        )
+        if outcome.hold:
+            held = {"fill_id": fill.fill_id, "cause": fields["outcome"], "gross_kg": gross, "net_kg": fields["net_kg"]}
+            self.store.journal(self.clock(), "lane_held", held, lane=fill.lane, fill_id=fill.fill_id)
+        return fill.fill_id
 
     def _start_status_page(self) -> None:
         page = self.config.status_page
@@ -149,7 +183,7 @@ class Station:
         """One request from the control socket: {"cmd": "reset", "lane", "by", "why"}."""
         cmd, lane_id, by = request.get("cmd"), request.get("lane"), request.get("by")
         why = str(request.get("why") or "")[:200]
-        if cmd != "reset":
+        if cmd not in ("reset", "ack"):
             return {"ok": False, "message": f"unknown command {cmd!r}"}
         lane = self.lanes.get(lane_id) if isinstance(lane_id, str) else None
         if lane is None:
@@ -157,7 +191,8 @@ class Station:
         assert self.store is not None
         if not isinstance(by, str) or not self.store.query("SELECT 1 FROM staff WHERE id = ? AND active = 1", [by]):
             return {"ok": False, "message": f"{by!r} is not a registered member of staff (edge staff list)"}
-        return lane.request(Reset(by, why, f"command uid={uid}"))
+        source = f"command uid={uid}"
+        return lane.request(Reset(by, why, source) if cmd == "reset" else Acknowledge(by, why, source))
 
     def stalled_lanes(self, limit_s: float) -> list[str]:
         return [lane.id for lane in self.lanes.values() if lane.loop_stalled(limit_s)]

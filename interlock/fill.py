@@ -148,7 +148,16 @@ class Reset:
     source: str = ""
 
 
-Event = Decided | Weight | ScaleLost | Tick | Confirm | Abort | Reset
+@dataclass(frozen=True)
+class Acknowledge:
+    """A person acknowledges the alarm that holds a lane (an overfill found at start-up)."""
+
+    by: str = ""
+    why: str = ""
+    source: str = ""
+
+
+Event = Decided | Weight | ScaleLost | Tick | Confirm | Abort | Reset | Acknowledge
 
 
 # Effects ------------------------------------------------------------------------------------
@@ -187,6 +196,9 @@ class Record:
     fill_id: str
     status: str
     fields: dict[str, Any] = field(default_factory=dict)
+    # Whether a final record is reported to the city (when its relay was ever energised): an
+    # interrupted fill whose weight shows no gas went in is kept locally only.
+    report: bool = True
 
     @property
     def final(self) -> bool:
@@ -204,6 +216,7 @@ class LaneReset:
     cause: Reason | None  # the trip being reset
     refused: Reason | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    kind: str = "reset"  # or "ack": an acknowledged alarm hold
 
 
 Effect = RelayOn | RelayOff | Signal | Verdict | Record | LaneReset
@@ -227,6 +240,12 @@ def step(state: LaneState, event: Event, now: datetime) -> tuple[LaneState, list
         case Confirm():
             if state.phase is Phase.READY:
                 return _start(state, now)
+            if held(state):  # the confirm button acknowledges an alarm hold
+                return _acknowledge(state, Acknowledge(source="confirm_button"), now)
+            return state, []
+        case Acknowledge():
+            if held(state):
+                return _acknowledge(state, event, now)
             return state, []
         case Abort():
             if state.phase in BUSY:
@@ -432,7 +451,7 @@ def _on_tick(state: LaneState, now: datetime) -> tuple[LaneState, list[Effect]]:
 
 # Trips whose cylinder must leave the scale (to be decanted or looked at) before the lane serves
 # again. A fault the scale itself reports blocks a reset whatever the trip was.
-CYLINDER_CAUSES = frozenset({Reason.OVERFILL_LIMIT, Reason.LEAK})
+CYLINDER_CAUSES = frozenset({Reason.OVERFILL_LIMIT, Reason.LEAK, Reason.OVERFILLED})
 
 
 def _reset(state: LaneState, event: Reset, now: datetime) -> tuple[LaneState, list[Effect]]:
@@ -440,6 +459,20 @@ def _reset(state: LaneState, event: Reset, now: datetime) -> tuple[LaneState, li
     result = LaneReset(showing is None, event.by, event.why, event.source, state.cause, showing, detail)
     if showing is not None:
         return state, [result]
+    return LaneState(Phase.IDLE, since=now, last_gross_kg=state.last_gross_kg), [RelayOff(), result, Signal("off")]
+
+
+# Causes that hold a lane for an acknowledgement, not a reset: the lane itself is fine, but the
+# operator must know (an interrupted fill found overfilled at start-up).
+HOLD_CAUSES = frozenset({Reason.OVERFILLED})
+
+
+def held(state: LaneState) -> bool:
+    return state.phase is Phase.LOCKED and state.cause in HOLD_CAUSES
+
+
+def _acknowledge(state: LaneState, event: Acknowledge, now: datetime) -> tuple[LaneState, list[Effect]]:
+    result = LaneReset(True, event.by, event.why, event.source, state.cause, kind="ack")
     return LaneState(Phase.IDLE, since=now, last_gross_kg=state.last_gross_kg), [RelayOff(), result, Signal("off")]
 
 

@@ -152,6 +152,9 @@ class SimRelayBoard:
         self.expires: dict[int, float] = {}
         self.writes: list[tuple[float, int, bool]] = []  # (monotonic time, coil, value)
         self.listeners: list[Callable[[int, bool], None]] = []
+        # Called with (coil, value) as a coil write arrives, before it is applied; returning False
+        # drops the write unanswered (a test kills the daemon at exactly that moment).
+        self.before_write: Callable[[int, bool], bool] | None = None
         self.fault: ScaleFault | None = None  # only SILENT is meaningful for a relay board
         self._lock = threading.Lock()
 
@@ -177,6 +180,8 @@ class SimRelayBoard:
             return None
         if values is not None:  # FC05 / FC15: the write is applied after this returns
             written = values if isinstance(values, list) else [values]
+            if not self._admit(address, written):
+                raise NoSuchIdException(f"simulated relay board {self.unit}: write dropped")
             for offset, value in enumerate(written):
                 with self._lock:
                     self.expires.pop(address + offset, None)
@@ -184,6 +189,10 @@ class SimRelayBoard:
         if fc == FC_READ_COILS or values is not None:
             self._pack(self.coils, regs)
         return None
+
+    def _admit(self, address: int, written: list[Any]) -> bool:
+        hook = self.before_write
+        return hook is None or all(hook(address + offset, bool(value)) for offset, value in enumerate(written))
 
     @staticmethod
     def _pack(bits: list[bool], regs: list[int]) -> None:

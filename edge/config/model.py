@@ -118,6 +118,8 @@ class FillConfig(Strict):
     # leak_check_s re-check that follows the first stable reading is a LEAK.
     leak_kg: Annotated[float, Field(gt=0)] = 0.2
     leak_check_s: Kg = 2.0
+    # At start-up, how long to wait for a stable reading of a cylinder whose fill a crash left open.
+    reweigh_s: PositiveSeconds = 5.0
 
     @model_validator(mode="after")
     def _some_target(self) -> FillConfig:
