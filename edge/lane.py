@@ -131,8 +131,10 @@ class Lane:
         self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
         self._reset_outcome: LaneReset | None = None  # what the last Reset came to, for its requester
-        # When the control loop last came round (monotonic), for the systemd watchdog.
+        # When the control loop last came round (monotonic), for the systemd watchdog and the guard.
         self.loop_seen = time.monotonic()
+        # Set by the loop guard's thread when it found this loop hung with the valve on.
+        self.guard_cause: Reason | None = None
 
     # Life cycle ------------------------------------------------------------------------------
 
@@ -184,6 +186,11 @@ class Lane:
         self.state = LaneState(Phase.LOCKED, since=self.clock(), cause=cause)
         self.log.warning("lane held until acknowledged: %s %s", text(cause), detail)
         self._show(Signal("red", True))
+
+    def guard_trip(self, cause: Reason) -> None:
+        """From the guard's thread: this lane may not energise or re-arm its valve again, and
+        locks itself as soon as its loop comes round (if it ever does)."""
+        self.guard_cause = cause
 
     def loop_stalled(self, limit_s: float) -> bool:
         """Whether the control loop has not come round for limit_s (hung, or ended by a fault)."""
@@ -258,6 +265,8 @@ class Lane:
         try:
             while not self._stop.is_set():
                 self.loop_seen = time.monotonic()
+                if self.guard_cause is not None and self.state.phase is not Phase.LOCKED:
+                    self._fault(self.guard_cause)
                 wait = next_poll - self.loop_seen
                 if wait > 0:
                     try:
@@ -330,6 +339,8 @@ class Lane:
             self._keepalive()
 
     def _keepalive(self) -> None:
+        if self.guard_cause is not None:  # the guard closed this valve: never re-arm its lease
+            return
         try:
             self.relay.keepalive()
         except DeviceError as exc:
@@ -408,6 +419,8 @@ class Lane:
     def _apply(self, effect: Effect, now: datetime) -> None:
         match effect:
             case RelayOn():
+                if self.guard_cause is not None:
+                    raise DeviceError(f"the loop guard has locked this lane ({self.guard_cause})")
                 self.relay.on()
                 plan = self.state.plan
                 self.log.info("valve ON", extra={"fill": self._fill_id(), "cylinder": plan.cylinder_id if plan else None})
@@ -452,6 +465,8 @@ class Lane:
         if not outcome.by:  # a button: the operator on shift at this lane
             outcome = replace(outcome, by=self._shift_operator())
         self._reset_outcome = outcome
+        if outcome.accepted:
+            self.guard_cause = None
         data = {
             "by": outcome.by, "why": outcome.why, "source": outcome.source,
             "cause": outcome.cause.value if outcome.cause else None,

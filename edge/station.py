@@ -13,10 +13,12 @@ from sync.records import Station as SyncStation
 from sync.records import outbox_entries
 
 from . import __version__, staff
-from .assembly import Hardware, all_relays, build_buttons, build_readers, build_scale, build_signals
+from .assembly import Hardware, all_relays, build_buttons, build_readers, build_relay, build_scale, build_signals
 from .city import SyncService
 from .config import Config
+from .config.devices import ModbusCoilRelayConfig, TcpBusConfig
 from .control import ControlServer
+from .guard import Guard
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
@@ -67,6 +69,10 @@ class Station:
         self.watchdog: Watchdog | None = None
         self.status: StatusServer | None = None
         self.control: ControlServer | None = None
+        self.guard: Guard | None = None
+        # The loop guard's own buses: a second TCP connection per Modbus TCP relay, opened only
+        # when the guard trips (see edge/guard.py for what it can do on RTU and GPIO).
+        self.guard_hw = Hardware(config)
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -108,6 +114,7 @@ class Station:
                 self.lanes[lane_id].hold(Reason(held["cause"]), held)
         for lane in self.lanes.values():
             lane.start()
+        self._start_guard()
         self._start_control()
         if self.config.city is not None:
             self.sync = SyncService(self.config, self.clock)
@@ -148,9 +155,10 @@ class Station:
         self.store.apply_record(fill.lane, Record(fill.fill_id, "aborted", outcome.fields, report=outcome.report), self.clock(), {})
         fields = outcome.fields
         log.warning(
-            "fill %s on lane %s was interrupted (%s): re-weighed %s, %s%s", fill.fill_id, fill.lane, fill.status,
-            "-" if gross is None else f"{gross:.2f} kg gross, {fields['net_kg']:.2f} kg net", fields["outcome"],
-            "" if outcome.report else "; no gas went in, not reported as a filling",
+            "fill %s on lane %s was interrupted (%s): %s, %s%s", fill.fill_id, fill.lane, fill.status,
+            f"re-weighed {gross:.2f} kg gross, {fields['net_kg']:.2f} kg net" if "net_kg" in fields
+            else f"not re-weighed ({fields['detail']['why']})",
+            fields["outcome"], "" if outcome.report else "; no gas went in, not reported as a filling",
         )
         if outcome.hold:
             held = {"fill_id": fill.fill_id, "cause": fields["outcome"], "gross_kg": gross, "net_kg": fields["net_kg"]}
@@ -168,6 +176,16 @@ class Station:
             log.error("status page not started on %s:%d: %s", page.host, page.port, exc)
             return
         self.status.start()
+
+    def _start_guard(self) -> None:
+        own_paths = {
+            lane.id: build_relay(lane, self.guard_hw)
+            for lane in self.config.lanes
+            if isinstance(lane.relay, ModbusCoilRelayConfig) and isinstance(self.config.buses[lane.relay.bus], TcpBusConfig)
+        }
+        guard = self.config.guard
+        self.guard = Guard(self.lanes, own_paths, guard.stall_factor, guard.floor_s)
+        self.guard.start()
 
     def _start_control(self) -> None:
         path = self.config.store.control_path
@@ -208,6 +226,9 @@ class Station:
         if self.control is not None:
             self.control.stop()
             self.control = None
+        if self.guard is not None:
+            self.guard.stop()
+            self.guard = None
         for lane in self.lanes.values():
             lane.stop()  # each lane drives its own valve off as its loop ends
         drive_off(self.relays)  # and once more, for any lane whose loop died early
@@ -219,4 +240,5 @@ class Station:
             self.store.close()
             self.store = None
         self.hw.close()
+        self.guard_hw.close()
         log.info("station stopped: valves off, store closed")

@@ -167,6 +167,14 @@ class StatusPageConfig(Strict):
     port: int = Field(default=8090, ge=0, le=65535)  # 0: any free port (tests)
 
 
+class GuardConfig(Strict):
+    """The loop guard closes a lane's valve when its control loop has not come round for
+    max(stall_factor x (poll_period_s + timeout_s), floor_s) with the valve on."""
+
+    stall_factor: float = Field(default=3.0, ge=1.5, le=20)
+    floor_s: PositiveSeconds = 0.5
+
+
 class SimulatorConfig(Strict):
     """Present only in simulated stations: `edge run` starts these stand-ins beside the lanes."""
 
@@ -242,6 +250,7 @@ class Config(Strict):
     lanes: list[LaneConfig] = Field(min_length=1)
     city: CityConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
+    guard: GuardConfig = GuardConfig()
     simulators: SimulatorConfig | None = None
 
     @property
