@@ -31,38 +31,30 @@ from drivers.base import DeviceError, Relay
 from interlock.reasons import Reason
 
 from .lane import Lane
+from .notify import Periodic
 
 log = logging.getLogger(__name__)
 
 CHECK_S = 0.05
 
 
-class Guard:
+class Guard(Periodic):
     def __init__(
         self, lanes: dict[str, Lane], own_paths: dict[str, Relay], stall_factor: float, floor_s: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__("loop-guard", CHECK_S)
         self.lanes, self.own_paths, self.clock = lanes, own_paths, clock
         self.stall_factor, self.floor_s = stall_factor, floor_s
         self.trips: dict[str, float] = {}  # lane id -> monotonic time the guard drove its valve off
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="loop-guard", daemon=True)
 
     def bound_s(self, lane: Lane) -> float:
         scale = lane.config.scale
         return max(self.stall_factor * (scale.poll_period_s + scale.timeout_s), self.floor_s)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(CHECK_S):
-            for lane in self.lanes.values():
-                self.check(lane)
+    def tick(self) -> None:
+        for lane in self.lanes.values():
+            self.check(lane)
 
     def check(self, lane: Lane) -> bool:
         """Trip the lane if its valve is on and its loop is late by more than the bound."""

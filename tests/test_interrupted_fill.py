@@ -23,6 +23,13 @@ from interlock.reasons import Reason
 from interlock.recovery import Limits, OpenFill, reweigh
 
 from .test_crash_restart import simulated_hardware, start_daemon
+from .test_crash_restart import wait_for as wait_quickly
+
+
+def wait_for(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+    # Polls gently: the simulators share this process (and its GIL) with the polling.
+    wait_quickly(predicate, timeout=20.0, what=what, interval=0.1)
+
 
 KILLS = 20
 BEFORE_VALVE_EVERY = 5  # every fifth kill lands on the ON write instead
@@ -69,15 +76,6 @@ class TestReweigh:
     def test_without_a_precheck_the_tare_is_the_floor(self) -> None:
         outcome = reweigh(open_fill("authorised", start=None, started=False), 15.0, LIMITS, NOW)
         assert outcome.fields["detail"]["reweighed"] is True and not outcome.report
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    # Polls gently: the simulators share this process (and its GIL) with the polling.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def _store_rows(config, sql: str, params: list | None = None) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]

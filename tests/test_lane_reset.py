@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -92,6 +94,7 @@ def test_a_tripped_lane_refuses_scans_and_is_reset_by_each_path(
     assert not station.modbus("A").valve_on()
 
     # 1. The command line, refused while the scale is still silent, then done once it answers.
+    assert stat.S_IMODE(os.stat(station.config.store.control_path).st_mode) == 0o660
     code, reply = edge_lane(tmp_path, "A", "--by", "op-zhang", "--why", "checked the cable")
     assert code == 1 and reply["refused"] == Reason.SCALE_LOST and reply["phase"] == "locked", reply
     code, reply = edge_lane(tmp_path, "A", "--by", "nobody", "--why", "x")
