@@ -230,7 +230,8 @@ class Lane:
     def _button_loop(self) -> None:
         assert self.buttons is not None and self.config.buttons is not None
         debounce = Debouncer(self.config.buttons.debounce_s)
-        # A long press of abort resets a locked lane; a short one has already aborted nothing.
+        # A long press of abort resets a locked lane (its first moments were a short press, which
+        # aborts nothing in a locked lane).
         hold_s = self.config.buttons.reset_hold_s
         long_press = Debouncer(hold_s)
         failing = False
@@ -301,12 +302,12 @@ class Lane:
         self._reset_outcome = None
         self._step(request.event)
         outcome = self._reset_outcome
-        verb = "acknowledge" if isinstance(request.event, Acknowledge) else "reset"
+        verb, done = ("acknowledge", "acknowledged") if isinstance(request.event, Acknowledge) else ("reset", "reset")
         if outcome is None:
-            why = f"held by {self.state.cause}" if self.state.phase is Phase.LOCKED else "not locked"
+            why = f"locked by {self.state.cause}" if self.state.phase is Phase.LOCKED else "not locked"
             answer = {"ok": False, "message": f"lane {self.id} is {self.state.phase.value} ({why}): nothing to {verb}"}
         elif outcome.accepted:
-            answer = {"ok": True, "message": f"lane {self.id}: {outcome.cause or 'trip'} {verb}d by {outcome.by}"}
+            answer = {"ok": True, "message": f"lane {self.id}: {outcome.cause or 'trip'} {done} by {outcome.by}"}
         else:
             assert outcome.refused is not None
             answer = {"ok": False, "refused": outcome.refused.value, "message": f"refused: {text(outcome.refused)}"}

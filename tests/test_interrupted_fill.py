@@ -78,6 +78,23 @@ class TestReweigh:
         assert outcome.fields["detail"]["reweighed"] is True and not outcome.report
 
 
+def test_a_hold_outlives_a_restart_until_acknowledged_or_reset() -> None:
+    from edge.store import Store
+
+    store = Store(":memory:")
+    try:
+        assert store.held_lanes() == {}
+        store.journal(NOW, "lane_held", {"fill_id": "f1", "cause": "OVERFILLED"}, lane="A", fill_id="f1")
+        store.journal(NOW, "lane_reset_refused", {"by": "op"}, lane="A")
+        assert store.held_lanes() == {"A": {"fill_id": "f1", "cause": "OVERFILLED"}}
+        store.journal(NOW, "lane_ack", {"by": "op"}, lane="A")
+        store.journal(NOW, "lane_held", {"fill_id": "f2", "cause": "OVERFILLED"}, lane="B", fill_id="f2")
+        store.journal(NOW, "lane_reset", {"by": "op"}, lane="B")
+        assert store.held_lanes() == {}
+    finally:
+        store.close()
+
+
 def _store_rows(config, sql: str, params: list | None = None) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
     store = open_store(config)
     try:
