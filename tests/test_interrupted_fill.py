@@ -95,6 +95,34 @@ def test_a_hold_outlives_a_restart_until_acknowledged_or_reset() -> None:
         store.close()
 
 
+@pytest.mark.parametrize("gross, reported", [(31.0, True), (15.35, False)])
+def test_a_settled_fill_keeps_its_cut_off_and_a_gasless_one_stays_local(gross: float, reported: bool) -> None:
+    from edge.store import Store
+    from interlock.fill import Record
+
+    store = Store(":memory:", outbox_entries=lambda fill: [("filling", fill["id"], {"net_kg": fill["net_kg"]})])
+    try:
+        milestones = [
+            Record("f1", "authorised", {"cylinder_id": "c1", "tare_kg": 15.2, "target_net_kg": 14.5, "authorised_at": NOW}),
+            Record("f1", "prechecked", {"start_gross_kg": 15.3}),
+            Record("f1", "filling", {"started_at": NOW}),
+            Record("f1", "settling", {"cutoff_at": NOW, "cutoff_gross_kg": 29.3}),
+        ]
+        for record in milestones:
+            store.apply_record("A", record, NOW, {})
+        outcome = reweigh(open_fill("settling"), gross, LIMITS, NOW)
+        assert outcome.report is reported
+        store.apply_record("A", Record("f1", "aborted", outcome.fields, report=outcome.report), NOW, {})
+        row = store.query("SELECT * FROM fills")[0]
+        assert row["cutoff_gross_kg"] == 29.3 and row["final_gross_kg"] == gross and row["status"] == "aborted"
+        outbox = store.query("SELECT payload FROM outbox")
+        assert [json.loads(r["payload"])["net_kg"] for r in outbox] == ([row["net_kg"]] if reported else [])
+        entry = json.loads(store.query("SELECT data FROM journal WHERE kind = 'fill_aborted'")[0]["data"])
+        assert entry.get("reported", True) is reported, "the journal says a fill was kept from the city"
+    finally:
+        store.close()
+
+
 def _store_rows(config, sql: str, params: list | None = None) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
     store = open_store(config)
     try:
