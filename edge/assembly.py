@@ -105,7 +105,8 @@ def build_buttons(lane: LaneConfig, hw: Hardware) -> Buttons | None:
     buttons = lane.buttons
     if buttons is None:
         return None
-    named = {name: line for name, line in (("confirm", buttons.confirm), ("abort", buttons.abort)) if line is not None}
+    lines = (("confirm", buttons.confirm), ("abort", buttons.abort), ("reset", buttons.reset))
+    named = {name: line for name, line in lines if line is not None}
     if isinstance(buttons, ModbusButtonsConfig):
         return ModbusButtons(hw.device(buttons), named)
     return GpioButtons(hw.gpio(buttons), named, buttons.pressed_low)

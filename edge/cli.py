@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_city, cli_fleet, cli_manager, cli_webapp, logs
+from . import __version__, cli_city, cli_fleet, cli_lane, cli_manager, cli_webapp, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .output import emit
@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_manager.add_commands(sub, common)
     cli_fleet.add_commands(sub, common)
     cli_webapp.add_commands(sub, common)
+    cli_lane.add_commands(sub, common)
     return parser
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -20,11 +20,13 @@ from interlock import codes, inflight
 from interlock.fill import (
     BUSY,
     Abort,
+    Acknowledge,
     Confirm,
     CutoffDue,
     Decided,
     Effect,
     Event,
+    LaneReset,
     LaneState,
     Phase,
     Plan,
@@ -61,10 +63,20 @@ SCALE_FAULTS = {
     Fault.ERROR: Reason.SCALE_ERROR,
 }
 BUTTON_EVENTS: dict[str, Callable[[], Confirm | Abort]] = {"confirm": Confirm, "abort": Abort}
+# How long a request from the control socket may wait for the control loop to take it.
+REQUEST_TIMEOUT_S = 5.0
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Request:
+    """An operator event from outside the lane (the control socket) that wants an answer."""
+
+    event: Reset | Acknowledge
+    reply: "queue.Queue[dict[str, Any]]" = field(default_factory=lambda: queue.Queue(maxsize=1))
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,7 @@ class Lane:
         self.listeners: list[Callable[[LaneEvent], None]] = []
         # Recent scan-to-decision times, for benchmarks and a future status page; bounded.
         self.decision_latencies_s: deque[float] = deque(maxlen=10_000)
-        self._inbox: queue.Queue[Scan | Event | RemoteLock] = queue.Queue()
+        self._inbox: queue.Queue[Scan | Event | RemoteLock | Request] = queue.Queue()
         self.remote_lock: str | None = None  # why the company locked this lane, while it is locked
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -132,12 +144,15 @@ class Lane:
         self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
         self._precheck: tuple[str, CheckRecord] | None = None  # the pre-fill check it relied on
-        # When the control loop last came round (monotonic), for the systemd watchdog.
-        self.loop_seen = time.monotonic()
         # The learned in-flight lives in the store (read afresh for each fill, so a manager's reset
         # by command takes effect on the next fill of a running daemon); the open fill's model.
         self.inflight_limits = inflight.Limits(config.fill.learn_window, config.fill.preact_min_kg, config.fill.preact_ceiling_kg)
         self._fill_model: tuple[str, str | None] | None = None  # (fill id, cylinder model)
+        self._reset_outcome: LaneReset | None = None  # what the last Reset came to, for its requester
+        # When the control loop last came round (monotonic), for the systemd watchdog and the guard.
+        self.loop_seen = time.monotonic()
+        # Set by the loop guard's thread when it found this loop hung with the valve on.
+        self.guard_cause: Reason | None = None
 
     # Life cycle ------------------------------------------------------------------------------
 
@@ -166,6 +181,35 @@ class Lane:
         for reader in self.readers:
             reader.close()
 
+    def weigh_stable(self, timeout_s: float) -> tuple[float | None, str]:
+        """Poll the scale until it shows a stable reading: (gross kg, "") or (None, why not).
+        For the start-up re-weighing of an interrupted fill, before the control loop runs."""
+        deadline = time.monotonic() + timeout_s
+        problem = "no stable reading"
+        while True:
+            try:
+                reading = self.scale.read()
+            except DeviceError as exc:
+                problem = f"scale not answering: {exc}"
+            else:
+                if reading.stable:
+                    return reading.gross_kg, ""
+                problem = f"no stable reading in {timeout_s:g} s (last {reading.gross_kg:.2f} kg)"
+            if time.monotonic() >= deadline:
+                return None, problem
+            time.sleep(self.config.scale.poll_period_s)
+
+    def hold(self, cause: Reason, detail: dict[str, Any]) -> None:
+        """Hold the lane for an acknowledgement before it starts: red light and buzzer, scans refused."""
+        self.state = LaneState(Phase.LOCKED, since=self.clock(), cause=cause)
+        self.log.warning("lane held until acknowledged: %s %s", text(cause), detail)
+        self._show(Signal("red", True))
+
+    def guard_trip(self, cause: Reason) -> None:
+        """From the guard's thread: this lane may not energise or re-arm its valve again, and
+        locks itself as soon as its loop comes round (if it ever does)."""
+        self.guard_cause = cause
+
     def loop_stalled(self, limit_s: float) -> bool:
         """Whether the control loop has not come round for limit_s (hung, or ended by a fault)."""
         return time.monotonic() - self.loop_seen > limit_s
@@ -187,6 +231,15 @@ class Lane:
     def unlock(self) -> None:
         self._inbox.put(RemoteLock(None))
 
+    def request(self, event: Reset | Acknowledge, timeout_s: float = REQUEST_TIMEOUT_S) -> dict[str, Any]:
+        """Hand an event to the control loop and wait for what became of it."""
+        request = Request(event)
+        self._inbox.put(request)
+        try:
+            return request.reply.get(timeout=timeout_s)
+        except queue.Empty:
+            return {"ok": False, "message": f"lane {self.id} did not answer within {timeout_s:.0f} s"}
+
     # Threads ---------------------------------------------------------------------------------
 
     def _reader_loop(self, reader: CodeReader) -> None:
@@ -203,6 +256,10 @@ class Lane:
     def _button_loop(self) -> None:
         assert self.buttons is not None and self.config.buttons is not None
         debounce = Debouncer(self.config.buttons.debounce_s)
+        # A long press of abort resets a locked lane (its first moments were a short press, which
+        # aborts nothing in a locked lane).
+        hold_s = self.config.buttons.reset_hold_s
+        long_press = Debouncer(hold_s)
         failing = False
         while not self._stop.wait(BUTTON_POLL_S):
             try:
@@ -213,9 +270,21 @@ class Lane:
                 failing = True
                 continue
             failing = False
-            for name in debounce.update(held, time.monotonic()):
+            now = time.monotonic()
+            for name in debounce.update(held, now):
                 self.log.info("%s button pressed", name)
-                self._inbox.put(BUTTON_EVENTS[name]())
+                if name == "reset":
+                    self._inbox.put(Reset(self._shift_operator(), "reset input", "reset_input"))
+                else:
+                    self._inbox.put(BUTTON_EVENTS[name]())
+            if "abort" in long_press.update(held & {"abort"}, now):
+                self.log.info("abort button held %.1f s: reset", hold_s)
+                self._inbox.put(Reset(self._shift_operator(), f"abort held {hold_s:g} s", "abort_long_press"))
+
+    def _shift_operator(self) -> str:
+        """Who a button press at this lane is recorded as: the operator on its shift."""
+        rows = self.store.query("SELECT operator FROM shifts WHERE lane = ?", [self.id])
+        return rows[0]["operator"] if rows else "unknown"
 
     def _control_loop(self) -> None:
         period = self.config.scale.poll_period_s
@@ -223,6 +292,8 @@ class Lane:
         try:
             while not self._stop.is_set():
                 self.loop_seen = time.monotonic()
+                if self.guard_cause is not None and self.state.phase is not Phase.LOCKED:
+                    self._fault(self.guard_cause)
                 wait = next_poll - self.loop_seen
                 due = self._cutoff_due_in()
                 if due is not None and due <= wait:
@@ -270,15 +341,29 @@ class Lane:
 
     # Events ----------------------------------------------------------------------------------
 
-    def _handle(self, item: Scan | Event | RemoteLock) -> None:
+    def _handle(self, item: Scan | Event | RemoteLock | Request) -> None:
         if isinstance(item, Scan):
             self._on_scan(item)
         elif isinstance(item, RemoteLock):
             self._remote_lock(item.reason)
-        elif isinstance(item, Reset) and self.remote_lock is not None:
-            self.log.warning("reset refused: the lane is locked remotely (%s)", self.remote_lock)
+        elif isinstance(item, Reset | Request) and self._remotely_locked(item):
+            return
+        elif isinstance(item, Request):
+            self._answer(item)
         else:
             self._step(item)
+
+    def _remotely_locked(self, item: Reset | Request) -> bool:
+        """A reset, from any path, is refused while the company's lock stands."""
+        if self.remote_lock is None or not isinstance(item.event if isinstance(item, Request) else item, Reset):
+            return False
+        self.log.warning("reset refused: the lane is locked remotely (%s)", self.remote_lock)
+        if isinstance(item, Request):
+            item.reply.put({
+                "ok": False, "refused": Reason.REMOTE_LOCK.value, "lane": self.id, "phase": self.state.phase.value,
+                "message": f"refused: the lane is locked remotely ({self.remote_lock})",
+            })
+        return True
 
     def _remote_lock(self, reason: str | None) -> None:
         self.remote_lock = reason
@@ -287,6 +372,21 @@ class Lane:
             return
         self.log.warning("locked remotely: %s; valve off", reason)
         self._fault(Reason.REMOTE_LOCK)
+
+    def _answer(self, request: Request) -> None:
+        self._reset_outcome = None
+        self._step(request.event)
+        outcome = self._reset_outcome
+        verb, done = ("acknowledge", "acknowledged") if isinstance(request.event, Acknowledge) else ("reset", "reset")
+        if outcome is None:
+            why = f"locked by {self.state.cause}" if self.state.phase is Phase.LOCKED else "not locked"
+            answer = {"ok": False, "message": f"lane {self.id} is {self.state.phase.value} ({why}): nothing to {verb}"}
+        elif outcome.accepted:
+            answer = {"ok": True, "message": f"lane {self.id}: {outcome.cause or 'trip'} {done} by {outcome.by}"}
+        else:
+            assert outcome.refused is not None
+            answer = {"ok": False, "refused": outcome.refused.value, "message": f"refused: {text(outcome.refused)}"}
+        request.reply.put({**answer, "lane": self.id, "phase": self.state.phase.value})
 
     def _poll(self) -> None:
         self.polls += 1
@@ -315,6 +415,8 @@ class Lane:
             self._keepalive()
 
     def _keepalive(self) -> None:
+        if self.guard_cause is not None:  # the guard closed this valve: never re-arm its lease
+            return
         try:
             self.relay.keepalive()
         except DeviceError as exc:
@@ -379,6 +481,11 @@ class Lane:
             preact_min_kg=self.inflight_limits.min_kg,
             preact_max_kg=self.inflight_limits.max_kg,
             predict_cutoff=fill.cutoff == "predicted",
+            no_flow_s=fill.no_flow_s,
+            no_flow_kg=fill.no_flow_kg,
+            frozen_samples=fill.frozen_samples,
+            leak_kg=fill.leak_kg,
+            leak_check_s=fill.leak_check_s,
         )
         self._fill_model = (plan.fill_id, cylinder.model)
         return plan
@@ -399,6 +506,8 @@ class Lane:
     def _apply(self, effect: Effect, now: datetime) -> None:
         match effect:
             case RelayOn():
+                if self.guard_cause is not None:
+                    raise DeviceError(f"the loop guard has locked this lane ({self.guard_cause})")
                 self.relay.on()
                 plan = self.state.plan
                 self.log.info("valve ON", extra={"fill": self._fill_id(), "cylinder": plan.cylinder_id if plan else None})
@@ -415,6 +524,8 @@ class Lane:
                     self._fill_ended(effect)
             case Verdict():
                 self._verdict(effect, now)
+            case LaneReset():
+                self._journal_reset(effect, now)
             case Signal():
                 self._show(effect)
 
@@ -442,6 +553,25 @@ class Lane:
             "%s %s%s", "ACCEPT" if verdict.accepted else "REJECT", verdict.code[:60], f": {said}" if said else "", extra=fields
         )
         self._notify(LaneEvent(self.id, "verdict", data))
+
+    def _journal_reset(self, outcome: LaneReset, now: datetime) -> None:
+        if not outcome.by:  # a button: the operator on shift at this lane
+            outcome = replace(outcome, by=self._shift_operator())
+        self._reset_outcome = outcome
+        if outcome.accepted:
+            self.guard_cause = None
+        data = {
+            "by": outcome.by, "why": outcome.why, "source": outcome.source,
+            "cause": outcome.cause.value if outcome.cause else None,
+            "refused": outcome.refused.value if outcome.refused else None, "detail": outcome.detail,
+        }
+        kind = f"lane_{outcome.kind}" + ("" if outcome.accepted else "_refused")
+        self.store.journal(now, kind, data, lane=self.id)
+        if outcome.accepted:
+            self.log.warning("lane %s by %s via %s (%s): was %s", outcome.kind, outcome.by, outcome.source, outcome.why, outcome.cause)
+        else:
+            assert outcome.refused is not None
+            self.log.warning("reset by %s via %s refused: %s", outcome.by, outcome.source, text(outcome.refused))
 
     def _fill_ended(self, record: Record) -> None:
         fields = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.fields.items()}

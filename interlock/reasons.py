@@ -50,6 +50,11 @@ class Reason(StrEnum):
     RELAY_FAULT = "RELAY_FAULT"
     LANE_FAULT = "LANE_FAULT"
     INTERRUPTED = "INTERRUPTED"
+    NO_FLOW = "NO_FLOW"
+    LOOP_STALLED = "LOOP_STALLED"
+    LEAK = "LEAK"
+    # Why a reset was refused (besides a scale fault that still shows).
+    CYLINDER_ON_SCALE = "CYLINDER_ON_SCALE"
     # Post-fill re-check flags.
     OVERFILLED = "OVERFILLED"
     UNDERFILLED = "UNDERFILLED"
@@ -96,6 +101,10 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.RELAY_FAULT: ("阀门继电器故障", "valve relay fault"),
     Reason.LANE_FAULT: ("充装位故障", "lane fault"),
     Reason.INTERRUPTED: ("充装中断（系统重启）", "fill interrupted by restart"),
+    Reason.NO_FLOW: ("阀已开但重量不增（气源、瓶阀或秤值冻结）", "valve open but no weight gain (supply, cylinder valve or frozen reading)"),
+    Reason.LOOP_STALLED: ("控制程序停滞，已强制关阀", "control loop hung: valve closed by the guard"),
+    Reason.LEAK: ("关阀后重量下降，疑似泄漏", "weight falling with valve off: possible leak"),
+    Reason.CYLINDER_ON_SCALE: ("请先将气瓶移离秤台", "take the cylinder off the scale first"),
     Reason.OVERFILLED: ("超装，需倒残", "overfilled, decant required"),
     Reason.UNDERFILLED: ("欠装", "underfilled"),
 }

@@ -38,6 +38,7 @@ class ScaleFault(StrEnum):
     OVERLOAD = "overload"  # the overload status bit
     NOT_OK = "not_ok"  # a "data OK" status bit drops while the weight register still answers
     LATE = "late"  # answers, but only after late_s: past the client's timeout on a slow device
+    STUCK = "stuck"  # keeps answering, with every register (weight, status, heartbeat) as it last was
 
 
 def _blocks(spans: dict[str, list[tuple[int, int]]], bits: dict[str, int]) -> tuple[list[SimData], ...]:
@@ -68,6 +69,7 @@ class SimScale:
         self._rng = random.Random(seed)
         self._started = time.monotonic()
         self._frozen_heartbeat: int | None = None
+        self._last_answer: dict[int, list[int]] | None = None
 
     @property
     def garbage(self) -> bool:
@@ -113,6 +115,14 @@ class SimScale:
 
     def register_values(self) -> dict[tuple[str, int], list[int]]:
         """Every register the map names, encoded as the indicator would show the model now."""
+        if self.fault is ScaleFault.STUCK and self._last_answer is not None:
+            # A hung indicator whose Modbus interface still answers from its last buffer.
+            self.samples.append((time.monotonic(), self.model.true_gross_kg()))
+            return self._last_answer
+        self._last_answer = self._encode()
+        return self._last_answer
+
+    def _encode(self) -> dict[tuple[str, int], list[int]]:
         gross, stable = self.model.sample()
         self.samples.append((time.monotonic(), self.model.true_gross_kg()))
         if self.fault is ScaleFault.UNSTABLE:
@@ -199,6 +209,9 @@ class SimRelayBoard:
         self.expires: dict[int, float] = {}
         self.writes: list[tuple[float, int, bool]] = []  # (monotonic time, coil, value)
         self.listeners: list[Callable[[int, bool], None]] = []
+        # Called with (coil, value) as a coil write arrives, before it is applied; returning False
+        # drops the write unanswered (a test kills the daemon at exactly that moment).
+        self.before_write: Callable[[int, bool], bool] | None = None
         self.fault: ScaleFault | None = None  # only SILENT is meaningful for a relay board
         self._lock = threading.Lock()
 
@@ -224,6 +237,8 @@ class SimRelayBoard:
             return None
         if values is not None:  # FC05 / FC15: the write is applied after this returns
             written = values if isinstance(values, list) else [values]
+            if not self._admit(address, written):
+                raise NoSuchIdException(f"simulated relay board {self.unit}: write dropped")
             for offset, value in enumerate(written):
                 with self._lock:
                     self.expires.pop(address + offset, None)
@@ -231,6 +246,10 @@ class SimRelayBoard:
         if fc == FC_READ_COILS or values is not None:
             self._pack(self.coils, regs)
         return None
+
+    def _admit(self, address: int, written: list[Any]) -> bool:
+        hook = self.before_write
+        return hook is None or all(hook(address + offset, bool(value)) for offset, value in enumerate(written))
 
     @staticmethod
     def _pack(bits: list[bool], regs: list[int]) -> None:

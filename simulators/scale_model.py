@@ -38,6 +38,8 @@ class ScaleParams:
     flow_drift: float = 0.0  # random-walk drift of the flow, relative per sqrt(s)
     supply_kg: float | None = None  # gas left in the supply tank; None for a supply that never slows
     flow_at_empty: float = 0.5
+    # A load cell's last digit flickers even at rest; 0 shows a resting weight bit-identical.
+    jitter_kg: float = 0.0
 
 
 class ScaleModel:
@@ -59,6 +61,10 @@ class ScaleModel:
         self._tail_kg = 0.0  # in-flight gas still to arrive after the valve closed
         self._tail_rate = 0.0
         self.last_inflight_kg = 0.0  # what arrived after the coil dropped, for the bench's truth
+        # Faults of the world, switched by tests: an empty supply (the valve opens, nothing
+        # flows) and a leaking valve or fitting (with the valve shut, gas leaves the cylinder).
+        self.supply_empty = False
+        self.leak_kg_per_s = 0.0
 
     def place(self, gross_kg: float) -> None:
         with self._lock:
@@ -98,8 +104,8 @@ class ScaleModel:
         with self._lock:
             self._advance()
             stable = self._clock() - self._last_change >= self.params.settle_s
-            noise = 0.0 if stable else self._rng.gauss(0.0, self.params.noise_kg)
-            return self._load_kg + self._filled_kg + noise, stable
+            noise = self.params.jitter_kg if stable else self.params.noise_kg
+            return self._load_kg + self._filled_kg + (self._rng.gauss(0.0, noise) if noise else 0.0), stable
 
     def flow_now(self) -> float:
         """The flow through an open valve at this moment, kg/s."""
@@ -136,7 +142,7 @@ class ScaleModel:
             arrived = 0.0
             if t < main_end:
                 dt = min(dt, main_end - t)
-                arrived = self.flow_now() * dt
+                arrived = 0.0 if self.supply_empty else self.flow_now() * dt
                 self._wander(dt)
                 if not self._valve_on:
                     self.last_inflight_kg += arrived
@@ -150,7 +156,9 @@ class ScaleModel:
             if self.supply_left_kg is not None:
                 self.supply_left_kg -= arrived
             t += dt
-            self._last_change = t
+            if arrived:
+                self._last_change = t
+        self._leak(now, main_end)
         self._updated = now
 
     def _wander(self, dt: float) -> None:
@@ -158,3 +166,13 @@ class ScaleModel:
             return
         step = self._rng.gauss(0.0, self.params.flow_drift * math.sqrt(dt))
         self._drift = min(1 + MAX_DRIFT, max(1 - MAX_DRIFT, self._drift * math.exp(step)))
+
+    def _leak(self, now: float, flow_end: float) -> None:
+        """With the valve shut and its in-flight gas arrived, a leak takes gas out of the cylinder."""
+        if self._valve_on or self.leak_kg_per_s <= 0 or self._load_kg <= 0 or self._tail_kg > 0:
+            return
+        start = max(self._updated, flow_end)
+        if now > start:
+            lost = (now - start) * self.leak_kg_per_s
+            self._filled_kg = max(-self._load_kg, self._filled_kg - lost)
+            self._last_change = now

@@ -199,3 +199,36 @@ def test_register_map_and_inline_registers_together_are_refused(tmp_path: Path) 
     result = subprocess.run([*EDGE, "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 2
     assert f"{path}:{number}: lanes.0.scale.register_map: got 'flintec-ft112', expected register_map or registers, not both" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "old, new, key, expected",
+    [
+        ("      leak_check_s: 0.5 ", "      leak_check_s: 5 ", "lanes.0.fill", "settle_timeout_s longer than settle_min_s + leak_check_s"),
+        ("      frozen_samples: 20 ", "      frozen_samples: 2 ", "lanes.0.fill.frozen_samples", "greater than or equal to 3"),
+        ("      no_flow_kg: 0.2", "      no_flow_kg: 0", "lanes.0.fill.no_flow_kg", "greater than 0"),
+        ("  stall_factor: 3\n", "  stall_factor: 1\n", "guard.stall_factor", "greater than or equal to 1.5"),
+        ("store:\n  path: var/station.db\n", "store:\n  path: var/station.db\n  control_sock: x\n", "store.control_sock", "an unknown key"),
+    ],
+)
+def test_flow_guard_and_control_keys_are_validated(tmp_path: Path, old: str, new: str, key: str, expected: str) -> None:
+    source = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    assert old in source
+    path = tmp_path / "s.yaml"
+    path.write_text(source.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f": {key}: " in str(info.value) and expected in str(info.value), str(info.value)
+
+
+def test_reset_hold_must_outlast_the_debounce(tmp_path: Path) -> None:
+    source = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    buttons = "    signals: {driver: modbus_coil, bus: tcp-A, device_id: 2, green: 1, amber: 2, red: 3, buzzer: 4}\n"
+    assert buttons in source
+    extra = "    buttons: {driver: modbus_input, bus: tcp-A, device_id: 2, abort: 1, reset: 2, reset_hold_s: 0.04}\n"
+    path = tmp_path / "b.yaml"
+    path.write_text(source.replace(buttons, buttons + extra, 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="lanes.0.buttons.*reset_hold_s longer than debounce_s"):
+        load_config(path)
+    config = load_config(ROOT / "config" / "simulated.yaml")
+    assert config.store.control_path == Path("var/control.sock") and config.guard.floor_s == 0.8

@@ -52,6 +52,12 @@ class StationConfig(Strict):
 
 class StoreConfig(Strict):
     path: Path
+    # The daemon's control socket (`edge lane reset|ack`); by default control.sock beside the store.
+    control_socket: Path | None = None
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or self.path.parent / "control.sock"
 
 
 class UrlPatternConfig(Strict):
@@ -113,6 +119,18 @@ class FillConfig(Strict):
     # "predicted": cut off between polls at the moment the measured flow reaches the cut-off
     # weight; "sample": at the first (filtered) reading past it.
     cutoff: Literal["predicted", "sample"] = "predicted"
+    # Valve on but the net weight not up by no_flow_kg within no_flow_s (empty supply, shut
+    # cylinder valve, stopped pump, frozen reading), or frozen_samples identical readings in a
+    # row: NO_FLOW, the valve closes.
+    no_flow_s: PositiveSeconds = 5.0
+    no_flow_kg: Annotated[float, Field(gt=0)] = 0.2
+    frozen_samples: int = Field(default=20, ge=3, le=10_000)
+    # After cut-off, valve off: a fall of more than leak_kg while settling or during the
+    # leak_check_s re-check that follows the first stable reading is a LEAK.
+    leak_kg: Annotated[float, Field(gt=0)] = 0.2
+    leak_check_s: Kg = 2.0
+    # At start-up, how long to wait for a stable reading of a cylinder whose fill a crash left open.
+    reweigh_s: PositiveSeconds = 5.0
 
     @model_validator(mode="after")
     def _some_target(self) -> FillConfig:
@@ -122,6 +140,8 @@ class FillConfig(Strict):
             raise ValueError("preact_kg smaller than overfill_margin_kg + tolerance_kg")
         if self.preact_ceiling_kg <= self.preact_min_kg:
             raise ValueError("preact_max_kg (default max_inflight_kg) above preact_min_kg")
+        if self.settle_timeout_s <= self.settle_min_s + self.leak_check_s:
+            raise ValueError("settle_timeout_s longer than settle_min_s + leak_check_s, or no fill could complete")
         return self
 
     @property
@@ -164,6 +184,14 @@ class StatusPageConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)  # 0: any free port (tests)
+
+
+class GuardConfig(Strict):
+    """The loop guard closes a lane's valve when its control loop has not come round for
+    max(stall_factor x (poll_period_s + timeout_s), floor_s) with the valve on."""
+
+    stall_factor: float = Field(default=3.0, ge=1.5, le=20)
+    floor_s: PositiveSeconds = 0.5
 
 
 class SimulatorConfig(Strict):
@@ -255,6 +283,7 @@ class Config(Strict):
     status_page: StatusPageConfig = StatusPageConfig()
     webapp: WebAppConfig = WebAppConfig()
     checks: ChecksConfig = ChecksConfig()
+    guard: GuardConfig = GuardConfig()
     simulators: SimulatorConfig | None = None
 
     @property

@@ -204,12 +204,13 @@ class Store:
                 conn,
                 iso(now),
                 f"fill_{record.status}",
-                {k: _db_value(v) for k, v in record.fields.items()},
+                # A final record kept from the city says so in the journal, so a replay knows.
+                {k: _db_value(v) for k, v in record.fields.items()} | ({} if record.report else {"reported": False}),
                 lane=lane,
                 fill_id=record.fill_id,
                 cylinder_id=fill["cylinder_id"],
             )
-            if record.final:
+            if record.final and record.report:
                 self._queue_upload(conn, fill, now)
 
     def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> None:
@@ -222,21 +223,19 @@ class Store:
             [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in self._outbox_entries(fill)],
         )
 
-    def recover_interrupted(self, now: datetime) -> list[str]:
-        """Mark every fill left open by a crash as aborted; returns their ids."""
-        with self.transaction():
-            open_fills = [
-                row["id"]
-                for row in self.db.query(
-                    "SELECT id FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", FINAL_STATUSES
-                )
-            ]
-            for fill_id in open_fills:
-                fill = self.db["fills"].get(fill_id)
-                record = Record(fill_id, "aborted", {"finished_at": now, "outcome": "aborted", "cause": "INTERRUPTED"})
-                self.apply_record(fill["lane"], record, now, {})
-                log.warning("fill %s on lane %s was interrupted; recorded as aborted", fill_id, fill["lane"])
-        return open_fills
+    def open_fills(self) -> list[dict[str, Any]]:
+        """Fills a crash left open (oldest first): the next start judges and closes each."""
+        return self.query(
+            "SELECT * FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", list(FINAL_STATUSES)
+        )
+
+    def held_lanes(self) -> dict[str, dict[str, Any]]:
+        """Lanes held for an acknowledgement that has not come yet (it outlives a restart)."""
+        rows = self.query(
+            "SELECT lane, kind, data FROM journal WHERE seq IN (SELECT max(seq) FROM journal"
+            " WHERE kind IN ('lane_held', 'lane_ack', 'lane_reset') AND lane IS NOT NULL GROUP BY lane)"
+        )
+        return {row["lane"]: json.loads(row["data"]) for row in rows if row["kind"] == "lane_held"}
 
     def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
