@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_city, cli_fleet, cli_manager, logs
+from . import __version__, cli_city, cli_fleet, cli_manager, instance, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .output import emit
@@ -48,6 +48,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    # Before any relay, scanner or record is touched: a second daemon must not drive the first
+    # one's valve off mid-fill, recover its live fill or read half of its scans.
+    lock = instance.InstanceLock(config)
+    try:
+        lock.acquire()
+    except instance.AlreadyRunning as exc:
+        print(f"edge run: refusing to start: {exc}; stop it first (systemctl stop station-edge)", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"edge run: cannot take the station lock: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        return _run(args, config)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     logs.log_start(config, args.config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -93,10 +111,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_valves_off(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    # An emergency action: never refused, even under a running daemon; but it says so.
+    running = instance.held_by(instance.store_lock_path(config))
     results = valves_off(config)
     ok = all(err is None for err in results.values())
-    human = "\n".join(f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items())
-    emit({"ok": ok, "lanes": results}, args.json, human)
+    lines = [f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items()]
+    if running is not None:
+        lines.append(
+            f"note: a station-edge daemon is running on this store ({running}). Its valves were driven off"
+            " under it: a fill in progress stops taking gas and its lane trips or times out; the daemon"
+            " opens a valve again on the next accepted scan. Stop the daemon to keep them off."
+        )
+    data = {"ok": ok, "lanes": results, "daemon_running": None if running is None else {"pid": running.pid, "since": running.since}}
+    emit(data, args.json, "\n".join(lines))
     return 0 if ok else 1
 
 
