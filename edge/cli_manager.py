@@ -15,6 +15,7 @@ from .config.model import city_name_limit
 from .lane import utc_now
 from .output import table
 from .station import open_store
+from .textsafe import safe_row
 
 EXIT_INVALID = 2
 FILL_COLUMNS = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "checker", "id"]
@@ -51,6 +52,7 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
             rows, columns = ledger.fills(store, config.tz, _filters(args)), FILL_COLUMNS
     finally:
         store.close()
+    rows = [safe_row(row) for row in rows]  # scanned text reaches no terminal raw
     if args.csv:
         sys.stdout.write(ledger.rows_as_csv(rows, list(rows[0]) if rows else columns))
         return 0

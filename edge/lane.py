@@ -45,6 +45,7 @@ from . import staff
 from .config import Config, LaneConfig
 from .logs import LaneLog
 from .store import Store
+from .textsafe import scanned_text
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class Lane:
         self.polls = 0  # scale polls attempted, for status and the bus tests
         self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
+        self._scan_hex: str | None = None  # its raw bytes, for the journal's evidence
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
 
@@ -289,7 +291,9 @@ class Lane:
 
     def _on_scan(self, scan: Scan) -> None:
         now = self.clock()
-        shown = scan.data.decode("ascii", "backslashreplace")[:200]
+        # Shown (journal, logs, records) with controls escaped; the raw bytes go in as hex.
+        shown = scanned_text(scan.data)
+        self._scan_hex = scan.data.hex()
         decision, plan = self._decide(scan, now)
         self.decision_latencies_s.append(time.monotonic() - scan.received_at)
         self._step(Decided(shown, decision, plan), now)
@@ -380,6 +384,7 @@ class Lane:
         reasons = [f.reason.value for f in verdict.findings]
         data = {
             "code": verdict.code,
+            "raw_hex": self._scan_hex,
             "accepted": verdict.accepted,
             "reasons": reasons,
             "details": [f.detail for f in verdict.findings],
