@@ -133,16 +133,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         report = store.verify()
         integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"]
+        # Rows are replayed only from a journal that holds: a broken chain implies nothing.
+        records = store.verify_records() if report.ok else None
     finally:
         store.close()
-    data = {"ok": report.ok and integrity == "ok", "entries": report.entries, "first_bad_entry": report.first_bad_seq,
-            "problem": report.problem, "integrity_check": integrity}
-    human = (
+    first = None if records is None else records.first
+    data = {"ok": report.ok and integrity == "ok" and records is not None and records.ok, "entries": report.entries,
+            "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
+            "records_checked": None if records is None else records.checked,
+            "first_difference": None if first is None else
+            {"table": first.table, "key": first.key, "field": first.field, "stored": first.stored, "journal": first.journalled},
+            "differences": None if records is None else [str(m) for m in records.mismatches]}
+    lines = [
         f"journal OK: {report.entries} entries, hash chain intact; integrity_check {integrity}"
-        if data["ok"]
+        if report.ok
         else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}; integrity_check {integrity}"
-    )
-    emit(data, args.json, human)
+    ]
+    if records is not None and records.ok:
+        lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
+    elif records is not None:
+        lines.append(f"records DIFFER from the journal: {first}")
+        lines += [f"  {m}" for m in records.mismatches[1:]]
+    emit(data, args.json, "\n".join(lines))
     return 0 if data["ok"] else 1
 
 
@@ -205,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check-config", cmd_check_config, "validate a config file", config=False, json_flag=False)
     check.add_argument("file")
     command("status", cmd_status, "cache, fills, outbox and lane activity")
-    command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
+    command("verify", cmd_verify, "check the journal's hash chain, and every fill, outbox, staff and shift row against it")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
     def common(p: argparse.ArgumentParser) -> None:

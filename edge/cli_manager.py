@@ -18,6 +18,7 @@ from .station import open_store
 from .textsafe import safe_row
 
 EXIT_INVALID = 2
+EXIT_UNVERIFIED = 3
 FILL_COLUMNS = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "checker", "id"]
 SCAN_COLUMNS = ["ts", "lane", "cylinder_id", "code", "reasons", "seq"]
 
@@ -60,16 +61,41 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return 0
 
 
+class Unverified(Exception):
+    pass
+
+
+def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
+    """None when the records are what the journal implies. Otherwise the problem, which refuses
+    the output unless --allow-unverified asked for it, and then marks it."""
+    problem = store.audit_problem()
+    if problem is None:
+        return None
+    if not args.allow_unverified:
+        raise Unverified(
+            f"{what} refused: the records do not match the journal ({problem}); see `edge verify`."
+            f" --allow-unverified produces it anyway, marked UNVERIFIED"
+        )
+    print(f"WARNING: UNVERIFIED {what}: {problem}", file=sys.stderr)
+    return problem
+
+
 def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     now = utc_now()
     day = args.day or now.astimezone(config.tz).date()
     store = open_store(config)
     try:
+        problem = _verified(store, args, "daily report")
         report = ledger.daily_report(store, config.tz, day, now)
+    except Unverified as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_UNVERIFIED
     finally:
         store.close()
-    emit(report, args.json, _report_text(report))
+    report["unverified"] = problem
+    text = _report_text(report)
+    emit(report, args.json, text if problem is None else f"UNVERIFIED: {problem}\n{text}")
     return 0
 
 
@@ -104,16 +130,24 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         return EXIT_INVALID
     store = open_store(config)
     try:
+        problem = _verified(store, args, "ledger export")
         rows = ledger.ledger_rows(store, config.tz, _filters(args), config.station.owner_unit)
+    except Unverified as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_UNVERIFIED
     finally:
         store.close()
     first, last = args.since or args.date, args.until or args.date
     span = f"{first or '最早'} 至 {last or '最新'}" if first or last else "全部记录"
+    title = f"{config.station.owner_unit} 气瓶充装记录 {span}"
+    if problem is not None:
+        title = f"未经核验 UNVERIFIED ({problem}) {title}"
     if kind == "csv":
-        ledger.write_csv(rows, out)
+        ledger.write_csv(rows, out, None if problem is None else title)
     else:
-        ledger.write_xlsx(rows, out, f"{config.station.owner_unit} 气瓶充装记录 {span}")
-    emit({"file": str(out), "rows": len(rows)}, args.json, f"{out}: {len(rows)} filling records ({span})")
+        ledger.write_xlsx(rows, out, title)
+    said = f"{out}: {len(rows)} filling records ({span})" + ("" if problem is None else f"; UNVERIFIED: {problem}")
+    emit({"file": str(out), "rows": len(rows), "unverified": problem}, args.json, said)
     return 0
 
 
@@ -179,6 +213,11 @@ def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cylinder", help="cylinder record ID")
 
 
+def _allow_unverified(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="produce it even when records differ from the journal (marked UNVERIFIED)")
+
+
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     records = sub.add_parser("records", help="filling records (or rejected scans), newest first, filtered")
     records.set_defaults(handler=cmd_records)
@@ -195,6 +234,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     daily.set_defaults(handler=cmd_report_daily)
     common(daily)
     daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
+    _allow_unverified(daily)
 
     export = sub.add_parser("export", help="the filling ledger (充装记录) as .csv or .xlsx with Chinese headers")
     export.set_defaults(handler=cmd_export)
@@ -202,6 +242,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     _range(export)
     export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
     export.add_argument("--format", choices=("csv", "xlsx"))
+    _allow_unverified(export)
 
     group = sub.add_parser("staff", help="operators and checkers, and who is on shift at each lane")
     staff_sub = group.add_subparsers(dest="staff_command", required=True)

@@ -200,10 +200,12 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
     return rows
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[dict[str, Any]], path: Path, warning: str | None = None) -> None:
     # utf-8 with a BOM: Excel and WPS then read the Chinese headers as Chinese, not mojibake.
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
+        if warning is not None:  # an unverified ledger says so in its first line, not only on a terminal
+            writer.writerow([sheet_text(warning)])
         writer.writerow([header for _, header in LEDGER_COLUMNS])
         for row in rows:
             writer.writerow(["" if row[key] is None else sheet_text(row[key]) for key, _ in LEDGER_COLUMNS])

@@ -17,7 +17,7 @@ from interlock.codes import Identifier, Kind
 from interlock.fill import Record
 from interlock.rules import Cylinder
 
-from . import journal
+from . import journal, replay
 from .schema import migrate
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,19 @@ class Store:
         with self._lock:
             return journal.verify(self._conn)
 
+    def verify_records(self) -> replay.RecordsReport:
+        """Fills, outbox, staff and shift rows against what the journal implies."""
+        with self._lock:
+            return replay.check(self._conn, _FILL_COLUMNS)
+
+    def audit_problem(self) -> str | None:
+        """None when the chain holds and every row is what the journal implies; else the first problem."""
+        chain = self.verify()
+        if not chain.ok:
+            return f"journal broken at entry {chain.first_bad_seq}: {chain.problem}"
+        first = self.verify_records().first
+        return None if first is None else str(first)
+
     # Cylinder cache --------------------------------------------------------------------------
 
     def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime, batch: int = 2000) -> int:
@@ -199,11 +212,15 @@ class Store:
             else:
                 self.db["fills"].update(record.fill_id, {"status": record.status, **fields})
             fill = self.db["fills"].get(record.fill_id)
+            entry = {k: _db_value(v) for k, v in record.fields.items()}
+            if record.status == "authorised":
+                # Who was on shift goes in the journal too: `edge verify` rebuilds the row from it.
+                entry["context"] = {k: _db_value(v) for k, v in context.items()}
             self._append(
                 conn,
                 iso(now),
                 f"fill_{record.status}",
-                {k: _db_value(v) for k, v in record.fields.items()},
+                entry,
                 lane=lane,
                 fill_id=record.fill_id,
                 cylinder_id=fill["cylinder_id"],
@@ -216,10 +233,14 @@ class Store:
         # reported upstream whatever their outcome; a fill that never started is local only.
         if fill["started_at"] is None or self._outbox_entries is None:
             return
+        entries = self._outbox_entries(fill)
         conn.executemany(
             "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in self._outbox_entries(fill)],
+            [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in entries],
         )
+        # What goes upstream is journalled as written, so `edge verify` can tell an edited payload.
+        rows = [{"kind": kind, "key": key, "payload": payload} for kind, key, payload in entries]
+        self._append(conn, iso(now), "outbox_queued", {"rows": rows}, lane=fill["lane"], fill_id=fill["id"])
 
     def recover_interrupted(self, now: datetime) -> list[str]:
         """Mark every fill left open by a crash as aborted; returns their ids."""

@@ -216,6 +216,16 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
+def _journal_baseline(conn: sqlite3.Connection) -> None:
+    """`edge verify` checks fills, outbox, staff and shift rows against the journal; rows that
+    earlier versions wrote without a journal entry are journalled once, as they stand."""
+    from datetime import datetime, timezone
+
+    from .replay import baseline
+
+    baseline(conn, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -223,7 +233,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _journal_baseline]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
