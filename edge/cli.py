@@ -18,11 +18,13 @@ from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .output import emit
 from .station import StartupError, Station, open_store, valves_off
+from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
 EXIT_INVALID = 2
+EXIT_STORE = 4  # the store cannot be opened or written (full or read-only disk, bad path)
 
 
 def _load(path: str) -> Config:
@@ -71,21 +73,23 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sim = None
-    if config.simulators is not None:
-        from .simulation import Simulation  # only a config that names simulators loads them
-
-        sim = Simulation(config).start()
-        store = open_store(config)
-        sim.seed_cache(store, utc_now())
-        store.close()
     station = Station(config)
     try:
+        if config.simulators is not None:
+            from .simulation import Simulation  # only a config that names simulators loads them
+
+            sim = Simulation(config).start()
+            store = open_store(config)
+            sim.seed_cache(store, utc_now())
+            store.close()
         station.start()
-    except StartupError as exc:
+    except (StartupError, StoreUnavailable) as exc:
         log.critical("%s", exc)
+        if isinstance(exc, StoreUnavailable):  # valves are off; whatever started stops again
+            station.stop()
         if sim:
             sim.stop()
-        return 1
+        return EXIT_STORE if isinstance(exc, StoreUnavailable) else 1
     try:
         stop.wait()
     finally:
@@ -93,7 +97,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         station.stop()
         if sim:
             sim.stop()
-    return 0
+    return EXIT_STORE if station.stopped_unrecorded else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -237,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and not args.verbose:
         # The demo prints its own progress; daemon INFO lines would drown it.
         logging.getLogger().setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StoreUnavailable as exc:
+        print(f"edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_STORE
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ from .config import Config
 from .fleet import FleetService
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
-from .store import Store
+from .store import Store, StoreUnavailable
 from .store.fleet import journal_sink
+from .storewatch import StoreWatch
 from .web import StatusServer
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class Station:
         self.watchdog: Watchdog | None = None
         self.status: StatusServer | None = None
         self.fleet: FleetService | None = None
+        self.storewatch: StoreWatch | None = None
+        self.stopped_unrecorded = False  # the stop itself could not be journalled (store unavailable)
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -104,6 +107,7 @@ class Station:
             raise StartupError(f"lane {lane_config.id}: {exc}") from exc
         for lane in self.lanes.values():
             lane.start()
+        self._watch_store()
         if self.config.city is not None:
             self.sync = SyncService(self.config, self.clock)
             try:
@@ -134,6 +138,11 @@ class Station:
             self.fleet = None
             self.stop()
             raise StartupError(f"fleet: {exc}") from exc
+
+    def _watch_store(self) -> None:
+        assert self.store is not None
+        self.storewatch = StoreWatch(self.store, self.clock, int(self.config.store.min_free_mb * 1e6))
+        self.storewatch.start()
 
     def _start_status_page(self) -> None:
         page = self.config.status_page
@@ -167,8 +176,15 @@ class Station:
         if self.sync is not None:  # valves first; an upload in flight can wait its turn
             self.sync.stop()
             self.sync = None
+        if self.storewatch is not None:
+            self.storewatch.stop()
+            self.storewatch = None
         if self.store is not None:
-            self.store.journal(self.clock(), "daemon_stop", {})
+            try:
+                self.store.journal(self.clock(), "daemon_stop", {})
+            except StoreUnavailable as exc:
+                log.error("stop not journalled: %s", exc)
+                self.stopped_unrecorded = True
             self.store.close()
             self.store = None
         self.hw.close()

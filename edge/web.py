@@ -120,6 +120,7 @@ class StatusServer:
             "cache_age_s": self.store.cache_age_s(now),
             "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"],
                        "malformed_since": outbox["malformed_since"]},
+            "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "lanes": lanes,
         }
 
@@ -137,6 +138,7 @@ class StatusServer:
             "dead": counts.get("dead", 0),
             "malformed_s": _seconds_since(self.store.get_meta(MALFORMED_SINCE), now),
             "cache_age_s": self.store.cache_age_s(now),
+            "store": None if self.station.storewatch is None else self.station.storewatch.status(),
         })
 
 

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     LANE_LOCKED = "LANE_LOCKED"
     NO_FILL_DATA = "NO_FILL_DATA"
     REMOTE_LOCK = "REMOTE_LOCK"  # the company (or the regulator through it) locked the lane
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     # Warnings: shown to the operator, never block a fill.
     INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
     CACHE_AGING = "CACHE_AGING"
@@ -64,6 +65,7 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.LANE_LOCKED: ("充装位已锁定，请复位", "lane locked, reset required"),
     Reason.NO_FILL_DATA: ("缺少皮重或充装量", "no tare or fill mass on record"),
     Reason.REMOTE_LOCK: ("已被远程锁定", "locked remotely by the company"),
+    Reason.STORE_UNAVAILABLE: ("记录无法保存（磁盘满或只读），暂停充装", "records cannot be saved (disk full or read-only); filling paused"),
     Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
     Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),
     Reason.TARE_MISMATCH: ("皮重不符", "tare does not match"),

@@ -30,8 +30,10 @@ def test_accepted_scan_fills_to_target_and_records_durably(station: SimStation) 
     assert [r["kind"] for r in outbox] == ["filling", "trace"]
     assert all(json.loads(r["payload"])["cylinder_id"] == cylinder.row["id"] for r in outbox)
     kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE fill_id = ? ORDER BY seq", [verdict["fill_id"]])]
-    assert kinds == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete"]
-    assert store.verify().ok
+    # The outbox rows are journalled as queued, in the same transaction as the fill's last record.
+    assert kinds == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete",
+                     "outbox_queued"]
+    assert store.verify().ok and store.verify_records().ok
 
 
 def test_both_lanes_fill_side_by_side(station: SimStation) -> None:

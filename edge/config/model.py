@@ -51,6 +51,9 @@ class StationConfig(Strict):
 
 class StoreConfig(Strict):
     path: Path
+    # Below this much free space on the store's filesystem the daemon warns (log, status page,
+    # metrics) before a full disk stops filling.
+    min_free_mb: Annotated[float, Field(ge=0)] = 200.0
 
 
 class UrlPatternConfig(Strict):
