@@ -27,6 +27,10 @@ def _fill(config: Any) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def _valve_writes(lane: Any) -> list[tuple[float, int, bool]]:
+    return [w for w in list(lane.board.writes) if w[1] == lane.coil]
+
+
 def _second_config(tmp_path: Path, first: Path, change: Any) -> Path:
     raw = yaml.safe_load(first.read_text(encoding="utf-8"))
     change(raw)
@@ -44,17 +48,22 @@ def _refused_mid_fill(tmp_path: Path, second: Any, names: str) -> None:
         sim.scanners["A"].scan(cylinder.row["qr_content"])
         lane.model.place(cylinder.row["tare_kg"])
         wait_for(lane.valve_on, what="valve on")
-        writes_before = len(lane.board.writes)
+        # A slow trickle while the second daemon tries: the first one's fill cannot reach its
+        # cut-off (its own valve write) in the window, however slowly a loaded machine starts it.
+        lane.model.params.flow_kg_per_s = 0.2
+        valve_writes = len(_valve_writes(lane))
 
         other = second(tmp_path, config_path)
-        result = subprocess.run([*EDGE, "run", "--config", str(other)], capture_output=True, text=True, timeout=30)
+        result = subprocess.run([*EDGE, "run", "--config", str(other)], capture_output=True, text=True, timeout=60)
         assert result.returncode == 2, result.stderr
         assert f"pid {first.pid}" in result.stderr and "since" in result.stderr and names in result.stderr, result.stderr
-        # Not one coil write, and the first daemon's valve still open on its fill.
-        assert len(lane.board.writes) == writes_before, lane.board.writes[writes_before:]
+        # Not one write to the valve coil (a second daemon's first act would be valves-off), and
+        # the first daemon's valve still open on its fill.
+        assert len(_valve_writes(lane)) == valve_writes, _valve_writes(lane)[valve_writes:]
         assert lane.valve_on()
+        lane.model.params.flow_kg_per_s = 4.0
 
-        wait_for(lambda: (_fill(config) or {}).get("status") == "complete", timeout=30, what="the first fill completing")
+        wait_for(lambda: (_fill(config) or {}).get("status") == "complete", timeout=60, what="the first fill completing")
         fill = _fill(config)
         assert fill is not None and fill["outcome"] == "ok" and fill["cause"] is None, fill
         assert not lane.valve_on()
