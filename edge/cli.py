@@ -13,16 +13,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import __version__, cli_city, cli_fleet, cli_lane, cli_manager, cli_webapp, logs
+from . import __version__, cli_city, cli_fleet, cli_lane, cli_manager, cli_webapp, instance, logs
 from .config import Config, ConfigError, load_config
 from .lane import utc_now
 from .output import emit
 from .station import StartupError, Station, open_store, valves_off
+from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
 EXIT_INVALID = 2
+EXIT_STORE = 4  # the store cannot be opened or written (full or read-only disk, bad path)
 
 
 def _load(path: str) -> Config:
@@ -48,26 +50,46 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    # Before any relay, scanner or record is touched: a second daemon must not drive the first
+    # one's valve off mid-fill, recover its live fill or read half of its scans.
+    lock = instance.InstanceLock(config)
+    try:
+        lock.acquire()
+    except instance.AlreadyRunning as exc:
+        print(f"edge run: refusing to start: {exc}; stop it first (systemctl stop station-edge)", file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"edge run: cannot take the station lock: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        return _run(args, config)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     logs.log_start(config, args.config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sim = None
-    if config.simulators is not None:
-        from .simulation import Simulation  # only a config that names simulators loads them
-
-        sim = Simulation(config).start()
-        store = open_store(config)
-        sim.seed_cache(store, utc_now())
-        store.close()
     station = Station(config)
     try:
+        if config.simulators is not None:
+            from .simulation import Simulation  # only a config that names simulators loads them
+
+            sim = Simulation(config).start()
+            store = open_store(config)
+            sim.seed_cache(store, utc_now())
+            store.close()
         station.start()
-    except StartupError as exc:
+    except (StartupError, StoreUnavailable) as exc:
         log.critical("%s", exc)
+        if isinstance(exc, StoreUnavailable):  # valves are off; whatever started stops again
+            station.stop()
         if sim:
             sim.stop()
-        return 1
+        return EXIT_STORE if isinstance(exc, StoreUnavailable) else 1
     try:
         stop.wait()
     finally:
@@ -75,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         station.stop()
         if sim:
             sim.stop()
-    return 0
+    return EXIT_STORE if station.stopped_unrecorded else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -93,10 +115,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_valves_off(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    # An emergency action: never refused, even under a running daemon; but it says so.
+    running = instance.held_by(instance.store_lock_path(config))
     results = valves_off(config)
     ok = all(err is None for err in results.values())
-    human = "\n".join(f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items())
-    emit({"ok": ok, "lanes": results}, args.json, human)
+    lines = [f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items()]
+    if running is not None:
+        lines.append(
+            f"note: a station-edge daemon is running on this store ({running}). Its valves were driven off"
+            " under it: a fill in progress stops taking gas and its lane trips or times out; the daemon"
+            " opens a valve again on the next accepted scan. Stop the daemon to keep them off."
+        )
+    data = {"ok": ok, "lanes": results, "daemon_running": None if running is None else {"pid": running.pid, "since": running.since}}
+    emit(data, args.json, "\n".join(lines))
     return 0 if ok else 1
 
 
@@ -106,16 +137,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         report = store.verify()
         integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"]
+        # Rows are replayed only from a journal that holds: a broken chain implies nothing.
+        records = store.verify_records() if report.ok else None
     finally:
         store.close()
-    data = {"ok": report.ok and integrity == "ok", "entries": report.entries, "first_bad_entry": report.first_bad_seq,
-            "problem": report.problem, "integrity_check": integrity}
-    human = (
+    first = None if records is None else records.first
+    data = {"ok": report.ok and integrity == "ok" and records is not None and records.ok, "entries": report.entries,
+            "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
+            "records_checked": None if records is None else records.checked,
+            "first_difference": None if first is None else
+            {"table": first.table, "key": first.key, "field": first.field, "stored": first.stored, "journal": first.journalled},
+            "differences": None if records is None else [str(m) for m in records.mismatches]}
+    lines = [
         f"journal OK: {report.entries} entries, hash chain intact; integrity_check {integrity}"
-        if data["ok"]
+        if report.ok
         else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}; integrity_check {integrity}"
-    )
-    emit(data, args.json, human)
+    ]
+    if records is not None and records.ok:
+        lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
+    elif records is not None:
+        lines.append(f"records DIFFER from the journal: {first}")
+        lines += [f"  {m}" for m in records.mismatches[1:]]
+    emit(data, args.json, "\n".join(lines))
     return 0 if data["ok"] else 1
 
 
@@ -192,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = command("check-config", cmd_check_config, "validate a config file", config=False, json_flag=False)
     check.add_argument("file")
     command("status", cmd_status, "cache, fills, outbox and lane activity")
-    command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
+    command("verify", cmd_verify, "check the journal's hash chain, and every fill, outbox, staff and shift row against it")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -214,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo" and not args.verbose:
         # The demo prints its own progress; daemon INFO lines would drown it.
         logging.getLogger().setLevel(logging.WARNING)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except StoreUnavailable as exc:
+        print(f"edge {args.command}: {exc}", file=sys.stderr)
+        return EXIT_STORE
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from .config.model import city_name_limit
 from .lane import utc_now
 from .output import table
 from .station import open_store
+from .textsafe import safe_row
 
 EXIT_INVALID = 2
+EXIT_UNVERIFIED = 3
 FILL_COLUMNS = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "checker", "id"]
 SCAN_COLUMNS = ["ts", "lane", "cylinder_id", "code", "reasons", "seq"]
 
@@ -51,11 +53,31 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
             rows, columns = ledger.fills(store, config.tz, _filters(args)), FILL_COLUMNS
     finally:
         store.close()
+    rows = [safe_row(row) for row in rows]  # scanned text reaches no terminal raw
     if args.csv:
         sys.stdout.write(ledger.rows_as_csv(rows, list(rows[0]) if rows else columns))
         return 0
     emit(rows, args.json, table(rows, columns))
     return 0
+
+
+class Unverified(Exception):
+    pass
+
+
+def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
+    """None when the records are what the journal implies. Otherwise the problem, which refuses
+    the output unless --allow-unverified asked for it, and then marks it."""
+    problem = store.audit_problem()
+    if problem is None:
+        return None
+    if not args.allow_unverified:
+        raise Unverified(
+            f"{what} refused: the records do not match the journal ({problem}); see `edge verify`."
+            f" --allow-unverified produces it anyway, marked UNVERIFIED"
+        )
+    print(f"WARNING: UNVERIFIED {what}: {problem}", file=sys.stderr)
+    return problem
 
 
 def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
@@ -64,10 +86,16 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     day = args.day or now.astimezone(config.tz).date()
     store = open_store(config)
     try:
+        problem = _verified(store, args, "daily report")
         report = ledger.daily_report(store, config.tz, day, now)
+    except Unverified as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_UNVERIFIED
     finally:
         store.close()
-    emit(report, args.json, _report_text(report))
+    report["unverified"] = problem
+    text = _report_text(report)
+    emit(report, args.json, text if problem is None else f"UNVERIFIED: {problem}\n{text}")
     return 0
 
 
@@ -103,16 +131,24 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         return EXIT_INVALID
     store = open_store(config)
     try:
+        problem = _verified(store, args, "ledger export")
         rows = ledger.ledger_rows(store, config.tz, _filters(args), config.station.owner_unit)
+    except Unverified as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_UNVERIFIED
     finally:
         store.close()
     first, last = args.since or args.date, args.until or args.date
     span = f"{first or '最早'} 至 {last or '最新'}" if first or last else "全部记录"
+    title = f"{config.station.owner_unit} 气瓶充装记录 {span}"
+    if problem is not None:
+        title = f"未经核验 UNVERIFIED ({problem}) {title}"
     if kind == "csv":
-        ledger.write_csv(rows, out)
+        ledger.write_csv(rows, out, None if problem is None else title)
     else:
-        ledger.write_xlsx(rows, out, f"{config.station.owner_unit} 气瓶充装记录 {span}")
-    emit({"file": str(out), "rows": len(rows)}, args.json, f"{out}: {len(rows)} filling records ({span})")
+        ledger.write_xlsx(rows, out, title)
+    said = f"{out}: {len(rows)} filling records ({span})" + ("" if problem is None else f"; UNVERIFIED: {problem}")
+    emit({"file": str(out), "rows": len(rows), "unverified": problem}, args.json, said)
     return 0
 
 
@@ -194,6 +230,11 @@ def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cylinder", help="cylinder record ID")
 
 
+def _allow_unverified(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="produce it even when records differ from the journal (marked UNVERIFIED)")
+
+
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     records = sub.add_parser("records", help="filling records (or rejected scans), newest first, filtered")
     records.set_defaults(handler=cmd_records)
@@ -210,6 +251,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     daily.set_defaults(handler=cmd_report_daily)
     common(daily)
     daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
+    _allow_unverified(daily)
 
     export = sub.add_parser("export", help="the filling ledger (充装记录) as .csv or .xlsx with Chinese headers")
     export.set_defaults(handler=cmd_export)
@@ -217,6 +259,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     _range(export)
     export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
     export.add_argument("--format", choices=("csv", "xlsx"))
+    _allow_unverified(export)
 
     reset = sub.add_parser("inflight-reset", help="forget a lane's learned in-flight mass (back to its preact_kg)")
     reset.set_defaults(handler=cmd_inflight_reset)

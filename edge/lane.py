@@ -42,13 +42,14 @@ from interlock.fill import (
     step,
 )
 from interlock.reasons import Reason, text
-from interlock.rules import CheckRecord, Cylinder, Decision, Policy, evaluate, reject
+from interlock.rules import CheckRecord, Cylinder, Decision, Finding, Policy, evaluate, reject
 
 from . import staff
 from .config import Config, LaneConfig
 from .logs import LaneLog
 from .scanpoints.checks import latest_precheck
-from .store import Store
+from .store import Store, StoreUnavailable
+from .textsafe import scanned_text
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,10 @@ class Lane:
         self.inflight_limits = inflight.Limits(config.fill.learn_window, config.fill.preact_min_kg, config.fill.preact_ceiling_kg)
         self._fill_model: tuple[str, str | None] | None = None  # (fill id, cylinder model)
         self._reset_outcome: LaneReset | None = None  # what the last Reset came to, for its requester
+        self._scan_hex: str | None = None  # its raw bytes, for the journal's evidence
+        self._shown = ""  # and as it is shown
+        # A fill's end the store could not take (full or read-only disk), written once it can.
+        self._unrecorded: Record | None = None
         # When the control loop last came round (monotonic), for the systemd watchdog and the guard.
         self.loop_seen = time.monotonic()
         # Set by the loop guard's thread when it found this loop hung with the valve on.
@@ -389,6 +394,8 @@ class Lane:
         request.reply.put({**answer, "lane": self.id, "phase": self.state.phase.value})
 
     def _poll(self) -> None:
+        if self._unrecorded is not None and self.store.outage is None:
+            self._write_unrecorded()
         self.polls += 1
         polled_at = time.monotonic()
         was_on = self.state.relay_on
@@ -425,7 +432,10 @@ class Lane:
 
     def _on_scan(self, scan: Scan) -> None:
         now = self.clock()
-        shown = scan.data.decode("ascii", "backslashreplace")[:200]
+        # Shown (journal, logs, records) with controls escaped; the raw bytes go in as hex.
+        shown = scanned_text(scan.data)
+        self._scan_hex = scan.data.hex()
+        self._shown = shown
         decision, plan = self._decide(scan, now)
         self.decision_latencies_s.append(time.monotonic() - scan.received_at)
         self._step(Decided(shown, decision, plan), now)
@@ -434,6 +444,9 @@ class Lane:
         self._scanned = None
         if self.remote_lock is not None:
             return reject(Reason.REMOTE_LOCK, self.remote_lock), None
+        outage = self.store.outage
+        if outage is not None:  # a fill that cannot be recorded is not started
+            return reject(Reason.STORE_UNAVAILABLE, outage.error), None
         if scan.problem:
             return reject(Reason.INVALID_CODE, scan.problem), None
         identifier = codes.parse(scan.data, codes.Source(scan.source), self.url_patterns)
@@ -496,6 +509,8 @@ class Lane:
         try:
             for effect in effects:
                 self._apply(effect, now)
+        except StoreUnavailable as exc:
+            self._store_failed(effect, exc)
         except Exception as exc:
             # Nothing after a failed effect runs: a record that did not commit never opens the valve.
             self.log.error("%s failed (%s); valve off and lane locked", type(effect).__name__, exc)
@@ -540,13 +555,18 @@ class Lane:
         reasons = [f.reason.value for f in verdict.findings]
         data = {
             "code": verdict.code,
+            "raw_hex": self._scan_hex,
             "accepted": verdict.accepted,
             "reasons": reasons,
             "details": [f.detail for f in verdict.findings],
             "fill_id": verdict.fill_id,
             "cylinder_id": self._scanned,
         }
-        self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id, cylinder_id=self._scanned)
+        try:
+            self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id, cylinder_id=self._scanned)
+        except StoreUnavailable as exc:
+            # The verdict still shows and logs; an accepted one then fails at its fill record.
+            self.log.warning("scan not journalled: %s", exc)
         said = "; ".join(text(f.reason) + (f" ({f.detail})" if f.detail else "") for f in verdict.findings)
         fields = {"cylinder": self._scanned, "fill": verdict.fill_id, "reason": ",".join(reasons) or None}
         self.log.info(
@@ -647,10 +667,43 @@ class Lane:
         now = self.clock()
         fields = {"finished_at": now, "outcome": "aborted", "cause": cause, "tripped": tripped}
         self.state = LaneState(Phase.ABORTED, since=now, plan=plan, cause=cause)
+        record = Record(plan.fill_id, "aborted", fields)
         try:
-            self.store.apply_record(self.id, Record(plan.fill_id, "aborted", fields), now, {})
+            self.store.apply_record(self.id, record, now, {})
+        except StoreUnavailable as exc:
+            self.log.error("aborted fill not recorded yet (%s); written when the store takes writes", exc)
+            self._unrecorded = record
         except Exception:
             self.log.exception("could not record the aborted fill; the next start will")
+
+    def _store_failed(self, effect: Effect, exc: StoreUnavailable) -> None:
+        """A write the store could not take (full or read-only disk): not the valve's fault, so
+        the lane is not locked. The valve goes off, since nothing unrecorded may go on; scans are
+        refused with STORE_UNAVAILABLE until the store takes writes again, with no restart."""
+        self._drive_off()
+        if isinstance(effect, Record) and effect.status != "authorised":
+            # The fill's row exists: its end is written once the store is back.
+            fields = {"finished_at": self.clock(), "outcome": "aborted", "cause": Reason.STORE_UNAVAILABLE, "tripped": False}
+            self._unrecorded = effect if effect.final else Record(effect.fill_id, "aborted", fields)
+        elif isinstance(effect, Record):
+            # The scan that found the store full: the operator is told it was refused, and why.
+            refused = Verdict(self._shown, False, (Finding(Reason.STORE_UNAVAILABLE, str(exc)),))
+            self._verdict(refused, self.clock())
+        self.log.error("%s not recorded (%s); valve off, scans refused until the store takes writes",
+                       type(effect).__name__, exc, extra={"fill": self._fill_id(), "reason": Reason.STORE_UNAVAILABLE.value})
+        self.state = LaneState(Phase.IDLE, since=self.clock())
+        self._show(Signal("red", False))
+
+    def _write_unrecorded(self) -> None:
+        record = self._unrecorded
+        assert record is not None
+        try:
+            self.store.apply_record(self.id, record, self.clock(), {})
+        except StoreUnavailable:
+            return
+        self.log.warning("fill %s %s recorded now that the store takes writes", record.fill_id, record.status)
+        self._unrecorded = None
+        self._fill_ended(record)
 
     def _fill_id(self) -> str | None:
         return self.state.plan.fill_id if self.state.plan else None

@@ -17,6 +17,7 @@ from interlock.reasons import TEXT, Reason
 from .scanpoints import dispatch
 from .store import Store
 from .store.outbox import Outbox
+from .textsafe import is_formula_like, printable, sheet_text
 
 OUTCOMES = ("ok", "OVERFILLED", "UNDERFILLED", "aborted")
 # The ledger's columns: (key in a ledger row, Chinese header as the regulator's forms name it).
@@ -103,17 +104,18 @@ def fills(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
 def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
     where, params = _where(tz, f, "ts", "cylinder_id")
     where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND json_extract(data, '$.accepted') = 0"
-    sql = (
-        "SELECT seq, ts, lane, cylinder_id, json_extract(data, '$.code') AS code,"
-        " json_extract(data, '$.reasons') AS reasons, json_extract(data, '$.details') AS details"
-        f" FROM journal{where} ORDER BY seq DESC"
-    )
+    # The entry is decoded here, not with json_extract: SQLite's text functions stop at a NUL, and
+    # a code scanned as "AB\x00CD" must not be shown as "AB".
+    sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal{where} ORDER BY seq DESC"
     if f.limit:
         sql += f" LIMIT {int(f.limit)}"
     rows = store.query(sql, params)
     for row in rows:
-        row["reasons"] = json.loads(row["reasons"] or "[]")
-        row["details"] = json.loads(row["details"] or "[]")
+        data = json.loads(row.pop("data"))
+        row["code"] = data.get("code")
+        row["reasons"] = data.get("reasons") or []
+        row["details"] = data.get("details") or []
+        row["raw_hex"] = data.get("raw_hex")
     return rows
 
 
@@ -200,13 +202,15 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
     return rows
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[dict[str, Any]], path: Path, warning: str | None = None) -> None:
     # utf-8 with a BOM: Excel and WPS then read the Chinese headers as Chinese, not mojibake.
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
+        if warning is not None:  # an unverified ledger says so in its first line, not only on a terminal
+            writer.writerow([sheet_text(warning)])
         writer.writerow([header for _, header in LEDGER_COLUMNS])
         for row in rows:
-            writer.writerow(["" if row[key] is None else row[key] for key, _ in LEDGER_COLUMNS])
+            writer.writerow(["" if row[key] is None else sheet_text(row[key]) for key, _ in LEDGER_COLUMNS])
 
 
 def write_xlsx(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -229,8 +233,19 @@ def write_xlsx(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         headers.append(cell)
     sheet.append(headers)
     for row in rows:
-        sheet.append([row[key] for key, _ in LEDGER_COLUMNS])
+        sheet.append([_xlsx_cell(sheet, row[key], WriteOnlyCell) for key, _ in LEDGER_COLUMNS])
     book.save(path)
+
+
+def _xlsx_cell(sheet: Any, value: Any, make: Any) -> Any:
+    """A ledger value as a cell: text that looks like a formula stays text (data type 's'), and
+    control characters (illegal in the file's XML) are escaped."""
+    if not isinstance(value, str):
+        return value
+    cell = make(sheet, value=printable(value))
+    if is_formula_like(value):
+        cell.data_type = "s"
+    return cell
 
 
 def rows_as_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -238,5 +253,5 @@ def rows_as_csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v) for k, v in row.items()})
+        writer.writerow({k: sheet_text(json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v) for k, v in row.items()})
     return out.getvalue()

@@ -20,6 +20,7 @@ from typing import Any, MutableMapping
 
 from . import __version__
 from .config import Config
+from .textsafe import printable
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,11 @@ class FieldFormatter(logging.Formatter):
     def __init__(self, journald: bool) -> None:
         super().__init__("%(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.journald = journald
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # A message may carry scanned or city text: no control character reaches the log raw.
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -46,7 +52,7 @@ class FieldFormatter(logging.Formatter):
 
 
 def _field(value: Any) -> str:
-    text = str(value)
+    text = printable(str(value))
     return text if text and not any(c.isspace() for c in text) else repr(text)
 
 

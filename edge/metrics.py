@@ -79,6 +79,14 @@ class Metrics:
         _family(out, "edge_upload_malformed_seconds", "gauge",
                 "How long the city's replies have not been its envelope (captive portal, proxy page); 0 when they are.",
                 [({}, round(gauges.get("malformed_s", 0.0), 1))])
+        store = gauges.get("store")
+        if store is not None:
+            _family(out, "edge_store_writable", "gauge", "0 while the store cannot take writes (full or read-only disk).",
+                    [({}, int(store["writable"]))])
+            _family(out, "edge_store_low_space", "gauge", "1 while free space is below store.min_free_mb.",
+                    [({}, int(store["low_space"]))])
+            if store["free_bytes"] is not None:
+                _family(out, "edge_store_free_bytes", "gauge", "Free space on the store's filesystem.", [({}, store["free_bytes"])])
         if gauges["cache_age_s"] is not None:
             _family(out, "edge_cache_age_seconds", "gauge", "Age of the cylinder cache.", [({}, round(gauges["cache_age_s"], 1))])
         return "\n".join(out) + "\n"

@@ -22,8 +22,9 @@ from .fleet import FleetService
 from .guard import Guard
 from .lane import Clock, Lane, utc_now
 from .notify import Watchdog, notify, watchdog_interval_s
-from .store import Store
+from .store import Store, StoreUnavailable
 from .store.fleet import journal_sink
+from .storewatch import StoreWatch
 from .web import StatusServer
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class Station:
         # The loop guard's own buses: a second TCP connection per Modbus TCP relay, opened only
         # when the guard trips (see edge/guard.py for what it can do on RTU and GPIO).
         self.guard_hw = Hardware(config)
+        self.storewatch: StoreWatch | None = None
+        self.stopped_unrecorded = False  # the stop itself could not be journalled (store unavailable)
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -123,6 +126,7 @@ class Station:
             lane.start()
         self._start_guard()
         self._start_control()
+        self._watch_store()
         if self.config.city is not None:
             self.sync = SyncService(self.config, self.clock)
             try:
@@ -183,6 +187,11 @@ class Station:
             held = {"fill_id": fill.fill_id, "cause": fields["outcome"], "gross_kg": gross, "net_kg": fields["net_kg"]}
             self.store.journal(self.clock(), "lane_held", held, lane=fill.lane, fill_id=fill.fill_id)
         return fill.fill_id
+
+    def _watch_store(self) -> None:
+        assert self.store is not None
+        self.storewatch = StoreWatch(self.store, self.clock, int(self.config.store.min_free_mb * 1e6))
+        self.storewatch.start()
 
     def _start_status_page(self) -> None:
         page = self.config.status_page
@@ -275,8 +284,15 @@ class Station:
         if self.sync is not None:  # valves first; an upload in flight can wait its turn
             self.sync.stop()
             self.sync = None
+        if self.storewatch is not None:
+            self.storewatch.stop()
+            self.storewatch = None
         if self.store is not None:
-            self.store.journal(self.clock(), "daemon_stop", {})
+            try:
+                self.store.journal(self.clock(), "daemon_stop", {})
+            except StoreUnavailable as exc:
+                log.error("stop not journalled: %s", exc)
+                self.stopped_unrecorded = True
             self.store.close()
             self.store = None
         self.hw.close()

@@ -120,6 +120,7 @@ class StatusServer:
             "cache_age_s": self.store.cache_age_s(now),
             "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"],
                        "malformed_since": outbox["malformed_since"]},
+            "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "lanes": lanes,
         }
 
@@ -141,6 +142,7 @@ class StatusServer:
                 (lane_id, model): learned.inflight_s or 0.0
                 for lane_id in self.station.lanes for model, learned in self.store.inflight(lane_id).items()
             },
+            "store": None if self.station.storewatch is None else self.station.storewatch.status(),
         })
 
 

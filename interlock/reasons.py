@@ -29,6 +29,7 @@ class Reason(StrEnum):
     FILL_NOT_COMPLETE = "FILL_NOT_COMPLETE"
     POSTCHECK_MISSING = "POSTCHECK_MISSING"
     POSTCHECK_FAILED = "POSTCHECK_FAILED"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     # Warnings: shown to the operator, never block a fill.
     INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
     CACHE_AGING = "CACHE_AGING"
@@ -82,6 +83,7 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.FILL_NOT_COMPLETE: ("最近一次充装未完成", "last fill not completed"),
     Reason.POSTCHECK_MISSING: ("未做充装后检查", "no post-fill check"),
     Reason.POSTCHECK_FAILED: ("充装后检查不合格", "post-fill check failed"),
+    Reason.STORE_UNAVAILABLE: ("记录无法保存（磁盘满或只读），暂停充装", "records cannot be saved (disk full or read-only); filling paused"),
     Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
     Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),
     Reason.TARE_MISMATCH: ("皮重不符", "tare does not match"),

@@ -58,6 +58,9 @@ class StoreConfig(Strict):
     @property
     def control_path(self) -> Path:
         return self.control_socket or self.path.parent / "control.sock"
+    # Below this much free space on the store's filesystem the daemon warns (log, status page,
+    # metrics) before a full disk stops filling.
+    min_free_mb: Annotated[float, Field(ge=0)] = 200.0
 
 
 class UrlPatternConfig(Strict):

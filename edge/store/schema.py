@@ -282,6 +282,14 @@ def _v6(conn: sqlite3.Connection) -> None:
         )
         """,
     )
+def _v7(conn: sqlite3.Connection) -> None:
+    """`edge verify` checks fills, outbox, staff and shift rows against the journal; rows that
+    earlier versions wrote without a journal entry are journalled once, as they stand."""
+    from datetime import datetime, timezone
+
+    from .replay import baseline
+
+    baseline(conn, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -291,7 +299,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
