@@ -15,11 +15,24 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from .base import DeviceError, Fault, Reading
-from .registers import RegisterMap
+from .registers import BIT_KINDS, RegisterMap
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+# The function code each client method puts on the wire: an answer must carry the same one.
+FUNCTION_CODES = {
+    "read_coils": 1, "read_discrete_inputs": 2, "read_holding_registers": 3, "read_input_registers": 4,
+    "write_coil": 5, "write_register": 6, "write_coils": 15, "write_registers": 16,
+}
+# Above 19200 baud the Modbus-over-serial spec fixes the inter-frame gap at 1.75 ms.
+MIN_FRAME_GAP_S = 0.00175
+# A line that keeps chattering this long after a failure is not waited for any longer.
+MAX_SETTLE_S = 2.0
+# After a request to a unit failed on RTU, the next read from that unit waits for this many of its
+# timeouts of silence: an answer up to three timeouts after its request is drained, not misread.
+LATE_ANSWER_TIMEOUTS = 2.0
 
 
 class ModbusBus:
@@ -30,9 +43,17 @@ class ModbusBus:
     device's timeout, so a slow device does not lend its timeout to a fast one.
     """
 
-    def __init__(self, name: str, client: ModbusTcpClient | ModbusSerialClient) -> None:
+    def __init__(self, name: str, client: ModbusTcpClient | ModbusSerialClient, frame_gap_s: float | None = None) -> None:
         self.name = name
         self._client = client
+        # RTU only (None on TCP): 3.5 character times of silence end a frame.
+        self.frame_gap_s = frame_gap_s
+        # After a failed request on RTU: the unit it went to, and until when (monotonic) a late
+        # answer from it may still arrive.
+        self._late_unit: int | None = None
+        self._late_until = 0.0
+        self.discarded_bytes = 0  # bytes drained from the line after failures, for metrics
+        self._line_used_at = 0.0  # when the last request ended: the inter-frame gap counts from it
         self._lock = threading.Lock()
         self.units: set[int] = set()  # the devices that share this bus
         self.requests = 0
@@ -50,12 +71,15 @@ class ModbusBus:
             port, framer=FramerType.RTU, baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize,
             timeout=1.0, retries=0,
         )
-        return cls(name, client)
+        bits = 1 + bytesize + (0 if parity == "N" else 1) + stopbits
+        return cls(name, client, frame_gap_s=max(3.5 * bits / baudrate, MIN_FRAME_GAP_S))
 
     def __repr__(self) -> str:
         return f"ModbusBus({self.name})"
 
     def execute(self, method: str, timeout_s: float, *args: Any, **kwargs: Any) -> Any:
+        unit = kwargs.get("device_id", 1)
+        reading = method.startswith("read_")
         with self._lock:
             self.requests += 1
             try:
@@ -63,20 +87,75 @@ class ModbusBus:
                 self._client.comm_params.timeout_connect = timeout_s
                 if not self._client.connected and not self._client.connect():
                     raise DeviceError("cannot connect")
+                if self.frame_gap_s is not None:
+                    self._settle_line(self._late_until if reading and unit == self._late_unit else 0.0)
                 response = getattr(self._client, method)(*args, **kwargs)
+                self._check_function(method, response)
+                if reading and unit == self._late_unit:
+                    self._late_unit = None
             except ModbusException as exc:
-                self.failures += 1
+                self._failed(unit, timeout_s)
                 raise DeviceError(str(exc)) from exc
             except OSError as exc:
-                self.failures += 1
+                self._failed(unit, timeout_s)
                 self._client.close()
                 raise DeviceError(str(exc)) from exc
             except DeviceError:
-                self.failures += 1
+                self._failed(unit, timeout_s)
                 raise
+            finally:
+                self._line_used_at = time.monotonic()
         if response.isError():
             raise DeviceError(f"exception response {response}", Fault.EXCEPTION)
         return response
+
+    def _failed(self, unit: int, timeout_s: float) -> None:
+        self.failures += 1
+        # RTU has no transaction id: an answer that comes after its request timed out would be
+        # taken as the answer to the next request to the same unit (another unit's answer carries
+        # the wrong unit id, which pymodbus skips). So that unit's next read waits it out.
+        self._late_unit, self._late_until = unit, time.monotonic() + LATE_ANSWER_TIMEOUTS * timeout_s
+
+    @staticmethod
+    def _check_function(method: str, response: Any) -> None:
+        # pymodbus checks the unit id but decodes an answer of any function: a stale answer to a
+        # coil write must not pass as a register read, nor the other way round.
+        expected = FUNCTION_CODES[method]
+        got = response.function_code & 0x7F
+        if got != expected:
+            raise DeviceError(f"answer carries function {got}, the request was function {expected}")
+
+    def _settle_line(self, not_before: float) -> None:
+        """Before an RTU request: discard whatever is on the line and wait until it has been
+        silent for one inter-frame gap (3.5 characters), and until not_before.
+
+        After a failed request its unit's next read waits until two more timeouts have passed,
+        so a late answer arrives, and is discarded, here rather than in place of the next answer
+        (a unit in back-off is asked again later than that anyway, and pays nothing). A write
+        waits only for the frame gap: a valve OFF must not queue behind a slow device, and its
+        answer is still checked for unit and function, so a stale read answer cannot pass as its
+        acknowledgement. Other units are not held up: a late answer from a unit in back-off
+        carries its own unit id.
+        """
+        assert self.frame_gap_s is not None
+        port = self._client.socket
+        if port is None:
+            return
+        started = time.monotonic()
+        last_byte = self._line_used_at
+        while True:
+            waiting = port.in_waiting
+            now = time.monotonic()
+            if waiting:
+                stale = port.read(waiting)
+                self.discarded_bytes += len(stale)
+                last_byte = now
+                log.warning("%s: discarded %d stale bytes from the line: %s", self.name, len(stale), stale.hex(" "))
+            elif now - last_byte >= self.frame_gap_s and now >= not_before:
+                break
+            if now - started > MAX_SETTLE_S:
+                raise DeviceError(f"line still busy after {MAX_SETTLE_S:.0f} s")
+            time.sleep(self.frame_gap_s)
 
     def close(self) -> None:
         with self._lock:
@@ -113,6 +192,10 @@ class BusDevice:
 
     def read_discrete_inputs(self, address: int, count: int) -> list[bool]:
         return list(self._read("read_discrete_inputs", address, count=count).bits[:count])
+
+    def read_bits(self, kind: str, address: int, count: int) -> list[bool]:
+        method = "read_coils" if kind == "coil" else "read_discrete_inputs"
+        return list(self._read(method, address, count=count).bits[:count])
 
     def write_coil(self, address: int, value: bool) -> None:
         self._call("write_coil", address, value)
@@ -166,19 +249,22 @@ class ModbusScale:
     ) -> None:
         self.device, self.registers, self.clock = device, registers, clock
         self.motion = motion or MotionDetector(0.02, 0.5)
-        self._spans = registers.spans()
+        self._spans = [(kind, address, count) for kind in registers.kinds() for address, count in registers.spans(kind)]
         self._heartbeat: tuple[int | float, float] | None = None  # (value, when it last changed)
 
     def __repr__(self) -> str:
         return f"ModbusScale({self.device}, {self.registers.name or 'inline map'})"
 
     def read(self) -> Reading:
-        values: dict[int, int] = {}
-        for address, count in self._spans:
-            registers = self.device.read_registers(self.registers.function, address, count)
-            if len(registers) < count:
-                raise DeviceError(f"{self.device}: short answer ({len(registers)} of {count} registers)")
-            values.update(zip(range(address, address + count), registers))
+        values: dict[int | tuple[str, int], int] = {}
+        for kind, address, count in self._spans:
+            if kind in BIT_KINDS:
+                words: list[int] = [int(bit) for bit in self.device.read_bits(kind, address, count)]
+            else:
+                words = self.device.read_registers(kind, address, count)
+            if len(words) < count:
+                raise DeviceError(f"{self.device}: short answer ({len(words)} of {count} {kind} values)")
+            values.update(((kind, a), w) for a, w in zip(range(address, address + count), words))
         now = self.clock()
         try:
             decoded = self.registers.decode(values)

@@ -20,6 +20,7 @@ from .config.devices import (
     LogSignalsConfig,
     ModbusButtonsConfig,
     ModbusDevice,
+    ModbusScaleConfig,
     ModbusSignalsConfig,
     RfidSerialConfig,
     ScannerConfig,
@@ -82,7 +83,10 @@ def build_relay(lane: LaneConfig, hw: Hardware) -> Relay:
 
 
 def build_scale(lane: LaneConfig, hw: Hardware) -> ModbusScale:
-    scale = lane.scale
+    return scale_from(lane.scale, hw)
+
+
+def scale_from(scale: ModbusScaleConfig, hw: Hardware) -> ModbusScale:
     assert scale.registers is not None
     return ModbusScale(hw.device(scale), scale.registers.build(), MotionDetector(scale.stable_band_kg, scale.stable_window_s))
 
@@ -101,7 +105,8 @@ def build_buttons(lane: LaneConfig, hw: Hardware) -> Buttons | None:
     buttons = lane.buttons
     if buttons is None:
         return None
-    named = {name: line for name, line in (("confirm", buttons.confirm), ("abort", buttons.abort)) if line is not None}
+    lines = (("confirm", buttons.confirm), ("abort", buttons.abort), ("reset", buttons.reset))
+    named = {name: line for name, line in lines if line is not None}
     if isinstance(buttons, ModbusButtonsConfig):
         return ModbusButtons(hw.device(buttons), named)
     return GpioButtons(hw.gpio(buttons), named, buttons.pressed_low)

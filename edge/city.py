@@ -18,7 +18,7 @@ from sync.uploader import RetryPolicy, Uploader
 from .config import Config
 from .config.city import CityConfig
 from .lane import Clock, utc_now
-from .store import Store
+from .store import Store, StoreUnavailable
 from .store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,9 @@ class SyncService:
                     # Lanes keep filling from the cache; its age, not this thread, decides when
                     # they must stop. Try again sooner than a full interval.
                     log.warning("cache refresh failed: %s", exc)
+                    wait = min(settings.interval_s, 60.0)
+                except StoreUnavailable as exc:  # a full disk: the cache stays as it was, and ages
+                    log.warning("cache refresh not stored: %s", exc)
                     wait = min(settings.interval_s, 60.0)
                 except Exception:  # a bug must not end refreshes for good
                     log.exception("cache refresh failed")

@@ -16,8 +16,9 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import __version__, cli_city, cli_fleet, cli_manager
+from . import __version__, cli_city, cli_fleet, cli_lane, cli_manager, cli_webapp
 from .output import EXIT_FAILED, EXIT_INVALID, CommandError, emit, emit_error, local_time
+from .store import StoreUnavailable
 
 if TYPE_CHECKING:
     from .config import Config
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
+EXIT_STORE = 4  # the store cannot be opened or written (full or read-only disk, bad path)
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE
 
@@ -74,34 +76,54 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import instance
+
+    config = _load(args.config)
+    # Before any relay, scanner or record is touched: a second daemon must not drive the first
+    # one's valve off mid-fill, recover its live fill or read half of its scans.
+    lock = instance.InstanceLock(config)
+    try:
+        lock.acquire()
+    except instance.AlreadyRunning as exc:
+        raise CommandError(f"edge run: refusing to start: {exc}; stop it first (systemctl stop station-edge)", EXIT_INVALID) from None
+    except OSError as exc:
+        raise CommandError(f"edge run: cannot take the station lock: {exc}", EXIT_INVALID) from None
+    try:
+        return _run(args, config)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     import signal
     import threading
 
     from . import logs
     from .station import StartupError, Station, open_store
 
-    config = _load(args.config)
     logs.set_timezone(config.tz)
     logs.log_start(config, args.config)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     sim = None
-    if config.simulators is not None:
-        from .simulation import Simulation  # only a config that names simulators loads them
-
-        sim = Simulation(config).start()
-        store = open_store(config)
-        sim.seed_cache(store, utc_now())
-        store.close()
     station = Station(config)
     try:
+        if config.simulators is not None:
+            from .simulation import Simulation  # only a config that names simulators loads them
+
+            sim = Simulation(config).start()
+            store = open_store(config)
+            sim.seed_cache(store, utc_now())
+            store.close()
         station.start()
-    except StartupError as exc:
+    except (StartupError, StoreUnavailable) as exc:
         log.critical("%s", exc)
+        if isinstance(exc, StoreUnavailable):  # valves are off; whatever started stops again
+            station.stop()
         if sim:
             sim.stop()
-        return 1
+        return EXIT_STORE if isinstance(exc, StoreUnavailable) else 1
     try:
         stop.wait()
     finally:
@@ -109,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         station.stop()
         if sim:
             sim.stop()
-    return 0
+    return EXIT_STORE if station.stopped_unrecorded else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,13 +160,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_valves_off(args: argparse.Namespace) -> int:
+    from . import instance
     from .station import valves_off
 
     config = _load(args.config)
+    # An emergency action: never refused, even under a running daemon; but it says so.
+    running = instance.held_by(instance.store_lock_path(config))
     results = valves_off(config)
     ok = all(err is None for err in results.values())
-    human = "\n".join(f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items())
-    emit({"ok": ok, "lanes": results}, args.json, human)
+    lines = [f"lane {lane}: {'off' if err is None else 'FAILED: ' + err}" for lane, err in results.items()]
+    if running is not None:
+        lines.append(
+            f"note: a station-edge daemon is running on this store ({running}). Its valves were driven off"
+            " under it: a fill in progress stops taking gas and its lane trips or times out; the daemon"
+            " opens a valve again on the next accepted scan. Stop the daemon to keep them off."
+        )
+    data = {"ok": ok, "lanes": results, "daemon_running": None if running is None else {"pid": running.pid, "since": running.since}}
+    emit(data, args.json, "\n".join(lines))
     return 0 if ok else 1
 
 
@@ -154,16 +186,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
     try:
         report = store.verify()
         integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"]
+        # Rows are replayed only from a journal that holds: a broken chain implies nothing.
+        records = store.verify_records() if report.ok else None
     finally:
         store.close()
-    data = {"ok": report.ok and integrity == "ok", "entries": report.entries, "first_bad_entry": report.first_bad_seq,
-            "problem": report.problem, "integrity_check": integrity}
-    human = (
+    first = None if records is None else records.first
+    data = {"ok": report.ok and integrity == "ok" and records is not None and records.ok, "entries": report.entries,
+            "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
+            "records_checked": None if records is None else records.checked,
+            "first_difference": None if first is None else
+            {"table": first.table, "key": first.key, "field": first.field, "stored": first.stored, "journal": first.journalled},
+            "differences": None if records is None else [str(m) for m in records.mismatches]}
+    lines = [
         f"journal OK: {report.entries} entries, hash chain intact; integrity_check {integrity}"
-        if data["ok"]
+        if report.ok
         else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}; integrity_check {integrity}"
-    )
-    emit(data, args.json, human)
+    ]
+    if records is not None and records.ok:
+        lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
+    elif records is not None:
+        lines.append(f"records DIFFER from the journal: {first}")
+        lines += [f"  {m}" for m in records.mismatches[1:]]
+    emit(data, args.json, "\n".join(lines))
     return 0 if data["ok"] else 1
 
 
@@ -182,6 +226,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "lanes": {
                 lane.id: _last_activity(store, lane.id) for lane in config.lanes
             },
+            "inflight": {lane.id: _inflight(store, lane.id) for lane in config.lanes},
             "journal_entries": store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"],
         }
     finally:
@@ -198,9 +243,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         ]
         + [f"lane {lane:<11} last {info['kind'] or '-'} at {local_time(info['ts'], config.tz) or '-'}"
            for lane, info in data["lanes"].items()]
+        + [
+            f"lane {lane:<11} in-flight {model}: {info['inflight_s']:.3f} s of flow from {info['fills']} fills"
+            for lane, models in data["inflight"].items()
+            for model, info in models.items()
+        ]
     )
     emit(data, args.json, human)
     return 0
+
+
+def _inflight(store: Any, lane: str) -> dict[str, dict[str, Any]]:
+    """What the lane has learned of its in-flight mass, per cylinder model ("*": the lane's own)."""
+    return {
+        model: {"inflight_s": round(learned.inflight_s or 0.0, 4), "fills": learned.fills}
+        for model, learned in sorted(store.inflight(lane).items())
+    }
 
 
 def _last_activity(store: Any, lane: str) -> dict[str, Any]:
@@ -254,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", help="the YAML to check (default: --config)")
     check.add_argument("--strict", action="store_true", help="also load each configured driver (GPIO backend, scanner libraries)")
     command("status", cmd_status, "cache, fills, outbox and lane activity")
-    command("verify", cmd_verify, "walk the journal's hash chain and check database integrity")
+    command("verify", cmd_verify, "check the journal's hash chain, and every fill, outbox, staff and shift row against it")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -264,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_city.add_commands(sub, common)
     cli_manager.add_commands(sub, common)
     cli_fleet.add_commands(sub, common)
+    cli_webapp.add_commands(sub, common)
+    cli_lane.add_commands(sub, common)
     return parser
 
 
@@ -286,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as exc:
         emit_error(str(exc), exc.code, as_json)
         return exc.code
+    except StoreUnavailable as exc:  # a full or read-only disk, a path that is no database
+        emit_error(f"edge {args.command}: {exc}", EXIT_STORE, as_json)
+        return EXIT_STORE
     except BrokenPipeError:
         # `edge records | head -1`: the reader has what it wanted. Point stdout at /dev/null so the
         # interpreter's final flush does not raise again.

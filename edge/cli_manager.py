@@ -9,12 +9,15 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import cli_webapp
 from .output import CommandError, number, table
+from .textsafe import safe_row
 
 if TYPE_CHECKING:
     from . import ledger
     from .config import Config
 
+EXIT_UNVERIFIED = 3
 # What --outcome accepts, in the one case every command prints.
 OUTCOMES = ("ok", "overfilled", "underfilled", "aborted")
 FILL_COLUMNS = ["authorised_at", "lane", "cylinder_id", "status", "outcome", "cause", "net_kg", "operator", "checker", "id"]
@@ -91,12 +94,27 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
             rows, columns = ledger.fills(store, config.tz, filters), FILL_COLUMNS
     finally:
         store.close()
-    rows = [presented(r) for r in rows]
+    rows = [safe_row(presented(r)) for r in rows]  # scanned text reaches no terminal raw
     if args.csv:
         sys.stdout.write(ledger.rows_as_csv(rows, list(rows[0]) if rows else columns, config.tz))
         return 0
     emit(rows, args.json, table(rows, columns, config.tz))
     return 0
+
+
+def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
+    """None when the records are what the journal implies. Otherwise the problem, which refuses
+    the output unless --allow-unverified asked for it, and then marks it."""
+    problem = store.audit_problem()
+    if problem is None:
+        return None
+    if not args.allow_unverified:
+        raise CommandError(
+            f"{what} refused: the records do not match the journal ({problem}); see `edge verify`."
+            f" --allow-unverified produces it anyway, marked UNVERIFIED", EXIT_UNVERIFIED
+        )
+    print(f"WARNING: UNVERIFIED {what}: {problem}", file=sys.stderr)
+    return problem
 
 
 def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
@@ -108,9 +126,11 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     day = args.day or now.astimezone(config.tz).date()
     store = _open(config)
     try:
+        problem = _verified(store, args, "daily report")
         report = ledger.daily_report(store, config.tz, day, now)
     finally:
         store.close()
+    report["unverified"] = problem
     if args.pdf:
         from .documents.daily_pdf import FontMissing, write_daily_pdf
 
@@ -121,9 +141,11 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
             write_daily_pdf(report, pdf, config.station.owner_unit, config.station.unit_code)
         except FontMissing as exc:
             raise CommandError(str(exc), 1) from None
-        emit({"file": str(pdf), "date": report["date"]}, args.json, f"{pdf}: daily report {report['date']}")
+        said = f"{pdf}: daily report {report['date']}" + ("" if problem is None else f"; UNVERIFIED: {problem}")
+        emit({"file": str(pdf), "date": report["date"], "unverified": problem}, args.json, said)
         return 0
-    emit(report, args.json, _report_text(report))
+    text = _report_text(report)
+    emit(report, args.json, text if problem is None else f"UNVERIFIED: {problem}\n{text}")
     return 0
 
 
@@ -148,6 +170,7 @@ def _report_text(r: dict[str, Any]) -> str:
     lines += ["", f"upload backlog {upload['pending']} pending (oldest {upload['oldest_pending_age_s'] or 0:.0f} s),"
                   f" {upload['dead']} dead letters"]
     lines += [f"  dead #{d['id']} {d['kind']} fill {d['fill_id']}: {d['last_error']}" for d in upload["dead_letters"]]
+    lines += ["", "dispatches by vehicle", table(r["dispatches"], ["plate", "courier", "cylinders"])]
     return "\n".join(lines)
 
 
@@ -163,6 +186,7 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         raise CommandError(f"{out}: directory {out.parent} does not exist")
     store = _open(config)
     try:
+        problem = _verified(store, args, "ledger export")
         filters = _filters(args, config, store)
         rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit)
     finally:
@@ -170,13 +194,18 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     days = [row["date"] for row in rows if row["date"] is not None]
     first, last = filters.since or (min(days) if days else None), filters.until or (max(days) if days else None)
     span = f"{first or '最早'} 至 {last or '最新'}" if first or last else "全部记录"
+    title = f"{config.station.owner_unit} 气瓶充装记录 {span}"
+    if problem is not None:
+        title = f"未经核验 UNVERIFIED ({problem}) {title}"
     if kind == "csv":
-        ledger.write_csv(rows, out)
+        ledger.write_csv(rows, out, None if problem is None else title)
     else:
         from .documents.workbook import write_ledger
 
-        write_ledger(rows, out, config.station.owner_unit, config.station.unit_code, span)
-    emit({"file": str(out), "rows": len(rows)}, args.json, f"{out}: {len(rows)} filling records ({span})")
+        write_ledger(rows, out, config.station.owner_unit, config.station.unit_code, span,
+                     None if problem is None else f"未经核验 UNVERIFIED ({problem})")
+    said = f"{out}: {len(rows)} filling records ({span})" + ("" if problem is None else f"; UNVERIFIED: {problem}")
+    emit({"file": str(out), "rows": len(rows), "unverified": problem}, args.json, said)
     return 0
 
 
@@ -247,12 +276,34 @@ def cmd_staff_assign(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return _staff_change(args, load, emit, change)
 
 
+def cmd_inflight_reset(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    """Forget a lane's learned in-flight mass (a filling head was changed, say)."""
+    from .cli import utc_now
+
+    config = load(args.config)
+    if args.lane not in {lane.id for lane in config.lanes}:
+        raise CommandError(f"no lane {args.lane!r} in {args.config}")
+    store = _open(config)
+    try:
+        removed = store.reset_inflight(args.lane, utc_now(), by=args.by)
+    finally:
+        store.close()
+    said = f"lane {args.lane}: {removed} learned in-flight estimate(s) forgotten; the next fill starts from preact_kg"
+    emit({"ok": True, "done": said, "removed": removed}, args.json, said)
+    return 0
+
+
 def _range(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=_date, help="one local day (yyyy-mm-dd)")
     parser.add_argument("--since", type=_date, help="from this local day (yyyy-mm-dd)")
     parser.add_argument("--until", type=_date, help="up to and including this local day")
     parser.add_argument("--lane")
     parser.add_argument("--cylinder", help="cylinder record ID, or any code its tag carries (URL, info code, numbers, RFID)")
+
+
+def _allow_unverified(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-unverified", action="store_true",
+                        help="produce it even when records differ from the journal (marked UNVERIFIED)")
 
 
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -272,6 +323,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     common(daily)
     daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
     daily.add_argument("--pdf", metavar="FILE", help="write the report as a one-page A4 PDF for signing")
+    _allow_unverified(daily)
 
     export = sub.add_parser("export", help="the filling ledger (充装记录) as .csv or .xlsx with Chinese headers")
     export.set_defaults(handler=cmd_export)
@@ -279,6 +331,13 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     _range(export)
     export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
     export.add_argument("--format", choices=("csv", "xlsx"))
+    _allow_unverified(export)
+
+    reset = sub.add_parser("inflight-reset", help="forget a lane's learned in-flight mass (back to its preact_kg)")
+    reset.set_defaults(handler=cmd_inflight_reset)
+    common(reset)
+    reset.add_argument("lane")
+    reset.add_argument("--by", help="who asked (staff id), for the journal")
 
     group = sub.add_parser("staff", help="operators and checkers, and who is on shift at each lane")
     staff_sub = group.add_subparsers(dest="staff_command", required=True)
@@ -287,6 +346,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
         ("add", cmd_staff_add, "register (or rename) an operator or checker"),
         ("remove", cmd_staff_remove, "retire someone who is not on shift"),
         ("assign", cmd_staff_assign, "set a lane's operator and checker"),
+        ("passwd", cli_webapp.cmd_staff_passwd, "set a PIN or password (and role) for the staff web app"),
     ):
         parser = staff_sub.add_parser(name, help=help_text)
         parser.set_defaults(handler=func)
@@ -295,6 +355,8 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
             parser.add_argument("id")
         if name == "add":
             parser.add_argument("name", help="as it goes to the city (at most 10 characters)")
+        if name == "passwd":
+            cli_webapp.add_staff_passwd(parser)
         if name == "assign":
             parser.add_argument("lane")
             parser.add_argument("--operator", required=True)

@@ -22,6 +22,7 @@ from simulators.dataset import Generated
 from simulators.modbus_server import free_port
 from sync.profile import bundled_config
 
+from . import demo_checks
 from .config import Config, load_config
 from .lane import LaneEvent, utc_now
 from .simulation import Simulation
@@ -69,6 +70,8 @@ class Operator:
     sim: Simulation
     say: Callable[[str], None]
     rng: random.Random
+    # The checker's pre-fill check, on a lane that requires one.
+    before_fill: Callable[[Generated], None] | None = None
 
     def __post_init__(self) -> None:
         self.events: queue.Queue[LaneEvent] = queue.Queue()
@@ -98,6 +101,8 @@ class Operator:
         return verdict
 
     def fill(self, cylinder: Generated, code: str, label: str, interrupt: str | None = None, busy_code: str | None = None) -> None:
+        if self.before_fill is not None:
+            self.before_fill(cylinder)
         if not self.scan(code, label)["accepted"]:
             return
         residual = round(self.rng.uniform(0.0, 0.3), 2)
@@ -224,6 +229,7 @@ def summarise(config: Config, marks: tuple[int, int] = (0, 0)) -> dict[str, Any]
             "SELECT status, count(*) AS n FROM outbox WHERE id > ? GROUP BY status", [after_outbox])}
         chain = store.verify()
         return {
+            **demo_checks.counts(store),
             "scans": len(scans),
             "accepted": accepted,
             "rejected": dict(sorted(rejected.items())),
@@ -250,6 +256,7 @@ def run_demo(state_dir: Path, as_json: bool, out: TextIO = sys.stdout, source: P
 
     state_dir.mkdir(parents=True, exist_ok=True)
     config_path = effective_config(source, state_dir)
+    fingerprint = demo_checks.prepare(config_path, state_dir)
     config = load_config(config_path)
     assert config.simulators is not None
     say(f"simulated station in {state_dir} (filling flow accelerated to {config.simulators.flow_kg_per_s} kg/s)")
@@ -264,9 +271,15 @@ def run_demo(state_dir: Path, as_json: bool, out: TextIO = sys.stdout, source: P
         station.start()
         if station.status is not None:
             say(f"status page http://{station.status.host}:{station.status.port}/ (one lane full-screen: /lane/A)")
+        if station.webapp is not None:
+            say(f"staff app {station.webapp.url} (certificate SHA-256 {fingerprint[:23]}...)")
         rng = random.Random(config.simulators.dataset_seed)
         used: set[str] = set()
         operators = {lane: Operator(lane, station, sim, say, rng) for lane in ("A", "B")}
+        assert station.store is not None
+        checker = demo_checks.Checker(config, station.store, say)
+        checker.refusals(operators[demo_checks.PRECHECK_LANE].scan, _pick(sim.dataset, "ok", used))
+        operators[demo_checks.PRECHECK_LANE].before_fill = checker.precheck
         scripts = [
             threading.Thread(target=_script_a, args=(operators["A"], sim.dataset, used)),
             threading.Thread(target=_script_b, args=(operators["B"], sim.dataset, used)),
@@ -276,6 +289,7 @@ def run_demo(state_dir: Path, as_json: bool, out: TextIO = sys.stdout, source: P
         for thread in scripts:
             thread.join()
         _stale_cache_scan(operators["A"], station, sim.dataset, used)
+        checker.after_fills(_pick(sim.dataset, "ok", used), _pick(sim.dataset, "ok", used))
         if sim.city is not None:
             _await_uploads(station, say)
     finally:
@@ -301,5 +315,8 @@ def _print_summary(summary: dict[str, Any], out: TextIO) -> None:
     print(f"  fills aborted    {summary['fills_aborted']}", file=out)
     print(f"  city uploads     {summary['uploads_sent']} delivered, {summary['uploads_pending']} pending,"
           f" {summary['uploads_dead']} dead letters (filling records and trace nodes)", file=out)
+    print(f"  checks           {summary['prefill_checks']} pre-fill ({summary['prefill_refused']} refused),"
+          f" {summary['postfill_checks']} post-fill; {summary['scans_refused_no_precheck']} scans refused for no check", file=out)
+    print(f"  tag bindings     {summary['tag_bindings']}; dispatches {summary['dispatches']}", file=out)
     print(f"  journal          {summary['journal_entries']} entries, hash chain {'OK' if summary['chain_ok'] else 'BROKEN'}", file=out)
     print(f"  took             {summary['elapsed_s']} s (simulated flow accelerated)", file=out)

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 from interlock.reasons import TEXT, Reason
 
+from .scanpoints import dispatch
 from .store import Store
 from .store.outbox import Outbox
+from .textsafe import sheet_text
 
 OUTCOMES = ("ok", "OVERFILLED", "UNDERFILLED", "aborted")
 # The ledger's columns: (key in a ledger row, Chinese header as the regulator's forms name it).
@@ -108,17 +110,18 @@ def fills(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
 def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
     where, params = _where(tz, f, "ts", "cylinder_id")
     where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND json_extract(data, '$.accepted') = 0"
-    sql = (
-        "SELECT seq, ts, lane, cylinder_id, json_extract(data, '$.code') AS code,"
-        " json_extract(data, '$.reasons') AS reasons, json_extract(data, '$.details') AS details"
-        f" FROM journal{where} ORDER BY seq DESC"
-    )
+    # The entry is decoded here, not with json_extract: SQLite's text functions stop at a NUL, and
+    # a code scanned as "AB\x00CD" must not be shown as "AB".
+    sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal{where} ORDER BY seq DESC"
     if f.limit:
         sql += f" LIMIT {int(f.limit)}"
     rows = store.query(sql, params)
     for row in rows:
-        row["reasons"] = json.loads(row["reasons"] or "[]")
-        row["details"] = json.loads(row["details"] or "[]")
+        data = json.loads(row.pop("data"))
+        row["code"] = data.get("code")
+        row["reasons"] = data.get("reasons") or []
+        row["details"] = data.get("details") or []
+        row["raw_hex"] = data.get("raw_hex")
     return rows
 
 
@@ -158,6 +161,7 @@ def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[s
         "underfills": [_brief(r) for r in started if r["outcome"] == "UNDERFILLED"],
         "aborts": dict(sorted(aborts.items(), key=lambda kv: -kv[1])),
         "upload": {k: backlog[k] for k in ("pending", "dead", "oldest_pending_age_s")} | {"dead_letters": backlog["dead_letters"]},
+        "dispatches": dispatch.per_vehicle(store, *day_bounds(tz, day, day)),
     }
 
 
@@ -186,6 +190,12 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
         r["fill_id"]: r["status"]
         for r in store.query("SELECT fill_id, status FROM outbox WHERE kind = 'filling'")
     }
+    # The checker's recorded pre-fill check a fill relied on (the staff app), where there was one.
+    prechecks = {
+        r["id"]: r for r in store.query(
+            "SELECT id, passed, checker_name FROM checks WHERE kind = 'prefill' AND id IN"
+            " (SELECT precheck_id FROM fills WHERE precheck_id IS NOT NULL)")
+    }
     cylinders = {
         r["id"]: r for r in store.query(
             "SELECT id, model, volume_l, next_inspection FROM cylinders WHERE id IN"
@@ -212,14 +222,22 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
             "medium": medium_name(fill["medium"]),
             # Weights as the scale shows them, without binary floating-point tails.
             **{k: None if fill[k] is None else round(fill[k], 3) for k in WEIGHTS},
-            # Every fill in the ledger passed the pre-fill check: only an eligible scan is authorised.
-            "pre_check": "合格",
+            "pre_check": _pre_check(prechecks.get(fill["precheck_id"] or "")),
             "result": RESULT_TEXT.get(fill["outcome"] or "", fill["outcome"] or "进行中"),
             "cause": reason_text(fill["cause"]),
             "filling_unit": filling_unit,
             "uploaded": UPLOAD_TEXT.get(uploads.get(fill["id"]), "?"),
         })
     return rows
+
+
+def _pre_check(check: dict[str, Any] | None) -> str:
+    """The pre-fill check column: the checker's recorded check with their name where the fill
+    names one; otherwise the eligibility check every authorised fill passed (only an eligible scan
+    is authorised)."""
+    if check is None:
+        return "合格"
+    return f"{'合格' if check['passed'] else '不合格'}（{check['checker_name']}）"
 
 
 def day_totals(rows: list[dict[str, Any]]) -> dict[date | None, tuple[int, float]]:
@@ -233,10 +251,12 @@ def day_totals(rows: list[dict[str, Any]]) -> dict[date | None, tuple[int, float
     return totals
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: list[dict[str, Any]], path: Path, warning: str | None = None) -> None:
     # utf-8 with a BOM: Excel and WPS then read the Chinese headers as Chinese, not mojibake.
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
+        if warning is not None:  # an unverified ledger says so in its first line, not only on a terminal
+            writer.writerow([sheet_text(warning)])
         writer.writerow([header for _, header in LEDGER_COLUMNS])
         for row in rows:
             writer.writerow([_csv_cell(row[key]) for key, _ in LEDGER_COLUMNS])
@@ -247,17 +267,18 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, time):
         return value.strftime("%H:%M:%S")
-    return value
+    return sheet_text(value)
 
 
 def rows_as_csv(rows: list[dict[str, Any]], columns: list[str], tz: ZoneInfo | None = None) -> str:
-    """Plain cells a spreadsheet reads: lists joined with "; ", times local with their offset."""
+    """Plain cells a spreadsheet reads: lists joined with "; ", times local with their offset;
+    scanned text escaped and kept from becoming a formula."""
     from .output import local_time
 
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("; ".join(str(x) for x in v if x) if isinstance(v, list) else local_time(v, tz))
+        writer.writerow({k: sheet_text("; ".join(str(x) for x in v if x) if isinstance(v, list) else local_time(v, tz))
                          for k, v in row.items()})
     return out.getvalue()

@@ -22,6 +22,7 @@ from typing import Any, MutableMapping
 
 from . import __version__
 from .config import Config
+from .textsafe import printable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ class FieldFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's API)
         """Local time with its offset: the time a person at the station reads off a clock."""
         return datetime.fromtimestamp(record.created, TIMEZONE).isoformat(timespec="milliseconds")
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # A message may carry scanned or city text: no control character reaches the log raw.
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
@@ -54,7 +59,7 @@ class FieldFormatter(logging.Formatter):
 
 
 def _field(value: Any) -> str:
-    text = str(value)
+    text = printable(str(value))
     return text if text and not any(c.isspace() for c in text) else repr(text)
 
 

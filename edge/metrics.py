@@ -109,7 +109,12 @@ class _ScrapeGauges(Collector):
         filling = GaugeMetricFamily("edge_lane_filling", "1 while the lane's valve is energised.", labels=["lane"])
         for lane, on in g["relay_on"].items():
             filling.add_metric([lane], int(on))
-        yield from (polls, scale_up, errors, filling)
+        inflight = GaugeMetricFamily("edge_learned_inflight_seconds",
+                                     "Learned in-flight time (seconds of flow) per lane and cylinder model.",
+                                     labels=["lane", "model"])
+        for (lane, model), seconds in sorted(g.get("inflight_s", {}).items()):
+            inflight.add_metric([lane, model], round(seconds, 4))
+        yield from (polls, scale_up, errors, filling, inflight)
         yield GaugeMetricFamily("edge_upload_backlog", "Records waiting for the city system.", value=g["pending"])
         yield GaugeMetricFamily("edge_upload_dead_letters", "Records the city refused.", value=g["dead"])
         yield GaugeMetricFamily(
@@ -121,6 +126,14 @@ class _ScrapeGauges(Collector):
         if g["last_success_ts"] is not None:
             last.add_metric([], g["last_success_ts"])
         yield last
+        store = g.get("store")
+        if store is not None:
+            yield GaugeMetricFamily("edge_store_writable", "0 while the store cannot take writes (full or read-only disk).",
+                                    value=int(store["writable"]))
+            yield GaugeMetricFamily("edge_store_low_space", "1 while free space is below store.min_free_mb.",
+                                    value=int(store["low_space"]))
+            if store["free_bytes"] is not None:
+                yield GaugeMetricFamily("edge_store_free_bytes", "Free space on the store's filesystem.", value=store["free_bytes"])
         age = GaugeMetricFamily("edge_cache_age_seconds", "Age of the cylinder cache (absent before the first refresh).")
         if g["cache_age_s"] is not None:
             age.add_metric([], round(g["cache_age_s"], 1))

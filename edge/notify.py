@@ -43,20 +43,13 @@ def watchdog_interval_s() -> float | None:
         return None
 
 
-class Watchdog:
-    """Pings WATCHDOG=1 only while every control loop is alive.
+class Periodic:
+    """A daemon thread that calls tick() every interval_s until stopped."""
 
-    `stale()` names the lanes whose loop has not come round recently. A hung loop (a driver call
-    that never returns, a deadlock) stops the pings, and systemd kills and restarts the daemon,
-    whose start drives every valve off. The pinging thread itself never decides a loop is fine.
-    """
-
-    def __init__(self, interval_s: float, stale: Callable[[], list[str]]) -> None:
+    def __init__(self, name: str, interval_s: float) -> None:
         self.interval_s = interval_s
-        self._stale = stale
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
-        self._withheld = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -67,11 +60,31 @@ class Watchdog:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
-            stale = self._stale()
-            if stale:
-                if not self._withheld:
-                    log.critical("control loop of lane %s is not running; withholding the watchdog ping", ", ".join(stale))
-                self._withheld = True
-                continue
-            self._withheld = False
-            notify("WATCHDOG=1")
+            self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class Watchdog(Periodic):
+    """Pings WATCHDOG=1 only while every control loop is alive.
+
+    `stale()` names the lanes whose loop has not come round recently. A hung loop (a driver call
+    that never returns, a deadlock) stops the pings, and systemd kills and restarts the daemon,
+    whose start drives every valve off. The pinging thread itself never decides a loop is fine.
+    """
+
+    def __init__(self, interval_s: float, stale: Callable[[], list[str]]) -> None:
+        super().__init__("watchdog", interval_s)
+        self._stale = stale
+        self._withheld = False
+
+    def tick(self) -> None:
+        stale = self._stale()
+        if stale:
+            if not self._withheld:
+                log.critical("control loop of lane %s is not running; withholding the watchdog ping", ", ".join(stale))
+            self._withheld = True
+            return
+        self._withheld = False
+        notify("WATCHDOG=1")

@@ -64,6 +64,7 @@ class Simulation:
     ptys: list[PtyScanner] = field(default_factory=list)
     dataset: list[Generated] = field(default_factory=list)
     city: CitySim | None = None
+    check_scale: ScaleModel | None = None  # the check table's scale, when the config has one
 
     def start(self) -> Simulation:
         sim = self.config.simulators
@@ -99,6 +100,13 @@ class Simulation:
                     pty = PtyScanner(scanner.port, terminator=scanner.terminator.encode())
                     self.ptys.append(pty)
                     self.scanners.setdefault(lane.id, pty)
+        check = self.config.checks.check_scale
+        if check is not None:
+            assert check.registers is not None
+            self.check_scale = ScaleModel(params, seed=sim.dataset_seed + len(self.config.lanes))
+            devices[check.bus][check.device_id] = SimScale(
+                self.check_scale, check.registers.build(), check.device_id, seed=len(self.config.lanes), capacity_kg=check.capacity_kg
+            )
         for name, spec in self.config.buses.items():
             on_bus = list(devices[name].values())
             if spec.transport == "tcp":

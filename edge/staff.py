@@ -35,19 +35,23 @@ def register_config(store: Store, config: Config, now: datetime) -> None:
     command has set one since (the command is the later word)."""
     with store.transaction() as conn:
         for person in config.operators:
-            conn.execute(
-                # A person retired by `edge staff remove` stays retired although the config still
-                # lists them: the command is the later word (as for shifts), until `edge staff add`.
+            # A person retired by `edge staff remove` stays retired although the config still lists
+            # them: the command is the later word (as for shifts), until `edge staff add`.
+            changed = conn.execute(
                 "INSERT INTO staff (id, name, source, active, updated_at) VALUES (?, ?, 'config', 1, ?)"
                 " ON CONFLICT(id) DO UPDATE SET name = excluded.name, source = 'config',"
                 " updated_at = excluded.updated_at WHERE staff.name <> excluded.name OR staff.source <> 'config'",
                 (person.id, person.name, iso(now)),
-            )
+            ).rowcount
+            if changed:  # journalled like a command's change: `edge verify` replays the register
+                journal.append(conn, iso(now), "staff_configured", {"id": person.id, "name": person.name})
         for lane in config.lanes:
-            conn.execute(
+            added = conn.execute(
                 "INSERT OR IGNORE INTO shifts (lane, operator, checker, since) VALUES (?, ?, ?, ?)",
                 (lane.id, lane.operator, lane.checker, iso(now)),
-            )
+            ).rowcount
+            if added:
+                journal.append(conn, iso(now), "shift_configured", {"operator": lane.operator, "checker": lane.checker}, lane=lane.id)
 
 
 def add(store: Store, person_id: str, name: str, limit: int, now: datetime) -> None:

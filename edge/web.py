@@ -137,6 +137,7 @@ class StatusServer:
             "cache_age_s": self.store.cache_age_s(now),
             "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"],
                        "malformed_since": outbox["malformed_since"]},
+            "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "lanes": lanes,
         }
 
@@ -164,6 +165,11 @@ class StatusServer:
             "last_success_ts": None if last is None else datetime.fromisoformat(last).timestamp(),
             "malformed_s": _seconds_since(self.store.get_meta(MALFORMED_SINCE), now),
             "cache_age_s": self.store.cache_age_s(now),
+            "inflight_s": {
+                (lane_id, model): learned.inflight_s or 0.0
+                for lane_id in self.station.lanes for model, learned in self.store.inflight(lane_id).items()
+            },
+            "store": None if self.station.storewatch is None else self.station.storewatch.status(),
         }
 
 

@@ -22,6 +22,14 @@ class Reason(StrEnum):
     LANE_LOCKED = "LANE_LOCKED"
     NO_FILL_DATA = "NO_FILL_DATA"
     REMOTE_LOCK = "REMOTE_LOCK"  # the company (or the regulator through it) locked the lane
+    # The checker's pre-fill check (lanes with require_precheck) and the gate's dispatch rules.
+    PRECHECK_MISSING = "PRECHECK_MISSING"
+    PRECHECK_FAILED = "PRECHECK_FAILED"
+    CHECK_ITEM_FAILED = "CHECK_ITEM_FAILED"
+    FILL_NOT_COMPLETE = "FILL_NOT_COMPLETE"
+    POSTCHECK_MISSING = "POSTCHECK_MISSING"
+    POSTCHECK_FAILED = "POSTCHECK_FAILED"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     # Warnings: shown to the operator, never block a fill.
     INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
     CACHE_AGING = "CACHE_AGING"
@@ -43,6 +51,11 @@ class Reason(StrEnum):
     RELAY_FAULT = "RELAY_FAULT"
     LANE_FAULT = "LANE_FAULT"
     INTERRUPTED = "INTERRUPTED"
+    NO_FLOW = "NO_FLOW"
+    LOOP_STALLED = "LOOP_STALLED"
+    LEAK = "LEAK"
+    # Why a reset was refused (besides a scale fault that still shows).
+    CYLINDER_ON_SCALE = "CYLINDER_ON_SCALE"
     # Post-fill re-check flags.
     OVERFILLED = "OVERFILLED"
     UNDERFILLED = "UNDERFILLED"
@@ -64,6 +77,13 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.LANE_LOCKED: ("充装位已锁定，请复位", "lane locked, reset required"),
     Reason.NO_FILL_DATA: ("缺少皮重或充装量", "no tare or fill mass on record"),
     Reason.REMOTE_LOCK: ("已被远程锁定", "locked remotely by the company"),
+    Reason.PRECHECK_MISSING: ("未做充装前检查", "no pre-fill check"),
+    Reason.PRECHECK_FAILED: ("充装前检查不合格", "pre-fill check failed"),
+    Reason.CHECK_ITEM_FAILED: ("检查项不合格", "check item failed"),
+    Reason.FILL_NOT_COMPLETE: ("最近一次充装未完成", "last fill not completed"),
+    Reason.POSTCHECK_MISSING: ("未做充装后检查", "no post-fill check"),
+    Reason.POSTCHECK_FAILED: ("充装后检查不合格", "post-fill check failed"),
+    Reason.STORE_UNAVAILABLE: ("记录无法保存（磁盘满或只读），暂停充装", "records cannot be saved (disk full or read-only); filling paused"),
     Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
     Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),
     Reason.TARE_MISMATCH: ("皮重不符", "tare does not match"),
@@ -83,6 +103,10 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.RELAY_FAULT: ("阀门继电器故障", "valve relay fault"),
     Reason.LANE_FAULT: ("充装位故障", "lane fault"),
     Reason.INTERRUPTED: ("充装中断（系统重启）", "fill interrupted by restart"),
+    Reason.NO_FLOW: ("阀已开但重量不增（气源、瓶阀或秤值冻结）", "valve open but no weight gain (supply, cylinder valve or frozen reading)"),
+    Reason.LOOP_STALLED: ("控制程序停滞，已强制关阀", "control loop hung: valve closed by the guard"),
+    Reason.LEAK: ("关阀后重量下降，疑似泄漏", "weight falling with valve off: possible leak"),
+    Reason.CYLINDER_ON_SCALE: ("请先将气瓶移离秤台", "take the cylinder off the scale first"),
     Reason.OVERFILLED: ("超装，需倒残", "overfilled, decant required"),
     Reason.UNDERFILLED: ("欠装", "underfilled"),
 }

@@ -48,6 +48,19 @@ class Policy:
     max_cache_age_s: float | None = None
     stale_cache_rejects: bool = True
     cache_warning_fraction: float = 0.75
+    # A lane that fills only cylinders a checker passed within precheck_valid_s (TSG 07-2019).
+    require_precheck: bool = False
+    precheck_valid_s: float = 1800.0
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """A checker's recorded check of one cylinder, as the rules see it."""
+
+    passed: bool
+    at: datetime
+    checker: str
+    failed_items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,8 +93,12 @@ def evaluate(
     now: datetime,
     cache_age_s: float | None,
     identifier: Identifier | None = None,
+    precheck: CheckRecord | None = None,
 ) -> Decision:
-    """Decide eligibility. `now` must be timezone-aware; dates are judged in the station's zone."""
+    """Decide eligibility. `now` must be timezone-aware; dates are judged in the station's zone.
+
+    `precheck` is the cylinder's newest pre-fill check since its last fill (None: none). Where the
+    policy requires one it must have passed recently; anywhere, a failed one refuses."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     findings: list[Finding] = []
@@ -108,7 +125,27 @@ def evaluate(
         )
     if policy.require_registration and not (cylinder.registration_no or "").strip():
         findings.append(Finding(Reason.NOT_REGISTERED))
+    if policy.require_precheck:
+        findings += precheck_findings(precheck, now, policy.precheck_valid_s)
+    elif precheck is not None and not precheck.passed:
+        # A checker's refusal holds on every lane, until a later check passes.
+        findings += precheck_findings(precheck, now, policy.precheck_valid_s)
     return _decide(findings)
+
+
+def precheck_findings(check: CheckRecord | None, now: datetime, valid_s: float) -> list[Finding]:
+    """A passed check, no older than valid_s and not from the future, or a refusal saying why."""
+    if check is not None and not check.passed:
+        return [Finding(Reason.PRECHECK_FAILED, ", ".join(check.failed_items) or f"by {check.checker}")]
+    if check is None:
+        return [Finding(Reason.PRECHECK_MISSING, "no pre-fill check since the last fill")]
+    age_s = (now - check.at).total_seconds()
+    if age_s > valid_s:
+        return [Finding(Reason.PRECHECK_MISSING, f"last check {age_s / 60:.0f} min ago, valid {valid_s / 60:.0f} min")]
+    if age_s < -60:
+        # A check stamped in the future is a clock fault, not a check to trust.
+        return [Finding(Reason.PRECHECK_MISSING, "check time is in the future")]
+    return []
 
 
 def _decide(findings: list[Finding]) -> Decision:

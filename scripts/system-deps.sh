@@ -2,9 +2,10 @@
 # System packages: libzbar0 for pyzbar (camera decoding); Debian's chromium and its chromedriver
 # for the status page's browser test; mosquitto (broker and mosquitto_passwd) for the fleet tests,
 # which run their own broker process on a free port (the system service is not used); postgresql
-# for the fleet collector's test, which runs a throwaway cluster of its own;
-# fonts-wqy-microhei, the CJK font of the lane screens and the PDF daily report; LibreOffice Calc
-# (headless) and poppler-utils, with which the tests render the ledger and the report to pages.
+# for the fleet collector's test, which runs a throwaway cluster of its own; the openssl command,
+# which makes the staff web app's certificate; fonts-wqy-microhei, the CJK font of the lane screens
+# and the PDF daily report; LibreOffice Calc (headless) and poppler-utils, with which the tests
+# render the ledger and the report to pages.
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
@@ -28,6 +29,9 @@ if ! command -v soffice >/dev/null 2>&1; then
 fi
 if ! command -v pdftoppm >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1; then
   missing="$missing poppler-utils"
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  missing="$missing openssl"
 fi
 [ -z "$missing" ] && exit 0
 

@@ -94,7 +94,7 @@ class CitySim:
         self.registry: dict[str, dict[str, Any]] = {}  # cylinder id -> city-format record
         self._changed: dict[str, datetime] = {}  # cylinder id -> when it last changed
         self._order: list[tuple[datetime, str]] | None = None  # by change time, rebuilt on demand
-        self.accepted: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*SUBMISSIONS, "tag_binding")}
+        self.accepted: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SUBMISSIONS}
         self.by_key: dict[str, tuple[str, int]] = {}
         self.duplicates = 0
         self.calls = 0
@@ -236,8 +236,8 @@ class CitySim:
             return self._envelope(codes[0], "token invalid or expired")
         if path == self.profile.query.path:
             return self._query(body)
-        for kind in (*SUBMISSIONS, "tag_binding"):
-            if getattr(self.profile.endpoints, SUBMISSIONS.get(kind, kind)) == path:
+        for kind in SUBMISSIONS:
+            if getattr(self.profile.endpoints, SUBMISSIONS[kind]) == path:
                 if reject:
                     return self._envelope(REJECT_CODE, "系统拒绝 (injected rejection)")
                 return self._submit(kind, headers, body)

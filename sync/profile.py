@@ -33,9 +33,14 @@ RECORD_FIELDS: dict[str, frozenset[str]] = {
     ),
     "trace": frozenset("cylinder_id time node actor".split()),
     "tag_binding": frozenset("cylinder_id tag_kind qr_content rfid photo photo_name".split()),
+    # A checker's pre- or post-fill check, for cities that take them.
+    "fill_check": frozenset("cylinder_id check_kind time checker passed failed_items reweigh_kg flag".split()),
 }
 # Which kinds the station sends (outbox rows) and the endpoint key each is sent to.
-SUBMISSIONS = {"filling": "filling_record", "inspection": "inspection_record", "trace": "trace_node"}
+SUBMISSIONS = {
+    "filling": "filling_record", "inspection": "inspection_record", "trace": "trace_node", "tag_binding": "tag_binding",
+    "fill_check": "fill_check",
+}
 
 
 class Strict(BaseModel):
@@ -160,6 +165,7 @@ class EndpointsSpec(Strict):
     trace_node: UrlPath | None = None
     inspection_record: UrlPath | None = None
     tag_binding: UrlPath | None = None
+    fill_check: UrlPath | None = None
 
 
 class FormatsSpec(Strict):
@@ -206,8 +212,6 @@ class Profile(Strict):
         for kind, endpoint in SUBMISSIONS.items():
             if getattr(self.endpoints, endpoint) and kind not in self.fields:
                 raise ValueError(f"a field mapping for {kind} records (endpoints.{endpoint} is set)")
-        if self.endpoints.tag_binding and "tag_binding" not in self.fields:
-            raise ValueError("a field mapping for tag_binding records (endpoints.tag_binding is set)")
         for mapping in self.values.values():
             if len(set(mapping.values())) != len(mapping):
                 raise ValueError("value mappings that are one-to-one (two of our values map to one of theirs)")

@@ -93,13 +93,29 @@ class Uploader:
     def run(self, stop: threading.Event, idle_s: float = 2.0, wake: threading.Event | None = None) -> None:
         """The daemon's loop: drain, then wait for new rows (or a wake-up) and drain again."""
         wake = wake or threading.Event()
+        failures = 0
         while not stop.is_set():
             try:
                 self.drain(stop)
-            except Exception:  # a bug here must not end uploads for good; it is logged and retried
-                log.exception("uploader failed; retrying in %.0f s", idle_s)
+            except Exception as exc:  # a bug, or a store that cannot take writes: never the end of uploads
+                failures += 1
+                delay = self.failure_backoff_s(failures, idle_s)
+                # Backing off matters most when the store cannot mark a delivered row sent (a full
+                # disk): each round re-sends that row, so rounds must not come every idle_s.
+                level = logging.WARNING if failures in (1, 10) or failures % 100 == 0 else logging.DEBUG
+                log.log(level, "uploader failed (%s: %s), %d times in a row; next try in %.1f s",
+                        type(exc).__name__, exc, failures, delay, exc_info=log.isEnabledFor(logging.DEBUG))
+                stop.wait(delay)
+                continue
+            if failures:
+                log.info("uploader working again after %d failed rounds", failures)
+                failures = 0
             wake.wait(idle_s)
             wake.clear()
+
+    def failure_backoff_s(self, failures: int, idle_s: float) -> float:
+        """Wait after the n-th failed round in a row: doubling from the idle time, capped by the policy."""
+        return min(max(idle_s, self.policy.initial_s) * 2 ** min(failures - 1, 30), self.policy.max_s)
 
     def drain(self, stop: threading.Event, progress: Callable[[DrainResult], None] | None = None) -> DrainResult:
         """Send every pending row, oldest first; returns when the outbox is empty or `stop` is set."""

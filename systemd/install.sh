@@ -51,6 +51,21 @@ if [ ! -e /etc/station-edge/station.yaml ]; then
   echo "install.sh: wrote /etc/station-edge/station.yaml: edit it, then: $prefix/venv/bin/edge check-config /etc/station-edge/station.yaml"
 fi
 
+# The staff web app's HTTPS certificate: self-signed for this machine's addresses, unless one is
+# there already (the manager's own, or one made by an earlier install). Staff compare the
+# fingerprint printed here with the one their phone shows the first time it connects.
+tls=/etc/station-edge/tls
+if [ ! -e "$tls/webapp.pem" ]; then
+  install -d -m 0750 -g "$user" "$tls"
+  names="IP:127.0.0.1,DNS:$(hostname)"
+  for ip in $(hostname -I 2>/dev/null); do names="$names,IP:$ip"; done
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=station-edge \
+    -addext "subjectAltName=$names" -keyout "$tls/webapp.key" -out "$tls/webapp.pem" 2>/dev/null
+  chgrp "$user" "$tls/webapp.key" && chmod 0640 "$tls/webapp.key"
+fi
+echo "install.sh: staff web app certificate $tls/webapp.pem, SHA-256 fingerprint" \
+  "$(openssl x509 -in "$tls/webapp.pem" -noout -fingerprint -sha256 | cut -d= -f2)"
+
 install -D -m 0644 "$src/systemd/99-station-edge-serial.rules" /etc/udev/rules.d/99-station-edge-serial.rules
 udevadm control --reload-rules 2>/dev/null || true
 

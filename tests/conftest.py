@@ -134,3 +134,10 @@ def city_tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
     from simulators.city import tls_context
 
     return tls_context(tmp_path_factory.mktemp("city-ca") / "city-ca.pem")
+
+
+@pytest.fixture(autouse=True)
+def private_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Device locks in this test's own directory: daemons of other tests (or a station-edge
+    installed on this machine) holding the same simulated ports must not refuse ours."""
+    monkeypatch.setenv("EDGE_LOCK_DIR", str(tmp_path / "locks"))

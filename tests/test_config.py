@@ -188,10 +188,77 @@ def test_shipped_register_maps_load_by_name_and_a_missing_one_is_named(tmp_path:
 
 def test_a_broken_register_map_file_is_reported_against_that_file(tmp_path: Path) -> None:
     (tmp_path / "scales").mkdir()
-    (tmp_path / "scales" / "mine.yaml").write_text("weight: {address: '40001', type: float64}\n", encoding="utf-8")
+    (tmp_path / "scales" / "mine.yaml").write_text("weight: {address: '40001', type: float16}\n", encoding="utf-8")
     path = tmp_path / "local.yaml"
     path.write_text(_lane_yaml("    relay: {driver: modbus_coil, bus: gw, coil: 0}").replace(
         "      registers: {weight: {address: 0, type: int32}}\n", "      register_map: mine\n"), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith(f"{tmp_path / 'scales' / 'mine.yaml'}:1: weight.type: got 'float64'")
+    assert str(info.value).startswith(f"{tmp_path / 'scales' / 'mine.yaml'}:1: weight.type: got 'float16'")
+
+
+@pytest.mark.parametrize(
+    ("status", "problem"),
+    [
+        ("{address: 1, type: uint16, stable_bit: 16}", "stable_bit 16 to be a bit of the 16-bit uint16 register (0..15)"),
+        ("{address: 1, type: uint16, error_bits: [-1]}", "error_bits -1 to be a bit of the 16-bit uint16 register"),
+        ("{address: 1, type: uint32, ok_bits: [32]}", "ok_bits 32 to be a bit of the 32-bit uint32 register (0..31)"),
+        ("{address: 1, type: float32, motion_bit: 2}", "a status word of an integer type, not float32"),
+        ("{address: 1, type: uint16, fields: [{bits: [12, 17], stable: [0]}]}", "fields.0.bits 17 to be a bit of the 16-bit"),
+        ("{address: 1, type: uint16, fields: [{bits: [0, 1], error: [4]}]}", "error value 4 to fit bits 0..1 (0..3)"),
+    ],
+)
+def test_status_bits_outside_their_register_are_refused_with_their_line(tmp_path: Path, status: str, problem: str) -> None:
+    path = tmp_path / "s.yaml"
+    good = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    inline = f"      registers: {{weight: {{address: 0, type: int32}}, status: [{status}]}}\n"
+    path.write_text(good.replace("      register_map: flintec-ft112\n", inline, 1), encoding="utf-8")
+    number = path.read_text(encoding="utf-8").splitlines().index(inline.rstrip("\n")) + 1
+    result = subprocess.run([*EDGE, "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{path}:{number}: lanes.0.scale.registers.status.0" in result.stderr
+    assert problem in result.stderr
+
+
+def test_register_map_and_inline_registers_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "both.yaml"
+    good = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    both = "      register_map: flintec-ft112\n      registers: {weight: {address: 0, type: int32}}\n"
+    path.write_text(good.replace("      register_map: flintec-ft112\n", both, 1), encoding="utf-8")
+    number = path.read_text(encoding="utf-8").splitlines().index("      register_map: flintec-ft112") + 1
+    result = subprocess.run([*EDGE, "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{path}:{number}: lanes.0.scale.register_map: got 'flintec-ft112', expected register_map or registers, not both" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "old, new, key, expected",
+    [
+        ("      leak_check_s: 0.5 ", "      leak_check_s: 5 ", "lanes.0.fill", "settle_timeout_s longer than settle_min_s + leak_check_s"),
+        ("      frozen_samples: 20 ", "      frozen_samples: 2 ", "lanes.0.fill.frozen_samples", "greater than or equal to 3"),
+        ("      no_flow_kg: 0.2", "      no_flow_kg: 0", "lanes.0.fill.no_flow_kg", "greater than 0"),
+        ("  stall_factor: 3\n", "  stall_factor: 1\n", "guard.stall_factor", "greater than or equal to 1.5"),
+        ("store:\n  path: var/station.db\n", "store:\n  path: var/station.db\n  control_sock: x\n", "store.control_sock", "an unknown key"),
+    ],
+)
+def test_flow_guard_and_control_keys_are_validated(tmp_path: Path, old: str, new: str, key: str, expected: str) -> None:
+    source = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    assert old in source
+    path = tmp_path / "s.yaml"
+    path.write_text(source.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f": {key}: " in str(info.value) and expected in str(info.value), str(info.value)
+
+
+def test_reset_hold_must_outlast_the_debounce(tmp_path: Path) -> None:
+    source = (ROOT / "config" / "simulated.yaml").read_text(encoding="utf-8")
+    buttons = "    signals: {driver: modbus_coil, bus: tcp-A, device_id: 2, green: 1, amber: 2, red: 3, buzzer: 4}\n"
+    assert buttons in source
+    extra = "    buttons: {driver: modbus_input, bus: tcp-A, device_id: 2, abort: 1, reset: 2, reset_hold_s: 0.04}\n"
+    path = tmp_path / "b.yaml"
+    path.write_text(source.replace(buttons, buttons + extra, 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="lanes.0.buttons.*reset_hold_s longer than debounce_s"):
+        load_config(path)
+    config = load_config(ROOT / "config" / "simulated.yaml")
+    assert config.store.control_path == Path("var/control.sock") and config.guard.floor_s == 0.8

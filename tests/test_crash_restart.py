@@ -22,12 +22,12 @@ from .conftest import write_config
 EDGE = [sys.executable, "-m", "edge.cli"]
 
 
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float = 15.0, what: str = "condition", interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def journal_count(config, kind: str) -> int:  # type: ignore[no-untyped-def]

@@ -25,9 +25,17 @@ def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
     assert summary["accepted"] + sum(summary["rejected"].values()) == summary["scans"]
     assert summary["fills_completed"] >= 3 and summary["fills_aborted"] >= 1
     assert summary["chain_ok"] is True
-    # Every fill that opened a valve reached the city simulator: a filling record and a trace node.
+    # Every fill that opened a valve reached the city simulator: a filling record and a trace node;
+    # so did each dispatch's 配送 node and the tag binding.
     started = summary["fills_completed"] + summary["fills_aborted"]
-    assert (summary["uploads_sent"], summary["uploads_pending"], summary["uploads_dead"]) == (2 * started, 0, 0)
+    uploads = 2 * started + summary["dispatches"] + summary["tag_bindings"]
+    assert (summary["uploads_sent"], summary["uploads_pending"], summary["uploads_dead"]) == (uploads, 0, 0)
+    # Lane A requires pre-fill checks: the scripted checker's checks, the refusals without one.
+    assert summary["prefill_checks"] >= 4 and summary["prefill_refused"] == 1
+    assert summary["rejected"][Reason.PRECHECK_MISSING] == 1 == summary["scans_refused_no_precheck"]
+    assert summary["rejected"][Reason.PRECHECK_FAILED] == 1
+    assert summary["postfill_checks"] == summary["fills_completed"] == summary["dispatches"]
+    assert summary["tag_bindings"] == 1
     assert summary["elapsed_s"] < 60
     assert "accelerated" in result.stderr  # progress goes to stderr with --json, and says so
 

@@ -47,6 +47,7 @@ PLAN = Plan(
     settle_timeout_s=5.0,
     max_inflight_kg=0.8,
     max_step_kg=20.0,
+    leak_check_s=0.0,
 )
 ALLOW = Decided("123240000001", Decision(True), PLAN)
 DENY = Decided("x", Decision(False, (Finding(Reason.SCRAPPED),)))
@@ -224,6 +225,7 @@ class TestTrips:
         state, effects = step(state, ALLOW, at(3))
         assert state.phase is Phase.LOCKED
         assert effects[0].findings[0].reason is Reason.LANE_LOCKED
+        state, _ = step(state, Weight(20.0, True), at(3.5))  # the scale answers again
         state, effects = step(state, Reset(), at(4))
         assert state.phase is Phase.IDLE and relay_writes(effects) == ["RelayOff"]
 
@@ -238,10 +240,11 @@ class TestPostcheck:
         assert Signal("red", True) in more2
 
     def test_underfill_flagged(self) -> None:
-        state, _ = to_filling()
-        state, _ = step(state, Weight(29.2, False), at(2))
-        state, effects = step(state, Weight(29.0, False), at(2.5))
-        state, effects = step(state, Weight(28.9, True), at(3))
+        # A pre-act set too large cuts off early. (A weight that falls after cut-off is a leak.)
+        state, _ = to_filling(replace(PLAN, preact_kg=0.8))
+        state, _ = step(state, Weight(28.7, False), at(2))
+        state, effects = step(state, Weight(28.8, False), at(2.5))
+        state, effects = step(state, Weight(28.8, True), at(3))
         assert records(effects)[-1].fields["outcome"] == Reason.UNDERFILLED
 
     def test_waits_for_minimum_settle_time(self) -> None:

@@ -199,7 +199,8 @@ def test_staff_commands_validate(station: Path) -> None:
         kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE kind LIKE 'sta%' OR kind LIKE 'shift%' ORDER BY seq")]
     finally:
         store.close()
-    assert kinds == ["staff_registered", "shift_changed"]
+    # The config's staff and shifts are journalled once, when first registered; then the commands.
+    assert kinds == ["staff_configured"] * 3 + ["shift_configured"] * 2 + ["staff_registered", "shift_changed"]
 
 
 def test_a_fill_records_the_shift_on_duty_when_authorised(make_station: Any) -> None:

@@ -115,11 +115,22 @@ def test_a_frozen_heartbeat_is_caught_while_the_scale_still_answers(bus: Bus, na
     assert time.monotonic() - started < limit + 0.3
 
 
-def test_overload_bit_is_a_fault(bus: Bus) -> None:
-    bus.scales["flintec-ft112"].fault = ScaleFault.OVERLOAD
+@pytest.mark.parametrize("name", [n for n in MAPS if any(s.overload_bits for s in load_register_map(MAPS_DIR / f"{n}.yaml").build().status)])
+def test_overload_bit_is_a_fault(bus: Bus, name: str) -> None:
+    bus.scales[name].fault = ScaleFault.OVERLOAD
     with pytest.raises(DeviceError) as info:
-        bus.scale("flintec-ft112").read()
+        bus.scale(name).read()
     assert info.value.fault is Fault.OVERLOAD
+
+
+@pytest.mark.parametrize("name", [n for n in MAPS if any(s.ok_bits for s in load_register_map(MAPS_DIR / f"{n}.yaml").build().status)])
+def test_a_weight_data_ok_bit_that_drops_is_a_fault(bus: Bus, name: str) -> None:
+    scale = bus.scale(name)
+    scale.read()
+    bus.scales[name].fault = ScaleFault.NOT_OK
+    with pytest.raises(DeviceError) as info:
+        scale.read()
+    assert info.value.fault is Fault.ERROR
 
 
 def test_a_dead_neighbour_is_left_alone_after_it_fails(bus: Bus) -> None:

@@ -30,16 +30,20 @@ def test_accepted_scan_fills_to_target_and_records_durably(station: SimStation) 
     assert [r["kind"] for r in outbox] == ["filling", "trace"]
     assert all(json.loads(r["payload"])["cylinder_id"] == cylinder.row["id"] for r in outbox)
     kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE fill_id = ? ORDER BY seq", [verdict["fill_id"]])]
-    assert kinds == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete"]
-    assert store.verify().ok
+    # The outbox rows are journalled as queued, in the same transaction as the fill's last record;
+    # then what the fill taught the lane.
+    assert kinds == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete",
+                     "outbox_queued", "inflight_learned"]
+    assert store.verify().ok and store.verify_records().ok
 
 
 def test_both_lanes_fill_side_by_side(station: SimStation) -> None:
     a, b = station.cylinder(skip=0), station.cylinder(skip=1)
     station.start_fill("A", a)
     station.start_fill("B", b)
-    assert station.wait("A", "fill_end")["status"] == "complete"
-    assert station.wait("B", "fill_end")["status"] == "complete"
+    for lane in "AB":
+        end = station.wait(lane, "fill_end")
+        assert end["status"] == "complete", end
 
 
 @pytest.mark.parametrize(

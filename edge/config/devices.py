@@ -159,21 +159,33 @@ SignalsConfig = Annotated[
 ]
 
 
-class GpioButtonsConfig(GpioDevice):
+class ButtonTiming(Strict):
+    debounce_s: PositiveSeconds = 0.05
+    # Holding abort this long resets a locked lane (on the record, as the lane's shift operator).
+    reset_hold_s: PositiveSeconds = 3.0
+
+    @model_validator(mode="after")
+    def _hold_longer_than_bounce(self) -> ButtonTiming:
+        if self.reset_hold_s <= self.debounce_s:
+            raise ValueError("reset_hold_s longer than debounce_s, or every abort press would be a reset")
+        return self
+
+
+class GpioButtonsConfig(ButtonTiming, GpioDevice):
     driver: Literal["gpio"]
     confirm: int | None = Field(default=None, ge=0, le=511)
     abort: int | None = Field(default=None, ge=0, le=511)
+    reset: int | None = Field(default=None, ge=0, le=511)  # a key switch or reset button
     pressed_low: bool = True  # a button to ground with the pull-up on
-    debounce_s: PositiveSeconds = 0.05
 
 
-class ModbusButtonsConfig(ModbusDevice):
+class ModbusButtonsConfig(ButtonTiming, ModbusDevice):
     """Buttons wired to a relay board's or an I/O module's discrete inputs."""
 
     driver: Literal["modbus_input"]
     confirm: int | None = Field(default=None, ge=0, le=65535)
     abort: int | None = Field(default=None, ge=0, le=65535)
-    debounce_s: PositiveSeconds = 0.05
+    reset: int | None = Field(default=None, ge=0, le=65535)
 
 
 ButtonsConfig = Annotated[GpioButtonsConfig | ModbusButtonsConfig, Field(discriminator="driver")]

@@ -96,13 +96,26 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
 def _attach_register_maps(data: dict[str, Any], config_dir: Path, lines: dict[tuple[Any, ...], int], name: str) -> None:
     """Replace each scale's `register_map: NAME` by the map it names, so validation sees it whole."""
     lanes = data.get("lanes")
-    for index, lane in enumerate(lanes if isinstance(lanes, list) else []):
-        scale = lane.get("scale") if isinstance(lane, dict) else None
-        if not isinstance(scale, dict) or not isinstance(scale.get("register_map"), str) or "registers" in scale:
+    scales: list[tuple[tuple[Any, ...], Any]] = [
+        (("lanes", index, "scale"), lane.get("scale"))
+        for index, lane in enumerate(lanes if isinstance(lanes, list) else [])
+        if isinstance(lane, dict)
+    ]
+    checks = data.get("checks")
+    if isinstance(checks, dict):
+        scales.append((("checks", "check_scale"), checks.get("check_scale")))
+    for where, scale in scales:
+        if isinstance(scale, dict) and "register_map" in scale and "registers" in scale:
+            key = (*where, "register_map")
+            raise ConfigError(
+                [Problem(name, _nearest_line(key, lines), ".".join(map(str, key)), repr(scale["register_map"]),
+                         "register_map or registers, not both (which map is meant?)")]
+            )
+        if not isinstance(scale, dict) or not isinstance(scale.get("register_map"), str):
             continue
         map_path = register_map_path(scale["register_map"], config_dir, BUNDLED_MAPS)
         if not map_path.exists():
-            key = ("lanes", index, "scale", "register_map")
+            key = where + ("register_map",)
             raise ConfigError(
                 [Problem(name, _nearest_line(key, lines), ".".join(map(str, key)), repr(scale["register_map"]),
                          f"a register map file ({map_path} does not exist)")]

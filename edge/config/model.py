@@ -24,6 +24,7 @@ from .devices import (
     SignalsConfig,
 )
 from .fleet import FleetConfig
+from .webapp import ChecksConfig, WebAppConfig
 
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
@@ -51,6 +52,15 @@ class StationConfig(Strict):
 
 class StoreConfig(Strict):
     path: Path
+    # The daemon's control socket (`edge lane reset|ack`); by default control.sock beside the store.
+    control_socket: Path | None = None
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or self.path.parent / "control.sock"
+    # Below this much free space on the store's filesystem the daemon warns (log, status page,
+    # metrics) before a full disk stops filling.
+    min_free_mb: Annotated[float, Field(ge=0)] = 200.0
 
 
 class UrlPatternConfig(Strict):
@@ -103,6 +113,27 @@ class FillConfig(Strict):
     max_inflight_kg: Annotated[float, Field(gt=0)] = 1.0
     max_step_kg: Annotated[float, Field(gt=0)] = 5.0
     auto_start: bool = True
+    # Learn the in-flight mass from completed fills (preact_kg is the starting value), within
+    # preact_min_kg..preact_max_kg (default: max_inflight_kg), as the median of the last learn_window.
+    learn_preact: bool = True
+    learn_window: int = Field(default=5, ge=1, le=50)
+    preact_min_kg: Kg = 0.0
+    preact_max_kg: Annotated[float, Field(gt=0)] | None = None
+    # "predicted": cut off between polls at the moment the measured flow reaches the cut-off
+    # weight; "sample": at the first (filtered) reading past it.
+    cutoff: Literal["predicted", "sample"] = "predicted"
+    # Valve on but the net weight not up by no_flow_kg within no_flow_s (empty supply, shut
+    # cylinder valve, stopped pump, frozen reading), or frozen_samples identical readings in a
+    # row: NO_FLOW, the valve closes.
+    no_flow_s: PositiveSeconds = 5.0
+    no_flow_kg: Annotated[float, Field(gt=0)] = 0.2
+    frozen_samples: int = Field(default=20, ge=3, le=10_000)
+    # After cut-off, valve off: a fall of more than leak_kg while settling or during the
+    # leak_check_s re-check that follows the first stable reading is a LEAK.
+    leak_kg: Annotated[float, Field(gt=0)] = 0.2
+    leak_check_s: Kg = 2.0
+    # At start-up, how long to wait for a stable reading of a cylinder whose fill a crash left open.
+    reweigh_s: PositiveSeconds = 5.0
 
     @model_validator(mode="after")
     def _some_target(self) -> FillConfig:
@@ -110,7 +141,15 @@ class FillConfig(Strict):
             raise ValueError("targets_kg per cylinder model, or fill_ratio_kg_per_l, or both")
         if self.preact_kg >= self.overfill_margin_kg + self.tolerance_kg:
             raise ValueError("preact_kg smaller than overfill_margin_kg + tolerance_kg")
+        if self.preact_ceiling_kg <= self.preact_min_kg:
+            raise ValueError("preact_max_kg (default max_inflight_kg) above preact_min_kg")
+        if self.settle_timeout_s <= self.settle_min_s + self.leak_check_s:
+            raise ValueError("settle_timeout_s longer than settle_min_s + leak_check_s, or no fill could complete")
         return self
+
+    @property
+    def preact_ceiling_kg(self) -> float:
+        return self.max_inflight_kg if self.preact_max_kg is None else self.preact_max_kg
 
 
 class LaneConfig(Strict):
@@ -125,6 +164,8 @@ class LaneConfig(Strict):
     signals: SignalsConfig = LogSignalsConfig()
     buttons: ButtonsConfig | None = None
     fill: FillConfig
+    # Fill only cylinders with a passed pre-fill check (checks.precheck_valid_minutes).
+    require_precheck: bool = False
 
     @field_validator("medium")
     @classmethod
@@ -146,6 +187,14 @@ class StatusPageConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)  # 0: any free port (tests)
+
+
+class GuardConfig(Strict):
+    """The loop guard closes a lane's valve when its control loop has not come round for
+    max(stall_factor x (poll_period_s + timeout_s), floor_s) with the valve on."""
+
+    stall_factor: float = Field(default=3.0, ge=1.5, le=20)
+    floor_s: PositiveSeconds = 0.5
 
 
 class SimulatorConfig(Strict):
@@ -192,6 +241,17 @@ def cross_problems(config: "Config") -> Problems:
         if valve in valves:
             problems.append((here + ("relay", key), str(valve[-1]), f"a valve output not already used by lane {valves[valve]}"))
         valves.setdefault(valve, lane.id)
+    check_scale = config.checks.check_scale
+    if check_scale is not None:
+        here = ("checks", "check_scale")
+        if check_scale.bus not in config.buses:
+            problems.append((here + ("bus",), repr(check_scale.bus), f"a bus named under buses ({', '.join(config.buses) or 'none defined'})"))
+        if (check_scale.bus, check_scale.device_id) in scales:
+            lane_id = scales[(check_scale.bus, check_scale.device_id)]
+            problems.append((here + ("device_id",), str(check_scale.device_id), f"a scale not already read by lane {lane_id}"))
+    for index, lane in enumerate(config.lanes):
+        if lane.require_precheck and lane.medium not in config.checks.prefill:
+            problems.append((("lanes", index, "require_precheck"), "true", f"a pre-fill check list for {lane.medium} under checks.prefill"))
     limit = city_name_limit(config)
     for index, person in enumerate(config.operators):
         if len(person.name) > limit:
@@ -224,6 +284,9 @@ class Config(Strict):
     city: CityConfig | None = None
     fleet: FleetConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
+    webapp: WebAppConfig = WebAppConfig()
+    checks: ChecksConfig = ChecksConfig()
+    guard: GuardConfig = GuardConfig()
     simulators: SimulatorConfig | None = None
 
     @property

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from ..ledger import reason_text
+from ..textsafe import printable
 
 # Where Debian's fonts-wqy-microhei (installed by scripts/system-deps.sh and systemd/install.sh)
 # and fonts-noto-cjk's TrueType sibling put their files.
@@ -66,6 +68,10 @@ def write_daily_pdf(report: dict[str, Any], path: Path, station: str, unit_code:
         Paragraph(f"{station} 充装日报", title),
         Paragraph(f"统一社会信用代码：{unit_code}　　日期：{report['date']}", ParagraphStyle("sub", parent=body, alignment=1)),
         Spacer(1, 4 * mm),
+    ]
+    if report.get("unverified"):  # produced with --allow-unverified: the page says so, not only a terminal
+        story.append(Paragraph(escape(f"未经核验 UNVERIFIED：记录与日志不符（{report['unverified']}），见 edge verify。"), heading))
+    story += [
         Paragraph(f"当日充装 {report['fills']} 瓶，合格完成的实际充装量合计 {report['net_kg']:.2f} kg；"
                   f"已授权未开始 {report['authorised_not_started']} 次。", body),
         Paragraph("按工位", heading),
@@ -86,6 +92,8 @@ def write_daily_pdf(report: dict[str, Any], path: Path, station: str, unit_code:
     story += [
         Paragraph("中止（按原因）", heading),
         table(["原因", "次数"], [[reason_text(k), v] for k, v in report["aborts"].items()]),
+        Paragraph("发货（按车辆）", heading),
+        table(["车牌", "送气工", "气瓶(只)"], [[r["plate"], r["courier"], r["cylinders"]] for r in report.get("dispatches", [])]),
         Paragraph(f"上传：待上传 {upload['pending']} 条，最早已等待 {(upload['oldest_pending_age_s'] or 0) / 3600:.1f} 小时；"
                   f"被拒收 {upload['dead']} 条。", body),
     ]
@@ -103,4 +111,5 @@ def write_daily_pdf(report: dict[str, Any], path: Path, station: str, unit_code:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    # Table cells are drawn as plain strings (no markup); control characters are escaped.
+    return "" if value is None else printable(str(value))

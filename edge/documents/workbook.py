@@ -11,6 +11,7 @@ from typing import Any
 
 from ..ledger import LEDGER_COLUMNS, WEIGHTS, day_totals
 from ..output import width
+from ..textsafe import is_formula_like, printable
 
 # The filling unit is the station itself: it stands in the title, not in every row.
 PRINTED = [(key, header) for key, header in LEDGER_COLUMNS if key != "filling_unit"]
@@ -59,7 +60,9 @@ def page_scale(widths: list[float]) -> int:
     return max(10, min(100, int(printable_pt / columns_pt * 100)))
 
 
-def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code: str, span: str) -> None:
+def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code: str, span: str,
+                 warning: str | None = None) -> None:
+    """warning: set when the records differ from the journal (--allow-unverified); it heads the title."""
     # Imported here: only the export needs it, and the daemon should not carry it in memory.
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Border, Font, Side
@@ -73,7 +76,7 @@ def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
     centre = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
-    sheet.append([f"{station} 气瓶充装记录"])
+    sheet.append([f"{printable(warning) + ' ' if warning else ''}{station} 气瓶充装记录"])
     sheet.append([f"充装单位：{station}    统一社会信用代码：{unit_code}    日期：{span}    共 {len(rows)} 条"])
     for row_number, size in ((1, 16), (2, 11)):
         sheet.merge_cells(f"A{row_number}:{last_column}{row_number}")
@@ -86,8 +89,10 @@ def write_ledger(rows: list[dict[str, Any]], path: Path, station: str, unit_code
 
     totals = day_totals(rows)
     for index, row in enumerate(rows):
-        sheet.append([row[key] for key, _ in PRINTED])
+        sheet.append([printable(row[key]) if isinstance(row[key], str) else row[key] for key, _ in PRINTED])
         for (key, _), cell in zip(PRINTED, sheet[sheet.max_row]):
+            if is_formula_like(row[key]):  # scanned text that looks like a formula stays text
+                cell.data_type = "s"
             cell.border = border
             cell.alignment = Alignment(vertical="center", wrap_text=width(shown(key, row[key])) > MAX_WIDTH)
             if key in FORMATS:

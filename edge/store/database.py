@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from interlock.codes import Identifier, Kind
 from interlock.fill import Record
+from interlock.inflight import Learned
 from interlock.rules import Cylinder
 
-from . import journal
+from . import journal, replay
 from .schema import MIGRATIONS, migrate
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,29 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+# SQLite's primary result codes that mean "the store cannot take writes now" (a full or read-only
+# disk, an I/O error, a database another process holds locked), as opposed to a bug in a query.
+_OUTAGE_CODES = frozenset({
+    sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PERM, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+})
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be opened or written: an outage to wait out, not a fault of the caller."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and (code is None or (code & 0xFF) in _OUTAGE_CODES)
+
+
+@dataclass(frozen=True)
+class Outage:
+    since: datetime
+    error: str
+
+
 class StoreError(Exception):
     """The store a command names is missing, or is of another schema version than this edge's."""
 
@@ -63,26 +89,32 @@ class Store:
         otherwise leave an empty database behind and report an empty station) nor migrate one
         (that is the daemon's job, on its own schedule)."""
         self.path = Path(path)
-        if existing and not self.path.is_file():
+        if existing and not self.path.exists():
             raise StoreError(f"{path}: no station store there (the daemon creates it on its first start)")
-        if str(path) != ":memory:" and not existing:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
-        if existing:
-            self._check_version()
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        # synchronous is per connection: FULL so a committed fill survives power loss. Sync's own
-        # connections may pass durable=False: what they write (a row marked sent, a page of the
-        # cache) is safely redone after a power cut, and skipping the fsync keeps them from
-        # holding the write lock a lane is waiting for.
-        self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-        self._conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            if str(path) != ":memory:" and not existing:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+            if existing:
+                self._check_version()
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # synchronous is per connection: FULL so a committed fill survives power loss. Sync's
+            # own connections may pass durable=False: what they write (a row marked sent, a page of
+            # the cache) is safely redone after a power cut, and skipping the fsync keeps them from
+            # holding the write lock a lane is waiting for.
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if not existing:
+                migrate(self._conn)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"the store {path} cannot be opened: {exc}") from exc
         self._lock = threading.RLock()
         self._db: Any = None
         self._outbox_entries = outbox_entries
         self._journal_sink = journal_sink
+        # Set while writes fail for want of space or permission; cleared by the next commit.
+        self.outage: Outage | None = None
         if not existing:
-            migrate(self._conn)
             # The daemon loads sqlite-utils now: imported later, from the first cache refresh, its
             # import (with numpy where that is installed) would hold the interpreter for a second
             # while the lanes poll their scales.
@@ -121,13 +153,34 @@ class Store:
             if self._conn.in_transaction:
                 yield self._conn  # nested: part of the caller's transaction
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite may have rolled back already (SQLITE_FULL does); a failed COMMIT has not.
+                # Either way no transaction may stay open: the next one would nest into it.
+                if self._conn.in_transaction:
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.debug("rollback after a failed write failed too", exc_info=True)
+                if is_outage(exc):
+                    if self.outage is None:
+                        log.error("store %s cannot be written: %s", self.path, exc)
+                    since = datetime.now(timezone.utc) if self.outage is None else self.outage.since
+                    self.outage = Outage(since, str(exc))
+                    raise StoreUnavailable(f"the store cannot be written: {exc}") from exc
                 raise
-            self._conn.execute("COMMIT")
+            if self.outage is not None:
+                log.warning("store %s writable again (unavailable since %s)", self.path, iso(self.outage.since))
+                self.outage = None
+
+    def free_bytes(self) -> int | None:
+        """Free space on the store's filesystem (None for an in-memory store)."""
+        if str(self.path) == ":memory:":
+            return None
+        return shutil.disk_usage(self.path.parent).free
 
     def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -150,6 +203,19 @@ class Store:
     def verify(self) -> journal.ChainReport:
         with self._lock:
             return journal.verify(self._conn)
+
+    def verify_records(self) -> replay.RecordsReport:
+        """Fills, outbox, staff and shift rows against what the journal implies."""
+        with self._lock:
+            return replay.check(self._conn, _FILL_COLUMNS)
+
+    def audit_problem(self) -> str | None:
+        """None when the chain holds and every row is what the journal implies; else the first problem."""
+        chain = self.verify()
+        if not chain.ok:
+            return f"journal broken at entry {chain.first_bad_seq}: {chain.problem}"
+        first = self.verify_records().first
+        return None if first is None else str(first)
 
     # Cylinder cache --------------------------------------------------------------------------
 
@@ -239,16 +305,22 @@ class Store:
             else:
                 self.db["fills"].update(record.fill_id, {"status": record.status, **fields})
             fill = self.db["fills"].get(record.fill_id)
+            entry = {k: _db_value(v) for k, v in record.fields.items()}
+            if record.status == "authorised":
+                # Who was on shift goes in the journal too: `edge verify` rebuilds the row from it.
+                entry["context"] = {k: _db_value(v) for k, v in context.items()}
+            if not record.report:
+                entry["reported"] = False  # a final record kept from the city says so, so a replay knows
             self._append(
                 conn,
                 iso(now),
                 f"fill_{record.status}",
-                {k: _db_value(v) for k, v in record.fields.items()},
+                entry,
                 lane=lane,
                 fill_id=record.fill_id,
                 cylinder_id=fill["cylinder_id"],
             )
-            if record.final:
+            if record.final and record.report:
                 self._queue_upload(conn, fill, now)
 
     def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> None:
@@ -256,28 +328,58 @@ class Store:
         # reported upstream whatever their outcome; a fill that never started is local only.
         if fill["started_at"] is None or self._outbox_entries is None:
             return
+        entries = self._outbox_entries(fill)
         conn.executemany(
             "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in self._outbox_entries(fill)],
+            [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in entries],
+        )
+        # What goes upstream is journalled as written, so `edge verify` can tell an edited payload.
+        rows = [{"kind": kind, "key": key, "payload": payload} for kind, key, payload in entries]
+        self._append(conn, iso(now), "outbox_queued", {"rows": rows}, lane=fill["lane"], fill_id=fill["id"])
+
+    def open_fills(self) -> list[dict[str, Any]]:
+        """Fills a crash left open (oldest first): the next start judges and closes each."""
+        return self.query(
+            "SELECT * FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", list(FINAL_STATUSES)
         )
 
-    def recover_interrupted(self, now: datetime) -> list[str]:
-        """Mark every fill left open by a crash as aborted; returns their ids."""
-        with self.transaction():
-            open_fills = [
-                row["id"]
-                for row in self.query("SELECT id FROM fills WHERE status NOT IN (?, ?) ORDER BY authorised_at", FINAL_STATUSES)
-            ]
-            for fill_id in open_fills:
-                fill = self.query("SELECT lane FROM fills WHERE id = ?", [fill_id])[0]
-                record = Record(fill_id, "aborted", {"finished_at": now, "outcome": "aborted", "cause": "INTERRUPTED"})
-                self.apply_record(fill["lane"], record, now, {})
-                log.warning("fill %s on lane %s was interrupted; recorded as aborted", fill_id, fill["lane"])
-        return open_fills
+    def held_lanes(self) -> dict[str, dict[str, Any]]:
+        """Lanes held for an acknowledgement that has not come yet (it outlives a restart)."""
+        rows = self.query(
+            "SELECT lane, kind, data FROM journal WHERE seq IN (SELECT max(seq) FROM journal"
+            " WHERE kind IN ('lane_held', 'lane_ack', 'lane_reset') AND lane IS NOT NULL GROUP BY lane)"
+        )
+        return {row["lane"]: json.loads(row["data"]) for row in rows if row["kind"] == "lane_held"}
 
     def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
         return self.query(f"SELECT * FROM fills {where} ORDER BY authorised_at DESC, id LIMIT ?", [*params, limit])
+
+
+    # Learned in-flight ------------------------------------------------------------------------
+
+    def inflight(self, lane: str) -> dict[str, Learned]:
+        """The lane's learned in-flight estimates by cylinder model ("*" for the whole lane)."""
+        rows = self.query("SELECT model, seconds FROM inflight WHERE lane = ?", [lane])
+        found = {row["model"]: json.loads(row["seconds"]) for row in rows}
+        return {model: Learned(tuple(kept["seconds"]), kept["fills"]) for model, kept in found.items()}
+
+    def save_inflight(self, lane: str, estimates: dict[str, Learned], now: datetime, fill_id: str) -> None:
+        """Store what one fill taught the lane (its own and its cylinder model's estimate), journalled."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO inflight (lane, model, seconds, updated_at) VALUES (?, ?, ?, ?)",
+                [(lane, model, json.dumps({"seconds": l.seconds, "fills": l.fills}), iso(now)) for model, l in estimates.items()],
+            )
+            data = {model: {"seconds": list(l.seconds), "fills": l.fills, "inflight_s": l.inflight_s} for model, l in estimates.items()}
+            journal.append(conn, iso(now), "inflight_learned", data, lane=lane, fill_id=fill_id)
+
+    def reset_inflight(self, lane: str, now: datetime, by: str | None = None) -> int:
+        """Forget what the lane learned: its next fills start again from the configured preact_kg."""
+        with self.transaction() as conn:
+            removed = conn.execute("DELETE FROM inflight WHERE lane = ?", (lane,)).rowcount
+            journal.append(conn, iso(now), "inflight_reset", {"by": by, "estimates": removed}, lane=lane)
+        return int(removed)
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

@@ -216,6 +216,82 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5(conn: sqlite3.Connection) -> None:
+    """The staff's LAN app: PIN hashes and roles, the checkers' pre- and post-fill checks (a fill
+    names the pre-fill check it relied on), tag bindings with their stamp photos, and dispatches."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE staff ADD COLUMN role TEXT;
+        ALTER TABLE staff ADD COLUMN secret_hash TEXT;
+        ALTER TABLE fills ADD COLUMN precheck_id TEXT;
+        CREATE TABLE checks (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('prefill', 'postfill')),
+            cylinder_id TEXT NOT NULL,
+            code TEXT,
+            medium TEXT,
+            checker TEXT NOT NULL REFERENCES staff(id),
+            checker_name TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            items TEXT NOT NULL,
+            failed TEXT NOT NULL,
+            fill_id TEXT REFERENCES fills(id),
+            reweigh_kg REAL,
+            reweigh_source TEXT,
+            flag TEXT,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX checks_cylinder ON checks(cylinder_id, kind, at);
+        CREATE TABLE tag_bindings (
+            id TEXT PRIMARY KEY,
+            cylinder_id TEXT NOT NULL REFERENCES cylinders(id),
+            tag_kind TEXT NOT NULL,
+            tag_value TEXT NOT NULL,
+            stamp_code TEXT NOT NULL,
+            photos TEXT NOT NULL,
+            by_staff TEXT NOT NULL REFERENCES staff(id),
+            at TEXT NOT NULL
+        );
+        CREATE TABLE dispatches (
+            id TEXT PRIMARY KEY,
+            cylinder_id TEXT NOT NULL,
+            fill_id TEXT REFERENCES fills(id),
+            plate TEXT NOT NULL,
+            courier TEXT NOT NULL,
+            dispatcher TEXT NOT NULL REFERENCES staff(id),
+            at TEXT NOT NULL
+        );
+        CREATE INDEX dispatches_time ON dispatches(at)
+        """,
+    )
+
+
+def _v6(conn: sqlite3.Connection) -> None:
+    """The in-flight time each lane (and cylinder model) has learned from its fills; every change
+    is also journalled, so the table is what the journal implies."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE IF NOT EXISTS inflight (
+            lane TEXT NOT NULL,
+            model TEXT NOT NULL,
+            seconds TEXT NOT NULL,  -- JSON: {"seconds": [...], "fills": n}
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (lane, model)
+        )
+        """,
+    )
+def _v7(conn: sqlite3.Connection) -> None:
+    """`edge verify` checks fills, outbox, staff and shift rows against the journal; rows that
+    earlier versions wrote without a journal entry are journalled once, as they stand."""
+    from datetime import datetime, timezone
+
+    from .replay import baseline
+
+    baseline(conn, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -223,7 +299,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
