@@ -99,7 +99,7 @@ def cmd_sync_retry(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     city = _city(config)
-    store, client = open_store(config), build_client(city)
+    store, client = open_store(config), build_client(city, config.tz)
     outbox = Outbox(store)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -127,7 +127,7 @@ def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 def cmd_cache_refresh(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     city = _city(config)
-    store, client = Store(config.store.path), build_client(city)
+    store, client = Store(config.store.path), build_client(city, config.tz)
     bar = ProgressBar(1)
 
     def progress(done: int, total: int | None) -> None:

@@ -35,6 +35,7 @@ class Cylinder:
     model: str | None = None
     service_life_years: int | None = None
     blocked_reason: str | None = None
+    removed_at: str | None = None  # when the station learnt the city's registry no longer lists it
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def evaluate(
         findings += _traceable_findings(identifier.value, cylinder)
     if cylinder.blocked_reason is not None:
         findings.append(Finding(Reason.BLOCKED_LOCALLY, cylinder.blocked_reason))
+    if cylinder.removed_at is not None:
+        findings.append(Finding(Reason.NOT_IN_REGISTRY, f"since {cylinder.removed_at[:16]}"))
     if _normalise(cylinder.owner_unit) != _normalise(policy.owner_unit):
         findings.append(Finding(Reason.NOT_SELF_OWNED, f"owned by {cylinder.owner_unit}"))
     if cylinder.status == SCRAPPED:

@@ -50,6 +50,7 @@ def test_good_cylinder_is_allowed() -> None:
         ({"registration_no": ""}, Reason.NOT_REGISTERED),
         ({"registration_no": None}, Reason.NOT_REGISTERED),
         ({"blocked_reason": "dented"}, Reason.BLOCKED_LOCALLY),
+        ({"removed_at": "2026-06-15T01:00:00.000+00:00"}, Reason.NOT_IN_REGISTRY),
     ],
 )
 def test_each_rejection(change: dict, reason: Reason) -> None:

@@ -113,20 +113,22 @@ class Store:
 
     # Cylinder cache --------------------------------------------------------------------------
 
-    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime, batch: int = 2000) -> int:
-        """Insert or replace cylinder records with their identifiers, one transaction per batch."""
+    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime, batch: int = 2000,
+                         from_city: bool = False) -> int:
+        """Insert or replace cylinder records with their identifiers, one transaction per batch.
+        Rows `from_city` are the registry's word that the cylinder is listed: any removal ends."""
         count = 0
         pending: list[dict[str, Any]] = []
         for row in rows:
             pending.append({**row, "updated_at": iso(now)})
             if len(pending) >= batch:
-                count += self._upsert_batch(pending)
+                count += self._upsert_batch(pending, from_city)
                 pending = []
         if pending:
-            count += self._upsert_batch(pending)
+            count += self._upsert_batch(pending, from_city)
         return count
 
-    def _upsert_batch(self, rows: list[dict[str, Any]]) -> int:
+    def _upsert_batch(self, rows: list[dict[str, Any]], from_city: bool = False) -> int:
         identifiers = [
             (kind.value, normalise(str(row[field])), row["id"])
             for row in rows
@@ -141,7 +143,36 @@ class Store:
             # An identifier re-bound upstream (a replaced tag) must stop finding the old record.
             conn.executemany("DELETE FROM identifiers WHERE cylinder_id = ? AND kind = ?", carried)
             conn.executemany("INSERT OR REPLACE INTO identifiers (kind, value, cylinder_id) VALUES (?, ?, ?)", identifiers)
+            if from_city:
+                conn.executemany("DELETE FROM removals WHERE cylinder_id = ?", [(row["id"],) for row in rows])
         return len(rows)
+
+    def mark_removed(self, cylinder_ids: Iterable[str], now: datetime, how: str) -> int:
+        """Record cylinders the registry no longer lists (those the cache holds); returns how many
+        were newly marked."""
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO removals (cylinder_id, removed_at, how)"
+                " SELECT id, ?, ? FROM cylinders WHERE id = ?",
+                [(iso(now), how, cylinder_id) for cylinder_id in cylinder_ids],
+            )
+            marked = conn.total_changes - before
+            if marked:
+                journal.append(conn, iso(now), "cylinders_removed", {"count": marked, "how": how})
+        return marked
+
+    def sweep_cylinders(self, seen: set[str], now: datetime) -> int:
+        """After a complete full pull: every cached cylinder the registry did not list is removed."""
+        with self.transaction() as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS pull_seen (id TEXT PRIMARY KEY)")
+            conn.execute("DELETE FROM pull_seen")
+            conn.executemany("INSERT OR IGNORE INTO pull_seen (id) VALUES (?)", [(i,) for i in seen])
+            missing = [r[0] for r in conn.execute(
+                "SELECT id FROM cylinders WHERE id NOT IN (SELECT id FROM pull_seen)"
+                " AND id NOT IN (SELECT cylinder_id FROM removals)")]
+            conn.execute("DELETE FROM pull_seen")
+            return self.mark_removed(missing, now, "full pull")
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
@@ -170,9 +201,10 @@ class Store:
         """The cached row (with any local block) that a scanned identifier resolves to."""
         for kind in identifier.lookup_kinds:
             rows = self.query(
-                "SELECT c.*, b.reason AS blocked_reason FROM identifiers i"
+                "SELECT c.*, b.reason AS blocked_reason, r.removed_at FROM identifiers i"
                 " JOIN cylinders c ON c.id = i.cylinder_id"
                 " LEFT JOIN blocks b ON b.cylinder_id = c.id"
+                " LEFT JOIN removals r ON r.cylinder_id = c.id"
                 " WHERE i.kind = ? AND i.value = ?",
                 [kind.value, identifier.value],
             )
@@ -273,4 +305,5 @@ def _cylinder(row: dict[str, Any]) -> Cylinder:
         model=row["model"],
         service_life_years=row["service_life_years"],
         blocked_reason=row["blocked_reason"],
+        removed_at=row["removed_at"],
     )
