@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -39,11 +40,12 @@ from interlock.fill import (
     step,
 )
 from interlock.reasons import Reason, text
-from interlock.rules import Cylinder, Decision, Policy, evaluate, reject
+from interlock.rules import Cylinder, Decision, Policy, evaluate, fresher_record_could_allow, reject
 
 from . import staff
 from .config import Config, LaneConfig
 from .logs import LaneLog
+from .lookup import Answer, LiveLookup, Source
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,8 @@ class Lane:
         self.polls = 0  # scale polls attempted, for status and the bus tests
         self.last_gross_kg: float | None = None
         self._scanned: str | None = None  # the cylinder the scan being decided resolved to
+        self._source = Source.CACHE  # what the scan being decided was decided on
+        self.lookup: LiveLookup | None = None  # set by the station when the city can be asked
         # When the control loop last came round (monotonic), for the systemd watchdog.
         self.loop_seen = time.monotonic()
 
@@ -295,7 +299,7 @@ class Lane:
         self._step(Decided(shown, decision, plan), now)
 
     def _decide(self, scan: Scan, now: datetime) -> tuple[Decision, Plan | None]:
-        self._scanned = None
+        self._scanned, self._source = None, Source.CACHE
         if self.remote_lock is not None:
             return reject(Reason.REMOTE_LOCK, self.remote_lock), None
         if scan.problem:
@@ -304,14 +308,51 @@ class Lane:
         if isinstance(identifier, codes.Invalid):
             return reject(Reason.INVALID_CODE, identifier.detail), None
         cylinder = self.store.find_cylinder(identifier)
-        self._scanned = cylinder.id if cylinder else None
         decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier)
+        if self.lookup is not None and not decision.allowed:
+            cylinder, decision = self._with_city_record(self.lookup, identifier, cylinder, decision, now)
+        self._scanned = cylinder.id if cylinder else None
         if not decision.allowed or cylinder is None:
             return decision, None
         plan = self._plan(cylinder, identifier.value)
         if plan is None:
             return reject(Reason.NO_FILL_DATA, f"cylinder {cylinder.id}"), None
         return decision, plan
+
+    def _with_city_record(
+        self, lookup: LiveLookup, identifier: codes.Identifier, cylinder: Cylinder | None, decision: Decision, now: datetime
+    ) -> tuple[Cylinder | None, Decision]:
+        """When only the cached record refuses this code, ask the city for it and decide on its
+        answer. The lane waits at most the lookup's deadline, and only while idle: a scan during a
+        fill is refused without asking."""
+        age = None if cylinder is None else self.store.cylinder_age_s(cylinder.id, now)
+        if not fresher_record_could_allow(decision, age, lookup.max_record_age_s):
+            return cylinder, decision
+        if self.state.phase in BUSY or self.state.phase is Phase.LOCKED:
+            self._source = Source.NOT_IDLE
+            return cylinder, decision
+        pending = lookup.ask(identifier, cylinder.id if cylinder else None)
+        if pending is None:
+            return cylinder, decision
+        answer = self._await_city(pending, lookup.deadline_s)
+        self._source = answer.source
+        if answer.source != Source.CITY:
+            return cylinder, decision
+        fresh = self.store.find_cylinder(identifier)
+        return fresh, evaluate(fresh, self.policy, now, self.store.cache_age_s(now), identifier)
+
+    def _await_city(self, pending: Future[Answer], deadline_s: float) -> Answer:
+        """The city's answer, or a timeout at the deadline; the loop's heartbeat goes on meanwhile."""
+        end = time.monotonic() + deadline_s
+        while (remaining := end - time.monotonic()) > 0:
+            try:
+                return pending.result(timeout=min(remaining, 0.1))
+            except TimeoutError:
+                self.loop_seen = time.monotonic()
+            except Exception as exc:  # a bug in the lookup must not take the lane down
+                self.log.exception("live lookup failed")
+                return Answer(Source.OFFLINE, detail=str(exc))
+        return Answer(Source.TIMEOUT)
 
     def _plan(self, cylinder: Cylinder, code: str) -> Plan | None:
         fill = self.config.fill
@@ -385,6 +426,7 @@ class Lane:
             "details": [f.detail for f in verdict.findings],
             "fill_id": verdict.fill_id,
             "cylinder_id": self._scanned,
+            "source": self._source,
         }
         self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id, cylinder_id=self._scanned)
         said = "; ".join(text(f.reason) + (f" ({f.detail})" if f.detail else "") for f in verdict.findings)

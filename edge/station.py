@@ -14,6 +14,7 @@ from .city import SyncService
 from .config import Config
 from .fleet import FleetService
 from .lane import Clock, Lane, utc_now
+from .lookup import LiveLookup
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store
 from .store.fleet import journal_sink
@@ -67,6 +68,7 @@ class Station:
         self.watchdog: Watchdog | None = None
         self.status: StatusServer | None = None
         self.fleet: FleetService | None = None
+        self.lookup: LiveLookup | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -102,6 +104,7 @@ class Station:
             self.store.close()
             self.hw.close()
             raise StartupError(f"lane {lane_config.id}: {exc}") from exc
+        self._start_lookup()
         for lane in self.lanes.values():
             lane.start()
         if self.config.city is not None:
@@ -135,6 +138,15 @@ class Station:
             self.stop()
             raise StartupError(f"fleet: {exc}") from exc
 
+    def _start_lookup(self) -> None:
+        """Lanes ask the city about a code the cache refuses, when the config has a city."""
+        city = self.config.city
+        if city is None or not city.lookup.enabled:
+            return
+        self.lookup = LiveLookup(city, self.config.store.path, self.config.tz, self.clock)
+        for lane in self.lanes.values():
+            lane.lookup = self.lookup
+
     def _start_status_page(self) -> None:
         page = self.config.status_page
         if not page.enabled:
@@ -167,6 +179,9 @@ class Station:
         if self.sync is not None:  # valves first; an upload in flight can wait its turn
             self.sync.stop()
             self.sync = None
+        if self.lookup is not None:
+            self.lookup.close()
+            self.lookup = None
         if self.store is not None:
             self.store.journal(self.clock(), "daemon_stop", {})
             self.store.close()

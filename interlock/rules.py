@@ -114,6 +114,23 @@ def evaluate(
     return _decide(findings)
 
 
+# Refusals that come from the city's record of the cylinder: a fresher copy could lift them.
+RECORD_REASONS = frozenset({
+    Reason.UNKNOWN_CYLINDER, Reason.NOT_SELF_OWNED, Reason.SCRAPPED, Reason.SUSPENDED, Reason.INSPECTION_OVERDUE,
+    Reason.SERVICE_LIFE_EXCEEDED, Reason.MEDIUM_MISMATCH, Reason.NOT_REGISTERED, Reason.NOT_IN_REGISTRY,
+})
+
+
+def fresher_record_could_allow(decision: Decision, record_age_s: float | None, max_record_age_s: float) -> bool:
+    """Whether asking the city for this one cylinder could change a refusal: every blocking reason
+    comes from the city's record, and the cached copy is older than `max_record_age_s` (a code
+    with no cached record, `record_age_s` None, always qualifies)."""
+    blocking = set(decision.reasons)
+    if decision.allowed or not blocking or not blocking <= RECORD_REASONS:
+        return False
+    return record_age_s is None or record_age_s > max_record_age_s
+
+
 def _decide(findings: list[Finding]) -> Decision:
     allowed = all(f.reason in WARNINGS for f in findings)
     return Decision(allowed, tuple(findings))

@@ -193,6 +193,11 @@ class Store:
         refreshed = self.cache_refreshed_at()
         return None if refreshed is None else (now - refreshed).total_seconds()
 
+    def cylinder_age_s(self, cylinder_id: str, now: datetime) -> float | None:
+        """Seconds since this cylinder's cached record was last written (None: not cached)."""
+        rows = self.query("SELECT updated_at FROM cylinders WHERE id = ?", [cylinder_id])
+        return None if not rows else (now - datetime.fromisoformat(rows[0]["updated_at"])).total_seconds()
+
     def find_cylinder(self, identifier: Identifier) -> Cylinder | None:
         row = self.cylinder_record(identifier)
         return None if row is None else _cylinder(row)
