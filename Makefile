@@ -21,6 +21,7 @@ bench: venv
 	$(BIN)/python bench/camera_decode.py
 	$(BIN)/python bench/sync_rates.py
 	$(BIN)/python bench/fleet_rates.py
+	$(BIN)/python bench/lookup.py
 
 system-deps:
 	@sh scripts/system-deps.sh

@@ -40,7 +40,15 @@ from interlock.fill import (
     step,
 )
 from interlock.reasons import Reason, text
-from interlock.rules import Cylinder, Decision, Policy, evaluate, fresher_record_could_allow, reject
+from interlock.rules import (
+    Cylinder,
+    Decision,
+    Policy,
+    evaluate,
+    fresher_record_could_allow,
+    refused_by_record_only,
+    reject,
+)
 
 from . import staff
 from .config import Config, LaneConfig
@@ -325,6 +333,8 @@ class Lane:
         """When only the cached record refuses this code, ask the city for it and decide on its
         answer. The lane waits at most the lookup's deadline, and only while idle: a scan during a
         fill is refused without asking."""
+        if not refused_by_record_only(decision):  # decided before the record's age is read
+            return cylinder, decision
         age = None if cylinder is None else self.store.cylinder_age_s(cylinder.id, now)
         if not fresher_record_could_allow(decision, age, lookup.max_record_age_s):
             return cylinder, decision

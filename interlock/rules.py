@@ -121,14 +121,17 @@ RECORD_REASONS = frozenset({
 })
 
 
-def fresher_record_could_allow(decision: Decision, record_age_s: float | None, max_record_age_s: float) -> bool:
-    """Whether asking the city for this one cylinder could change a refusal: every blocking reason
-    comes from the city's record, and the cached copy is older than `max_record_age_s` (a code
-    with no cached record, `record_age_s` None, always qualifies)."""
+def refused_by_record_only(decision: Decision) -> bool:
+    """Whether every reason refusing this decision comes from the city's record of the cylinder."""
     blocking = set(decision.reasons)
-    if decision.allowed or not blocking or not blocking <= RECORD_REASONS:
-        return False
-    return record_age_s is None or record_age_s > max_record_age_s
+    return not decision.allowed and bool(blocking) and blocking <= RECORD_REASONS
+
+
+def fresher_record_could_allow(decision: Decision, record_age_s: float | None, max_record_age_s: float) -> bool:
+    """Whether asking the city for this one cylinder could change a refusal: only the city's
+    record refuses it, and the cached copy is older than `max_record_age_s` (a code with no
+    cached record, `record_age_s` None, always qualifies)."""
+    return refused_by_record_only(decision) and (record_age_s is None or record_age_s > max_record_age_s)
 
 
 def _decide(findings: list[Finding]) -> Decision:
