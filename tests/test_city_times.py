@@ -75,9 +75,8 @@ def test_fills_after_local_midnight_and_at_month_ends_reach_the_city_in_local_ti
     sim = CitySim(profile, rows, tls=city_tls[0]).start()
     store = open_station_store(tmp_path / "s.db")
     try:
-        ids = []
         for n, moment in enumerate(AWKWARD):
-            ids += finished_fills(store, [rows[n]["id"]], start=moment - timedelta(seconds=n), first=n)
+            finished_fills(store, [rows[n]["id"]], start=moment - timedelta(seconds=n), first=n)
         client = client_for(sim, city_tls[1])
         result = Uploader(client, Outbox(store), RetryPolicy(initial_s=0.01, max_s=0.05)).drain(threading.Event())
         client.close()
