@@ -162,17 +162,13 @@ class Store:
                 journal.append(conn, iso(now), "cylinders_removed", {"count": marked, "how": how})
         return marked
 
-    def sweep_cylinders(self, seen: set[str], now: datetime) -> int:
-        """After a complete full pull: every cached cylinder the registry did not list is removed."""
-        with self.transaction() as conn:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS pull_seen (id TEXT PRIMARY KEY)")
-            conn.execute("DELETE FROM pull_seen")
-            conn.executemany("INSERT OR IGNORE INTO pull_seen (id) VALUES (?)", [(i,) for i in seen])
-            missing = [r[0] for r in conn.execute(
-                "SELECT id FROM cylinders WHERE id NOT IN (SELECT id FROM pull_seen)"
-                " AND id NOT IN (SELECT cylinder_id FROM removals)")]
-            conn.execute("DELETE FROM pull_seen")
-            return self.mark_removed(missing, now, "full pull")
+    def sweep_cylinders(self, seen: set[str], now: datetime, batch: int = 500) -> int:
+        """After a complete full pull: every cached cylinder the registry did not list is removed.
+        The comparison is a read; the marks are written in short transactions, so a lane waiting
+        to commit a fill never waits for a whole registry's worth of them."""
+        cached = self.query("SELECT id FROM cylinders WHERE id NOT IN (SELECT cylinder_id FROM removals)")
+        missing = [row["id"] for row in cached if row["id"] not in seen]
+        return sum(self.mark_removed(missing[i:i + batch], now, "full pull") for i in range(0, len(missing), batch))
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
