@@ -203,5 +203,6 @@ def test_daemon_killed_mid_drain_loses_and_duplicates_nothing(
     try:
         assert store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status") == [{"status": "sent", "n": 6000}]
         assert json.loads(store.query("SELECT reply FROM outbox WHERE idempotency_key = ?", [fills[-1]])[0]["reply"])["ref"]
+        assert assert_local_times(city, store, config.tz) == 6000
     finally:
         store.close()
