@@ -23,7 +23,7 @@ from simulators.dataset import generate
 from sync.client import CityClient, Retryable
 from sync.mapping import from_city
 from sync.profile import Profile, profile_path
-from sync.refresh import CURSOR, RefreshIncomplete, Refresher
+from sync.refresh import CURSOR, LAST_FULL, RefreshIncomplete, Refresher
 
 from .city_support import OWNER, REGION, TZ, client_for, open_station_store, registry
 from .conftest import SimStation
@@ -171,7 +171,9 @@ def test_incremental_pulls_apply_the_removals_the_profile_can_express(make_city:
 def test_a_removed_cylinder_is_refused_at_the_lane(station: SimStation) -> None:
     """Through the simulated station: the city removes a cylinder, a full pull sweeps it, and the
     operator's scan is refused with its own reason."""
-    assert station.sim.city is not None and station.config.city is not None
+    assert station.sim.city is not None and station.config.city is not None and station.station.store is not None
+    lanes_store = station.station.store
+    station.wait_for(lambda: lanes_store.get_meta(LAST_FULL) is not None, "the daemon's first full pull", timeout=30)
     cylinder = station.cylinder("ok")
     assert station.scan("A", cylinder.row["qr_content"])["accepted"]
     station.station.lanes["A"].submit(Abort())
