@@ -29,7 +29,7 @@ from .store.outbox import Outbox
 from .store.schema import CITY_FIELDS, STATION_FIELDS
 
 EXIT_INVALID = 2
-LABELS = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充"}
+LABELS = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充", "removed_at": "平台已注销"}
 
 Loader = Callable[[str], Config]
 Emit = Callable[[Any, bool, str], None]
@@ -99,7 +99,7 @@ def cmd_sync_retry(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     city = _city(config)
-    store, client = open_store(config), build_client(city)
+    store, client = open_store(config), build_client(city, config.tz)
     outbox = Outbox(store)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -127,7 +127,7 @@ def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 def cmd_cache_refresh(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     city = _city(config)
-    store, client = Store(config.store.path), build_client(city)
+    store, client = Store(config.store.path), build_client(city, config.tz)
     bar = ProgressBar(1)
 
     def progress(done: int, total: int | None) -> None:
@@ -145,7 +145,8 @@ def cmd_cache_refresh(args: argparse.Namespace, load: Loader, emit: Emit) -> int
         store.close()
     if not args.json:
         bar.close()
-    human = f"{result.mode} refresh: {result.cylinders} cylinders in {result.pages} pages, {result.seconds} s"
+    human = (f"{result.mode} refresh: {result.cylinders} cylinders in {result.pages} pages, {result.seconds} s;"
+             f" {result.removed} no longer in the registry" + (f" ({result.attempts} passes)" if result.attempts > 1 else ""))
     emit(result.__dict__, args.json, human)
     return 0
 
