@@ -22,6 +22,7 @@ bench: venv
 	$(BIN)/python bench/sync_rates.py
 	$(BIN)/python bench/fleet_rates.py
 	$(BIN)/python bench/webapp.py
+	$(BIN)/python bench/lookup.py
 
 system-deps:
 	@sh scripts/system-deps.sh

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from sync.client import CityClient, Credentials, SyncError, Tls
 from sync.refresh import LAST_FULL, Refresher
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 STOP_JOIN_S = 2.0
 
 
-def build_client(city: CityConfig) -> CityClient:
+def build_client(city: CityConfig, tz: tzinfo) -> CityClient:
+    """The city client; `tz` is the station's zone, the city's unless its profile names one."""
     verify: bool | str = str(city.ca_bundle) if city.ca_bundle is not None else True
     cert: str | tuple[str, str] | None = None
     if city.client_cert is not None:
@@ -40,6 +41,7 @@ def build_client(city: CityConfig) -> CityClient:
         Credentials(city.username, city.secret()),
         Tls(verify, cert),
         (city.connect_timeout_s, city.read_timeout_s),
+        tz=tz,
     )
 
 
@@ -77,7 +79,7 @@ class SyncService:
                 log.info("%s still in an HTTP call at stop; its record stays pending", thread.name)
 
     def _upload(self) -> None:
-        store, client = Store(self.config.store.path, durable=False), build_client(self.city)
+        store, client = Store(self.config.store.path, durable=False), build_client(self.city, self.config.tz)
         try:
             self.uploader = Uploader(client, Outbox(store), retry_policy(self.city), self.clock)
             self.uploader.run(self.stop_event, self.city.upload.idle_s, self.wake)
@@ -86,7 +88,7 @@ class SyncService:
             store.close()
 
     def _refresh(self) -> None:
-        store, client = Store(self.config.store.path, durable=False), build_client(self.city)
+        store, client = Store(self.config.store.path, durable=False), build_client(self.city, self.config.tz)
         refresher = Refresher(client, store, self.config.tz, self.city.refresh.page_size, self.clock)
         settings = self.city.refresh
         try:

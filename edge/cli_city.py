@@ -90,7 +90,7 @@ def cmd_sync_push(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
     config = load(args.config)
     city = _city(config)
-    store, client = _open(config), build_client(city)
+    store, client = _open(config), build_client(city, config.tz)
     outbox = Outbox(store)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -124,7 +124,7 @@ def cmd_cache_refresh(args: argparse.Namespace, load: Loader, emit: Emit) -> int
     config = load(args.config)
     city = _city(config)
     # Creates the store when there is none: a refresh is how a new station gets its cache.
-    store, client = Store(config.store.path), build_client(city)
+    store, client = Store(config.store.path), build_client(city, config.tz)
     bar = Progress(None, "cylinders ")
 
     def progress(done: int, total: int | None) -> None:
@@ -140,7 +140,8 @@ def cmd_cache_refresh(args: argparse.Namespace, load: Loader, emit: Emit) -> int
         bar.close()
         client.close()
         store.close()
-    human = f"{result.mode} refresh: {result.cylinders} cylinders in {result.pages} pages, {result.seconds} s"
+    human = (f"{result.mode} refresh: {result.cylinders} cylinders in {result.pages} pages, {result.seconds} s;"
+             f" {result.removed} no longer in the registry" + (f" ({result.attempts} passes)" if result.attempts > 1 else ""))
     emit(result.__dict__, args.json, human)
     return 0
 
@@ -151,7 +152,7 @@ def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from .output import local_time, table
     from .store.schema import CITY_FIELDS, STATION_FIELDS
 
-    labels = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充"}
+    labels = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充", "removed_at": "平台已注销"}
     config = load(args.config)
     store = _open(config)
     try:

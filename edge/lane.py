@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -42,11 +43,22 @@ from interlock.fill import (
     step,
 )
 from interlock.reasons import Reason, text
-from interlock.rules import CheckRecord, Cylinder, Decision, Finding, Policy, evaluate, reject
+from interlock.rules import (
+    CheckRecord,
+    Cylinder,
+    Decision,
+    Finding,
+    Policy,
+    evaluate,
+    fresher_record_could_allow,
+    refused_by_record_only,
+    reject,
+)
 
 from . import staff
 from .config import Config, LaneConfig
 from .logs import LaneLog
+from .lookup import Answer, LiveLookup, Source
 from .scanpoints.checks import latest_precheck
 from .store import Store, StoreUnavailable
 from .textsafe import scanned_text
@@ -155,6 +167,8 @@ class Lane:
         # A fill's end the store could not take (full or read-only disk), written once it can.
         self._unrecorded: Record | None = None
         # When the control loop last came round (monotonic), for the systemd watchdog and the guard.
+        self._source = Source.CACHE  # what the scan being decided was decided on
+        self.lookup: LiveLookup | None = None  # set by the station when the city can be asked
         self.loop_seen = time.monotonic()
         # Set by the loop guard's thread when it found this loop hung with the valve on.
         self.guard_cause: Reason | None = None
@@ -447,7 +461,7 @@ class Lane:
         self._step(Decided(shown, decision, plan), now)
 
     def _decide(self, scan: Scan, now: datetime) -> tuple[Decision, Plan | None]:
-        self._scanned = None
+        self._scanned, self._source = None, Source.CACHE
         if self.remote_lock is not None:
             return reject(Reason.REMOTE_LOCK, self.remote_lock), None
         outage = self.store.outage
@@ -459,16 +473,58 @@ class Lane:
         if isinstance(identifier, codes.Invalid):
             return reject(Reason.INVALID_CODE, identifier.detail), None
         cylinder = self.store.find_cylinder(identifier)
+        decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier, self._precheck_of(cylinder))
+        if self.lookup is not None and not decision.allowed:
+            cylinder, decision = self._with_city_record(self.lookup, identifier, cylinder, decision, now)
         self._scanned = cylinder.id if cylinder else None
-        self._precheck = latest_precheck(self.store, cylinder.id) if cylinder else None
-        precheck = self._precheck[1] if self._precheck else None
-        decision = evaluate(cylinder, self.policy, now, self.store.cache_age_s(now), identifier, precheck)
         if not decision.allowed or cylinder is None:
             return decision, None
         plan = self._plan(cylinder, identifier.value)
         if plan is None:
             return reject(Reason.NO_FILL_DATA, f"cylinder {cylinder.id}"), None
         return decision, plan
+
+    def _with_city_record(
+        self, lookup: LiveLookup, identifier: codes.Identifier, cylinder: Cylinder | None, decision: Decision, now: datetime
+    ) -> tuple[Cylinder | None, Decision]:
+        """When only the cached record refuses this code, ask the city for it and decide on its
+        answer. The lane waits at most the lookup's deadline, and only while idle: a scan during a
+        fill is refused without asking."""
+        if not refused_by_record_only(decision):  # decided before the record's age is read
+            return cylinder, decision
+        age = None if cylinder is None else self.store.cylinder_age_s(cylinder.id, now)
+        if not fresher_record_could_allow(decision, age, lookup.max_record_age_s):
+            return cylinder, decision
+        if self.state.phase in BUSY or self.state.phase is Phase.LOCKED:
+            self._source = Source.NOT_IDLE
+            return cylinder, decision
+        pending = lookup.ask(identifier, cylinder.id if cylinder else None)
+        if pending is None:
+            return cylinder, decision
+        answer = self._await_city(pending, lookup.deadline_s)
+        self._source = answer.source
+        if answer.source != Source.CITY:
+            return cylinder, decision
+        fresh = self.store.find_cylinder(identifier)
+        return fresh, evaluate(fresh, self.policy, now, self.store.cache_age_s(now), identifier, self._precheck_of(fresh))
+
+    def _precheck_of(self, cylinder: Cylinder | None) -> CheckRecord | None:
+        """The cylinder's latest pre-fill check, kept for the fill record that may follow."""
+        self._precheck = latest_precheck(self.store, cylinder.id) if cylinder else None
+        return self._precheck[1] if self._precheck else None
+
+    def _await_city(self, pending: Future[Answer], deadline_s: float) -> Answer:
+        """The city's answer, or a timeout at the deadline; the loop's heartbeat goes on meanwhile."""
+        end = time.monotonic() + deadline_s
+        while (remaining := end - time.monotonic()) > 0:
+            try:
+                return pending.result(timeout=min(remaining, 0.1))
+            except TimeoutError:
+                self.loop_seen = time.monotonic()
+            except Exception as exc:  # a bug in the lookup must not take the lane down
+                self.log.exception("live lookup failed")
+                return Answer(Source.OFFLINE, detail=str(exc))
+        return Answer(Source.TIMEOUT)
 
     def _plan(self, cylinder: Cylinder, code: str) -> Plan | None:
         fill = self.config.fill
@@ -567,6 +623,7 @@ class Lane:
             "details": [f.detail for f in verdict.findings],
             "fill_id": verdict.fill_id,
             "cylinder_id": self._scanned,
+            "source": self._source,
         }
         try:
             self.store.journal(now, "scan", data, lane=self.id, fill_id=verdict.fill_id, cylinder_id=self._scanned)

@@ -19,6 +19,7 @@ from .control import ControlServer
 from .fleet import FleetService
 from .guard import Guard
 from .lane import Clock, Lane, utc_now
+from .lookup import LiveLookup
 from .notify import Watchdog, notify, watchdog_interval_s
 from .store import Store, StoreUnavailable
 from .store.opening import open_store
@@ -73,6 +74,7 @@ class Station:
         self.guard_hw = Hardware(config)
         self.storewatch: StoreWatch | None = None
         self.stopped_unrecorded = False  # the stop itself could not be journalled (store unavailable)
+        self.lookup: LiveLookup | None = None
 
     def start(self) -> None:
         # Safe state before anything else: every valve off, or we do not start. The relays built
@@ -112,6 +114,7 @@ class Station:
         for lane_id, held in self.store.held_lanes().items():
             if lane_id in self.lanes:
                 self.lanes[lane_id].hold(Reason(held["cause"]), held)
+        self._start_lookup()
         for lane in self.lanes.values():
             lane.start()
         self._start_guard()
@@ -182,6 +185,15 @@ class Station:
         assert self.store is not None
         self.storewatch = StoreWatch(self.store, self.clock, int(self.config.store.min_free_mb * 1e6))
         self.storewatch.start()
+
+    def _start_lookup(self) -> None:
+        """Lanes ask the city about a code the cache refuses, when the config has a city."""
+        city = self.config.city
+        if city is None or not city.lookup.enabled:
+            return
+        self.lookup = LiveLookup(city, self.config.store.path, self.config.tz, self.clock)
+        for lane in self.lanes.values():
+            lane.lookup = self.lookup
 
     def _start_status_page(self) -> None:
         page = self.config.status_page
@@ -277,6 +289,9 @@ class Station:
         if self.storewatch is not None:
             self.storewatch.stop()
             self.storewatch = None
+        if self.lookup is not None:
+            self.lookup.close()
+            self.lookup = None
         if self.store is not None:
             try:
                 self.store.journal(self.clock(), "daemon_stop", {})

@@ -18,6 +18,7 @@ class Reason(StrEnum):
     NOT_REGISTERED = "NOT_REGISTERED"
     CACHE_STALE = "CACHE_STALE"
     BLOCKED_LOCALLY = "BLOCKED_LOCALLY"
+    NOT_IN_REGISTRY = "NOT_IN_REGISTRY"
     LANE_BUSY = "LANE_BUSY"
     LANE_LOCKED = "LANE_LOCKED"
     NO_FILL_DATA = "NO_FILL_DATA"
@@ -73,6 +74,7 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.NOT_REGISTERED: ("未办理使用登记", "no use registration"),
     Reason.CACHE_STALE: ("气瓶数据过期，请同步", "cylinder data too old, sync needed"),
     Reason.BLOCKED_LOCALLY: ("本站已锁定该气瓶", "blocked at this station"),
+    Reason.NOT_IN_REGISTRY: ("监管平台已注销该气瓶", "no longer in the city registry"),
     Reason.LANE_BUSY: ("正在充装，扫码无效", "lane busy, scan ignored"),
     Reason.LANE_LOCKED: ("充装位已锁定，请复位", "lane locked, reset required"),
     Reason.NO_FILL_DATA: ("缺少皮重或充装量", "no tare or fill mass on record"),

@@ -35,6 +35,7 @@ class Cylinder:
     model: str | None = None
     service_life_years: int | None = None
     blocked_reason: str | None = None
+    removed_at: str | None = None  # when the station learnt the city's registry no longer lists it
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def evaluate(
         findings += _traceable_findings(identifier.value, cylinder)
     if cylinder.blocked_reason is not None:
         findings.append(Finding(Reason.BLOCKED_LOCALLY, cylinder.blocked_reason))
+    if cylinder.removed_at is not None:
+        findings.append(Finding(Reason.NOT_IN_REGISTRY, f"since {cylinder.removed_at[:16]}"))
     if _normalise(cylinder.owner_unit) != _normalise(policy.owner_unit):
         findings.append(Finding(Reason.NOT_SELF_OWNED, f"owned by {cylinder.owner_unit}"))
     if cylinder.status == SCRAPPED:
@@ -146,6 +149,26 @@ def precheck_findings(check: CheckRecord | None, now: datetime, valid_s: float) 
         # A check stamped in the future is a clock fault, not a check to trust.
         return [Finding(Reason.PRECHECK_MISSING, "check time is in the future")]
     return []
+
+
+# Refusals that come from the city's record of the cylinder: a fresher copy could lift them.
+RECORD_REASONS = frozenset({
+    Reason.UNKNOWN_CYLINDER, Reason.NOT_SELF_OWNED, Reason.SCRAPPED, Reason.SUSPENDED, Reason.INSPECTION_OVERDUE,
+    Reason.SERVICE_LIFE_EXCEEDED, Reason.MEDIUM_MISMATCH, Reason.NOT_REGISTERED, Reason.NOT_IN_REGISTRY,
+})
+
+
+def refused_by_record_only(decision: Decision) -> bool:
+    """Whether every reason refusing this decision comes from the city's record of the cylinder."""
+    blocking = set(decision.reasons)
+    return not decision.allowed and bool(blocking) and blocking <= RECORD_REASONS
+
+
+def fresher_record_could_allow(decision: Decision, record_age_s: float | None, max_record_age_s: float) -> bool:
+    """Whether asking the city for this one cylinder could change a refusal: only the city's
+    record refuses it, and the cached copy is older than `max_record_age_s` (a code with no
+    cached record, `record_age_s` None, always qualifies)."""
+    return refused_by_record_only(decision) and (record_age_s is None or record_age_s > max_record_age_s)
 
 
 def _decide(findings: list[Finding]) -> Decision:

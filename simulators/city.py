@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sync.mapping import to_city
+from sync.mapping import city_zone, to_city
 from sync.profile import SUBMISSIONS, Profile
 
+from . import city_registry
 from .city_auth import CAPTIVE_PAGE, DUPLICATE_CODE, DUPLICATE_MESSAGE, SIGN_CODE, Gateway, expiry_value, natural_key, plant
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class CitySim:
         tls: ssl.SSLContext | None = None,
         tz: tzinfo = CITY_TZ,
     ) -> None:
-        self.tz = tz  # the city's clock: its timestamps are local times without an offset
+        self.tz = city_zone(profile, tz)  # the city's clock: its timestamps are wall times without an offset
         self.profile, self.users, self.token_ttl_s, self.tls = profile, users or {"station": "secret"}, token_ttl_s, tls
         self.host, self.port = host, port
         self.lock = threading.RLock()
@@ -115,6 +116,7 @@ class CitySim:
         self.gateway = Gateway(profile.signing, self.users) if profile.signing else None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.registry_behaviour = city_registry.RegistryBehaviour()
         for row in registry or []:
             self.put_cylinder(row)
 
@@ -179,11 +181,31 @@ class CitySim:
 
     def put_cylinder(self, row: dict[str, Any], when: datetime | None = None) -> None:
         """Add or change a cylinder (our field names) as of `when` (aware; default now)."""
-        changed = (when or datetime.now(self.tz)).astimezone(self.tz).replace(tzinfo=None, microsecond=0)
-        record = to_city(self.profile, "cylinder", {**row, "updated_at": changed.isoformat()})
+        changed = self.wall_time(when)
+        record = to_city(self.profile, "cylinder", {**row, "updated_at": changed.replace(tzinfo=self.tz)}, self.tz)
         with self.lock:
             self.registry[row["id"]] = record
-            self._changed[row["id"]] = changed
+            self.registry_behaviour.removed.pop(row["id"], None)
+            self.touch(row["id"], changed)
+
+    def remove_cylinder(self, cylinder_id: str, when: datetime | None = None) -> None:
+        """The cylinder leaves the registry (see `registry_behaviour.removal_style`)."""
+        city_registry.remove(self, cylinder_id, when)
+
+    def wall_time(self, when: datetime | None = None) -> datetime:
+        """`when` (aware; default now) as the city's own clock shows it: wall time, whole seconds."""
+        return (when or datetime.now(self.tz)).astimezone(self.tz).replace(tzinfo=None, microsecond=0)
+
+    def drop(self, cylinder_id: str) -> None:
+        """Forget a cylinder: no listing or lookup finds it any more."""
+        with self.lock:
+            del self.registry[cylinder_id]
+            del self._changed[cylinder_id]
+            self._order = None
+
+    def touch(self, cylinder_id: str, changed: datetime) -> None:
+        with self.lock:
+            self._changed[cylinder_id] = changed
             self._order = None
 
     def records(self, kind: str = "filling") -> list[dict[str, Any]]:
@@ -236,6 +258,10 @@ class CitySim:
             return self._envelope(codes[0], "token invalid or expired")
         if path == self.profile.query.path:
             return self._query(body)
+        removed_since = self.profile.query.removal.removed_since
+        if removed_since is not None and path == removed_since.path:
+            answer = city_registry.removed_since(self, body)
+            return self._envelope(answer[0], "ok", answer[1]) if answer else self._envelope(REJECT_CODE, "bad query")
         for kind in SUBMISSIONS:
             if getattr(self.profile.endpoints, SUBMISSIONS[kind]) == path:
                 if reject:
@@ -281,21 +307,26 @@ class CitySim:
                 self._order = sorted((when, cid) for cid, when in self._changed.items())
             first = bisect.bisect_left(self._order, (since, ""))
             rows = [self.registry[cid] for _, cid in self._order[first:]]
+        listing = True
         for ours, condition in spec.keys.items():
             if condition in body:
+                listing = False
                 rows = [r for r in rows if r.get(fields[ours]) == body[condition]]
         try:
             page, size = int(body.get(spec.page, spec.first_page)), int(body.get(spec.page_size, 20))
         except (TypeError, ValueError):
             return self._envelope(REJECT_CODE, "bad paging")
-        size = max(1, min(size, spec.max_page_size))
+        size = city_registry.page_size(self, size)
         start = (page - spec.first_page) * size
         data: dict[str, Any] = {}
         plant(data, spec.records, rows[start:start + size])
         plant(data, spec.total, len(rows))
         if spec.server_time:
             plant(data, spec.server_time, datetime.now(self.tz).strftime(self.profile.formats.datetime))
-        return self._envelope(self.profile.envelope.success, "ok", data)
+        reply = self._envelope(self.profile.envelope.success, "ok", data)
+        if listing:
+            city_registry.listing_page_served(self, page - spec.first_page + 1)
+        return reply
 
     def _submit(self, kind: str, headers: Any, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         fields = self.profile.fields[kind]

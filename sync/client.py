@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
-from .mapping import FieldTooLong, format_datetime, from_city, to_city
+from .mapping import FieldTooLong, city_zone, cylinder_from_city, format_datetime, to_city
 from .profile import AuthSpec, Profile, dig
 from .signing import Signer
 
@@ -89,10 +89,13 @@ class CityClient:
         timeout_s: tuple[float, float] = (5.0, 15.0),
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        tz: tzinfo | None = None,
     ) -> None:
         self.profile, self.credentials, self.timeout_s, self.clock = profile, credentials, timeout_s, clock
         self.wall = wall  # for absolute token expiry and signature timestamps
         self.signer = Signer(profile.signing, credentials.username, credentials.password, wall) if profile.signing else None
+        # The city's wall-time zone: the profile's, else the station's (`tz`).
+        self.tz = city_zone(profile, tz)
         self.base_url = base_url.rstrip("/")
         self.tls = tls
         self.session = requests.Session()
@@ -112,7 +115,7 @@ class CityClient:
         if path is None:
             raise Rejected(f"profile {self.profile.name} has no endpoint for {kind} records")
         try:
-            body = to_city(self.profile, kind, record)
+            body = to_city(self.profile, kind, record, self.tz)
         except (FieldTooLong, ValueError) as exc:
             raise Rejected(str(exc)) from exc
         if self.profile.idempotency.field:
@@ -123,7 +126,7 @@ class CityClient:
         spec = self.profile.query
         body: dict[str, Any] = {spec.page: page, spec.page_size: min(page_size, spec.max_page_size)}
         if changed_since is not None:
-            body[spec.changed_since] = format_datetime(self.profile, changed_since)
+            body[spec.changed_since] = format_datetime(self.profile, changed_since, self.tz)
         return self._page(self.call(spec.path, body))
 
     def find_cylinder(self, key: str, value: str) -> dict[str, Any] | None:
@@ -141,7 +144,7 @@ class CityClient:
             raise Rejected(f"profile {self.profile.name} has no tag_binding endpoint")
         payload = {**record, "photo": base64.b64encode(photo.read_bytes()).decode("ascii"), "photo_name": photo.name}
         try:
-            body = to_city(self.profile, "tag_binding", payload)
+            body = to_city(self.profile, "tag_binding", payload, self.tz)
         except FieldTooLong as exc:
             raise Rejected(str(exc)) from exc
         if self.profile.idempotency.field:
@@ -154,7 +157,7 @@ class CityClient:
         if not isinstance(rows, list):
             raise Malformed(f"query reply without a {spec.records!r} list")
         try:
-            records = [from_city(self.profile, "cylinder", row) for row in rows if isinstance(row, dict)]
+            records = [cylinder_from_city(self.profile, row, self.tz) for row in rows if isinstance(row, dict)]
         except ValueError as exc:
             raise Malformed(f"cylinder record: {exc}") from exc
         total = dig(data, spec.total)

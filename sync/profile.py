@@ -144,6 +144,28 @@ class IdempotencySpec(Strict):
     field: str | None = "requestId"
 
 
+class RemovedSinceSpec(Strict):
+    """A separate query listing the cylinders removed from the registry since a time."""
+
+    path: UrlPath
+    since: str = "deletedSince"
+    records: DottedPath = "list"  # the list inside data; each row is an object or a bare cylinder id
+    id: str = "cylinderId"  # the cylinder id inside each row object
+    total: DottedPath = "total"
+
+
+class RemovalSpec(Strict):
+    """How the city says a cylinder left its registry, for incremental pulls (a full pull that
+    completes sweeps the cache whatever this says)."""
+
+    # City status words (before value mapping) meaning the record was deregistered or deleted.
+    status_words: list[str] = Field(default_factory=list)
+    # A record field marking deletion, and the values that mean "deleted" (compared as text).
+    deleted_field: str | None = None
+    deleted_values: list[str] = Field(default_factory=lambda: ["1", "true", "y", "yes"])
+    removed_since: RemovedSinceSpec | None = None
+
+
 class QuerySpec(Strict):
     """The basic-data query: one cylinder by a key, or pages of cylinders changed since a time."""
 
@@ -158,6 +180,7 @@ class QuerySpec(Strict):
     # Our lookup key -> the city's condition name (info_code, id, product_no, qr_content ...).
     keys: dict[str, str] = Field(min_length=1)
     max_page_size: int = Field(default=500, ge=1)
+    removal: RemovalSpec = RemovalSpec()
 
 
 class EndpointsSpec(Strict):
@@ -172,6 +195,18 @@ class FormatsSpec(Strict):
     date: str = "%Y-%m-%d"
     month: str = "%Y-%m"
     datetime: str = "%Y-%m-%d %H:%M:%S"
+    # The IANA zone the city's wall times are in; absent: the station's own zone.
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"an IANA time zone such as Asia/Shanghai (got {value!r})") from exc
+        return value
 
 
 class Profile(Strict):

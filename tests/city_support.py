@@ -4,7 +4,7 @@ finished fills written through the store's real API."""
 from __future__ import annotations
 
 import ssl
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from interlock.fill import Record
 from simulators.city import CitySim
 from simulators.dataset import generate
 from sync.client import CityClient, Credentials, Tls
+from sync.mapping import DATE_FIELDS, DATETIME_FIELDS
 from sync.profile import Profile
 from sync.records import Station, outbox_entries
 
@@ -33,7 +34,8 @@ def open_station_store(path: Path) -> Store:
 
 
 def client_for(sim: CitySim, ca: Path, timeout_s: float = 0.5, password: str = "secret") -> CityClient:
-    return CityClient(sim.profile, sim.base_url, Credentials("station", password), Tls(str(ca)), (timeout_s, timeout_s))
+    return CityClient(sim.profile, sim.base_url, Credentials("station", password), Tls(str(ca)), (timeout_s, timeout_s),
+                      tz=TZ)
 
 
 def start_sim(
@@ -56,3 +58,28 @@ def finished_fills(store: Store, cylinder_ids: list[str], start: datetime = STAR
                                                                   "net_kg": 14.5, "outcome": "ok"}), at, {})
             ids.append(fill_id)
     return ids
+
+
+def assert_local_times(sim: CitySim, store: Store, station_tz: tzinfo = TZ) -> int:
+    """Check every date and time field the city accepted against the fill it came from: dates in
+    the station's calendar, date-times as wall times in the city's zone. Returns how many fields
+    were checked, so a caller can tell the check was not empty."""
+    checked = 0
+    formats = sim.profile.formats
+    for key, (kind, index) in list(sim.by_key.items()):
+        if kind not in ("filling", "trace"):
+            continue
+        body = sim.accepted[kind][index - 1]
+        fill = store.query("SELECT started_at, finished_at FROM fills WHERE id = ?", [key.split(":")[0]])[0]
+        instants = {name: datetime.fromisoformat(fill[name]) for name in ("started_at", "finished_at")}
+        instants["time"] = instants["started_at"]
+        for ours, theirs in sim.profile.fields[kind].items():
+            if ours in DATE_FIELDS:
+                expected = instants["started_at"].astimezone(station_tz).strftime(formats.date)
+            elif ours in DATETIME_FIELDS:
+                expected = instants[ours].astimezone(sim.tz).strftime(formats.datetime)
+            else:
+                continue
+            assert body.get(theirs) == expected, f"{kind} {key} {theirs}: sent {body.get(theirs)!r}, local time is {expected!r}"
+            checked += 1
+    return checked

@@ -50,6 +50,7 @@ def test_good_cylinder_is_allowed() -> None:
         ({"registration_no": ""}, Reason.NOT_REGISTERED),
         ({"registration_no": None}, Reason.NOT_REGISTERED),
         ({"blocked_reason": "dented"}, Reason.BLOCKED_LOCALLY),
+        ({"removed_at": "2026-06-15T01:00:00.000+00:00"}, Reason.NOT_IN_REGISTRY),
     ],
 )
 def test_each_rejection(change: dict, reason: Reason) -> None:
@@ -173,3 +174,19 @@ def test_month_helpers() -> None:
     assert parse_month("2026-13") is None and parse_month("26-02") is None and parse_month("") is None
     assert end_of_month(parse_month("2026-12")).day == 31
     assert WARNINGS == {Reason.INSPECTION_DUE_SOON, Reason.CACHE_AGING}
+
+
+def test_a_fresher_record_is_worth_asking_for_only_when_the_record_alone_refuses() -> None:
+    from interlock.rules import fresher_record_could_allow as worth_asking
+
+    overdue = evaluate(replace(GOOD, next_inspection="2026-05"), POLICY, NOW, 60.0)
+    unknown = evaluate(None, POLICY, NOW, 60.0)
+    assert worth_asking(unknown, None, 600) and worth_asking(overdue, 601, 600)
+    assert not worth_asking(overdue, 599, 600)  # asked about (or refreshed) recently enough
+    assert not worth_asking(evaluate(GOOD, POLICY, NOW, 60.0), 10_000, 600)  # allowed: nothing to ask
+    blocked_too = evaluate(replace(GOOD, next_inspection="2026-05", blocked_reason="dented"), POLICY, NOW, 60.0)
+    assert not worth_asking(blocked_too, 10_000, 600)  # a local block stays whatever the city says
+    stale = evaluate(None, POLICY, NOW, 100 * 3600.0)
+    assert not worth_asking(stale, None, 600)  # the whole cache is stale: one record does not fix that
+    due_soon = evaluate(replace(GOOD, next_inspection="2026-06", status="停用"), POLICY, NOW, 60.0)
+    assert due_soon.warnings and worth_asking(due_soon, 601, 600)  # warnings do not stop a lookup

@@ -17,7 +17,7 @@ from edge.station import open_store
 from simulators.city import CitySim
 from sync.profile import load_profile
 
-from .city_support import finished_fills, registry
+from .city_support import assert_local_times, finished_fills, registry
 from .conftest import write_config
 
 EDGE = [sys.executable, "-m", "edge.cli"]
@@ -53,6 +53,9 @@ def test_push_status_retry_refresh_and_show(city_tls: tuple[ssl.SSLContext, Path
         assert push.returncode == 0, push.stderr
         assert "sent 4, dead 2, still pending 0" in push.stdout
         assert "\r" not in push.stderr  # a pipe gets no progress bar redraws
+        store = open_store(load_config(config_path))
+        assert assert_local_times(city, store) == 4  # two delivered fills: filling date and trace time
+        store.close()
 
         human = edge("sync", "status", "--config", config).stdout
         assert "dead letters     2" in human and "气瓶档案不存在" in human and "last success     20" in human

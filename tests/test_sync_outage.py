@@ -28,7 +28,7 @@ from simulators.city import CitySim
 from sync.profile import load_profile
 from sync.uploader import RetryPolicy, Uploader
 
-from .city_support import START, client_for, finished_fills, open_station_store, registry
+from .city_support import START, assert_local_times, client_for, finished_fills, open_station_store, registry
 from .test_crash_restart import simulated_hardware, start_daemon, wait_for
 
 FILLS = 10_000
@@ -99,6 +99,7 @@ def test_ten_thousand_fills_through_an_outage_and_a_misbehaving_return(
     assert final["pending"] == 0 and final["dead"] == 2 * len(UNKNOWN)
     assert all("气瓶档案不存在" in d["last_error"] for d in final["dead_letters"])
     assert {d["fill_id"] for d in final["dead_letters"]} == set(rejected)
+    assert assert_local_times(sim, store) == 2 * FILLS  # each filling date and trace time, local
     store.close()
 
 
@@ -202,5 +203,6 @@ def test_daemon_killed_mid_drain_loses_and_duplicates_nothing(
     try:
         assert store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status") == [{"status": "sent", "n": 6000}]
         assert json.loads(store.query("SELECT reply FROM outbox WHERE idempotency_key = ?", [fills[-1]])[0]["reply"])["ref"]
+        assert assert_local_times(city, store, config.tz) == 6000
     finally:
         store.close()

@@ -15,7 +15,7 @@ from simulators.city import CitySim
 from sync.profile import load_profile
 from sync.refresh import LAST_FULL
 
-from .city_support import finished_fills, registry
+from .city_support import assert_local_times, finished_fills, registry
 from .conftest import write_config
 from .test_crash_restart import wait_for
 
@@ -47,6 +47,8 @@ def test_refresher_pulls_on_its_interval_and_the_uploader_drains(city_tls: tuple
                  what="an incremental pull to bring the suspension")
         finished_fills(store, [rows[2]["id"]], first=2)
         wait_for(lambda: len(city.records()) == 3, what="a fill recorded while running to be delivered")
+        wait_for(lambda: len(city.records("trace")) == 3, what="its trace node")
+        assert assert_local_times(city, store) == 6
     finally:
         service.stop()
         store.close()

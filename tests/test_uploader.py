@@ -18,7 +18,7 @@ from simulators.city import CitySim
 from sync.profile import load_profile
 from sync.uploader import RetryPolicy, Uploader
 
-from .city_support import START, client_for, finished_fills, open_station_store, start_sim
+from .city_support import START, assert_local_times, client_for, finished_fills, open_station_store, start_sim
 
 TlsPair = tuple[ssl.SSLContext, Path]
 FAST = RetryPolicy(initial_s=0.01, max_s=0.05, jitter_s=0.01)
@@ -54,6 +54,7 @@ def test_drains_oldest_first_filling_record_then_its_trace_node(sim: CitySim, st
     assert all(r["status"] == "sent" and r["sent_at"] and json.loads(r["reply"])["ref"] for r in rows)
     status = Outbox(store).status(START)
     assert status["pending"] == 0 and status["sent"] == 10 and status["last_success_at"]
+    assert assert_local_times(sim, store) == 10
 
 
 def test_fill_that_never_opened_the_valve_is_not_reported(store: Store) -> None:
@@ -89,7 +90,7 @@ def test_rejection_is_a_dead_letter_with_the_citys_message_and_can_be_requeued(s
 def sim_row(sim: CitySim, cylinder_id: str) -> dict[str, object]:
     from sync.mapping import from_city
 
-    return from_city(sim.profile, "cylinder", sim.registry[cylinder_id])
+    return from_city(sim.profile, "cylinder", sim.registry[cylinder_id], sim.tz)
 
 
 def test_malformed_replies_dead_letter_only_after_the_window(sim: CitySim, store: Store, city_tls: TlsPair) -> None:

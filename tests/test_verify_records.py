@@ -207,3 +207,24 @@ def test_verify_passes_after_a_kill_loop(tmp_path: Path) -> None:
             daemon.kill()
             daemon.wait()
         sim.stop()
+
+
+def test_scan_point_uploads_without_a_fill_are_held_to_the_journal(tmp_path: Path) -> None:
+    """Checks, dispatches and bindings queue city records with no fill, several of one kind per
+    cylinder: each is found by its key, and an edit to any one of them is named."""
+    from edge.scanpoints.common import queue_upload
+
+    db = tmp_path / "station.db"
+    store = Store(db)
+    try:
+        now = utc_now()
+        with store.transaction() as conn:
+            queue_upload(conn, "trace", "dispatch:1", {"cylinderId": "CYL-1", "node": "配送"}, now)
+            queue_upload(conn, "trace", "dispatch:2", {"cylinderId": "CYL-1", "node": "配送"}, now)
+        assert store.verify_records().ok and store.verify().ok
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox SET payload = ? WHERE idempotency_key = 'dispatch:2'", ('{"cylinderId": "CYL-2"}',))
+    first = _check(db).first
+    assert first is not None and (first.table, first.key, first.field) == ("outbox", "2 (fill None, trace)", "payload"), first

@@ -34,6 +34,17 @@ class RefreshConfig(Strict):
     page_size: int = Field(default=500, ge=1, le=5000)
 
 
+class LookupConfig(Strict):
+    """Asking the city for one scanned code the cache cannot fill (the spec's 基础数据查询)."""
+
+    enabled: bool = True
+    # The most a scan waits for the city's answer before it is decided from the cache.
+    deadline_s: PositiveSeconds = 1.5
+    # A cached record refusing a fill is asked about again only when older than this; a code the
+    # city did not know either is not asked about again for as long.
+    max_record_age_s: float = Field(default=600.0, ge=0)
+
+
 class CityConfig(Strict):
     profile: Profile  # named in YAML (config/profiles/NAME.yaml); the loader puts the profile here
     base_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+(/\S*)?$")
@@ -50,6 +61,7 @@ class CityConfig(Strict):
     read_timeout_s: PositiveSeconds = 15.0
     upload: UploadConfig = UploadConfig()
     refresh: RefreshConfig = RefreshConfig()
+    lookup: LookupConfig = LookupConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> CityConfig:

@@ -100,3 +100,5 @@ def queue_upload(conn: sqlite3.Connection, kind: str, key: str, payload: dict[st
         "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, NULL, ?, ?, ?)",
         (kind, key, journal.canonical(payload), iso(now)),
     )
+    # What goes upstream is journalled as written, so `edge verify` can tell an edited payload.
+    journal.append(conn, iso(now), "outbox_queued", {"rows": [{"kind": kind, "key": key, "payload": payload}]})

@@ -219,20 +219,22 @@ class Store:
 
     # Cylinder cache --------------------------------------------------------------------------
 
-    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime, batch: int = 2000) -> int:
-        """Insert or replace cylinder records with their identifiers, one transaction per batch."""
+    def upsert_cylinders(self, rows: Iterable[dict[str, Any]], now: datetime, batch: int = 2000,
+                         from_city: bool = False) -> int:
+        """Insert or replace cylinder records with their identifiers, one transaction per batch.
+        Rows `from_city` are the registry's word that the cylinder is listed: any removal ends."""
         count = 0
         pending: list[dict[str, Any]] = []
         for row in rows:
             pending.append({**row, "updated_at": iso(now)})
             if len(pending) >= batch:
-                count += self._upsert_batch(pending)
+                count += self._upsert_batch(pending, from_city)
                 pending = []
         if pending:
-            count += self._upsert_batch(pending)
+            count += self._upsert_batch(pending, from_city)
         return count
 
-    def _upsert_batch(self, rows: list[dict[str, Any]]) -> int:
+    def _upsert_batch(self, rows: list[dict[str, Any]], from_city: bool = False) -> int:
         identifiers = [
             (kind.value, normalise(str(row[field])), row["id"])
             for row in rows
@@ -247,7 +249,32 @@ class Store:
             # An identifier re-bound upstream (a replaced tag) must stop finding the old record.
             conn.executemany("DELETE FROM identifiers WHERE cylinder_id = ? AND kind = ?", carried)
             conn.executemany("INSERT OR REPLACE INTO identifiers (kind, value, cylinder_id) VALUES (?, ?, ?)", identifiers)
+            if from_city:
+                conn.executemany("DELETE FROM removals WHERE cylinder_id = ?", [(row["id"],) for row in rows])
         return len(rows)
+
+    def mark_removed(self, cylinder_ids: Iterable[str], now: datetime, how: str) -> int:
+        """Record cylinders the registry no longer lists (those the cache holds); returns how many
+        were newly marked."""
+        with self.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO removals (cylinder_id, removed_at, how)"
+                " SELECT id, ?, ? FROM cylinders WHERE id = ?",
+                [(iso(now), how, cylinder_id) for cylinder_id in cylinder_ids],
+            )
+            marked = conn.total_changes - before
+            if marked:
+                journal.append(conn, iso(now), "cylinders_removed", {"count": marked, "how": how})
+        return marked
+
+    def sweep_cylinders(self, seen: set[str], now: datetime, batch: int = 500) -> int:
+        """After a complete full pull: every cached cylinder the registry did not list is removed.
+        The comparison is a read; the marks are written in short transactions, so a lane waiting
+        to commit a fill never waits for a whole registry's worth of them."""
+        cached = self.query("SELECT id FROM cylinders WHERE id NOT IN (SELECT cylinder_id FROM removals)")
+        missing = [row["id"] for row in cached if row["id"] not in seen]
+        return sum(self.mark_removed(missing[i:i + batch], now, "full pull") for i in range(0, len(missing), batch))
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
@@ -268,6 +295,11 @@ class Store:
         refreshed = self.cache_refreshed_at()
         return None if refreshed is None else (now - refreshed).total_seconds()
 
+    def cylinder_age_s(self, cylinder_id: str, now: datetime) -> float | None:
+        """Seconds since this cylinder's cached record was last written (None: not cached)."""
+        rows = self.query("SELECT updated_at FROM cylinders WHERE id = ?", [cylinder_id])
+        return None if not rows else (now - datetime.fromisoformat(rows[0]["updated_at"])).total_seconds()
+
     def find_cylinder(self, identifier: Identifier) -> Cylinder | None:
         row = self.cylinder_record(identifier)
         return None if row is None else _cylinder(row)
@@ -276,9 +308,10 @@ class Store:
         """The cached row (with any local block) that a scanned identifier resolves to."""
         for kind in identifier.lookup_kinds:
             rows = self.query(
-                "SELECT c.*, b.reason AS blocked_reason FROM identifiers i"
+                "SELECT c.*, b.reason AS blocked_reason, r.removed_at FROM identifiers i"
                 " JOIN cylinders c ON c.id = i.cylinder_id"
                 " LEFT JOIN blocks b ON b.cylinder_id = c.id"
+                " LEFT JOIN removals r ON r.cylinder_id = c.id"
                 " WHERE i.kind = ? AND i.value = ?",
                 [kind.value, identifier.value],
             )
@@ -413,4 +446,5 @@ def _cylinder(row: dict[str, Any]) -> Cylinder:
         model=row["model"],
         service_life_years=row["service_life_years"],
         blocked_reason=row["blocked_reason"],
+        removed_at=row["removed_at"],
     )

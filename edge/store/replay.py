@@ -50,6 +50,13 @@ class RecordsReport:
         return self.mismatches[0] if self.mismatches else None
 
 
+def outbox_slot(fill_id: str | None, kind: str, key: str) -> tuple[str, str, str]:
+    """Where a queued outbox row is expected. A fill owes one row of each kind, so its rows are
+    found by (fill, kind) and an edited key shows as that field; a row of the staff's scan points
+    (check, dispatch, binding) has no fill, and a cylinder has many of them: found by its key."""
+    return (fill_id, kind, "") if fill_id else ("", kind, key)
+
+
 def outbox_digest(kind: str, fill_id: str | None, key: str, payload: str) -> str:
     return hashlib.sha256(journal.canonical([kind, fill_id, key, payload]).encode()).hexdigest()
 
@@ -58,7 +65,7 @@ def outbox_digest(kind: str, fill_id: str | None, key: str, payload: str) -> str
 class _Replay:
     fills: dict[str, dict[str, Any]] = field(default_factory=dict)  # in order of authorisation
     legacy_context: dict[str, list[Any]] = field(default_factory=dict)
-    outbox: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (fill, kind) -> key, payload
+    outbox: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)  # outbox_slot -> key, payload
     legacy_outbox: dict[int, str] = field(default_factory=dict)  # outbox id -> digest
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     shifts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -85,7 +92,7 @@ def _replay(conn: sqlite3.Connection, fill_columns: frozenset[str]) -> _Replay:
                 r.fills[fill_id].update({"status": status, **fields})
         elif kind == "outbox_queued":
             for row in data["rows"]:
-                r.outbox[(fill_id or "", row["kind"])] = (row["key"], journal.canonical(row["payload"]))
+                r.outbox[outbox_slot(fill_id, row["kind"], row["key"])] = (row["key"], journal.canonical(row["payload"]))
         elif kind in ("staff_registered", "staff_configured"):
             person = r.staff.setdefault(data["id"], {"source": "command" if kind == "staff_registered" else "config", "active": 1})
             person["name"] = data["name"]
@@ -144,11 +151,11 @@ def check(conn: sqlite3.Connection, fill_columns: frozenset[str], limit: int = 2
             if digest != outbox_digest(row["kind"], row["fill_id"], row["idempotency_key"], row["payload"]):
                 out.append(Mismatch("outbox", str(row["id"]), "payload", "changed since the upgrade baseline", digest))
             continue
-        queued = r.outbox.pop((row["fill_id"] or "", row["kind"]), None)
+        queued = r.outbox.pop(outbox_slot(row["fill_id"], row["kind"], row["idempotency_key"]), None)
         expected = None if queued is None else {"idempotency_key": queued[0], "payload": queued[1]}
         compare("outbox", f"{row['id']} (fill {row['fill_id']}, {row['kind']})", row, expected, ("idempotency_key", "payload"))
-    for (fill_id, kind), _ in r.outbox.items():
-        compare("outbox", f"(fill {fill_id}, {kind})", None, {}, ())
+    for (fill_id, kind, key), _ in r.outbox.items():
+        compare("outbox", f"(fill {fill_id or None}, {kind}{'' if fill_id else ', ' + key})", None, {}, ())
     report.checked["outbox"] = len(outbox)
 
     for table, key_column, columns, expected_rows in (

@@ -282,6 +282,8 @@ def _v6(conn: sqlite3.Connection) -> None:
         )
         """,
     )
+
+
 def _v7(conn: sqlite3.Connection) -> None:
     """`edge verify` checks fills, outbox, staff and shift rows against the journal; rows that
     earlier versions wrote without a journal entry are journalled once, as they stand."""
@@ -292,6 +294,22 @@ def _v7(conn: sqlite3.Connection) -> None:
     baseline(conn, datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
 
 
+def _v8(conn: sqlite3.Connection) -> None:
+    """Cylinders the city's registry no longer lists: swept by a complete full pull, or named by
+    an incremental pull. Kept beside the cache (not deleted from it) so the lane can say why it
+    refuses, and cleared when the city lists the cylinder again."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE removals (
+            cylinder_id TEXT PRIMARY KEY,
+            removed_at TEXT NOT NULL,
+            how TEXT NOT NULL
+        )
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -299,7 +317,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
