@@ -44,6 +44,32 @@ def fill(store: Store, n: int, lane: str, at: datetime, operator: str, outcome: 
     store.apply_record(lane, Record(fill_id, status, fields), at, {})
 
 
+def test_the_ledger_names_the_checkers_recorded_pre_fill_check(tmp_path: Path) -> None:
+    """A fill that relied on a pre-fill check from the staff app (fills.precheck_id) shows that
+    check and its checker in 充装前检查; a fill without one shows the eligibility check it passed."""
+    from edge import staff
+
+    config_path = write_config(tmp_path)
+    store = open_store(load_config(config_path))
+    try:
+        staff.add(store, "C01", "王芳", 10, DAY)
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO checks (id, kind, cylinder_id, checker, checker_name, passed, items, failed, at)"
+                " VALUES ('chk-1', 'prefill', 'CYL001', 'C01', '王芳', 1, '[]', '[]', ?)", (DAY.isoformat(),))
+        context = {"operator": "张伟", "checker": "王芳", "medium": "G13", "precheck_id": "chk-1"}
+        store.apply_record("A", Record("fill-001", "authorised", {"cylinder_id": "CYL001", "code": "C1", "authorised_at": DAY,
+                                                                   "tare_kg": 15.3, "target_net_kg": 14.5}), DAY, context)
+        fill(store, 2, "A", DAY + timedelta(hours=1), "张伟", "ok", 14.5)
+    finally:
+        store.close()
+    out = tmp_path / "ledger.csv"
+    result = edge("export", "--config", str(config_path), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(r["记录编号"], r["充装前检查"]) for r in rows] == [("fill-001", "合格（王芳）"), ("fill-002", "合格")]
+
+
 def rejected(store: Store, at: datetime, lane: str, reasons: list[str], cylinder: str | None) -> None:
     data = {"code": "x", "accepted": False, "reasons": reasons, "details": [""] * len(reasons), "fill_id": None,
             "cylinder_id": cylinder}

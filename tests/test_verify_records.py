@@ -174,6 +174,16 @@ def test_cli_names_the_fill_and_field_and_the_ledger_refuses(recorded: dict[str,
 
     assert "UNVERIFIED" in load_workbook(out).active["A1"].value
 
+    # The printed daily report is gated like the rest, and says UNVERIFIED on its page when forced.
+    pdf = tmp_path / "daily.pdf"
+    day = ["report", "daily", "--config", str(config), "--pdf", str(pdf)]
+    refused_pdf = subprocess.run([*EDGE, *day], capture_output=True, text=True)
+    assert refused_pdf.returncode == 3 and recorded["fill"] in refused_pdf.stderr and not pdf.exists(), refused_pdf.stderr
+    forced_pdf = subprocess.run([*EDGE, *day, "--allow-unverified"], capture_output=True, text=True)
+    assert forced_pdf.returncode == 0 and "UNVERIFIED" in forced_pdf.stdout, forced_pdf.stderr
+    page = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "UNVERIFIED" in page, page
+
 
 def test_verify_passes_after_a_kill_loop(tmp_path: Path) -> None:
     """SIGKILL a real daemon at random moments of a fill, several times; every start recovers,
