@@ -18,12 +18,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from interlock.codes import Identifier, Kind
-from sync.client import CityClient, SyncError
 
 from .config.city import CityConfig
 from .store import Store
+
+if TYPE_CHECKING:  # the HTTP client (requests) loads with the first lookup, not with the lane
+    from sync.client import CityClient
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +105,8 @@ class LiveLookup:
         return client
 
     def _look_up(self, candidates: list[tuple[str, str]], deadline: float) -> Answer:
+        from sync.client import SyncError
+
         if time.monotonic() > deadline:
             return Answer(Source.TIMEOUT, detail="dropped: its lane stopped waiting before a worker was free")
         began = time.monotonic()
