@@ -22,7 +22,7 @@ from simulators.scale_model import ScaleModel, ScaleParams
 MAPS_DIR = Path(__file__).resolve().parent.parent / "config" / "scales"
 MAPS = sorted(p.stem for p in MAPS_DIR.glob("*.yaml"))
 BOARD = 9
-TIMEOUT_S = 0.15
+TIMEOUT_S = 0.3
 
 
 @dataclass

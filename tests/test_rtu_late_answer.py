@@ -20,7 +20,7 @@ from simulators.null_modem import NullModem
 from simulators.scale_model import ScaleModel, ScaleParams
 
 BAUD = 9600
-TIMEOUT_S = 0.15
+TIMEOUT_S = 0.2
 LATE_S = 0.3  # held past the timeout, as the slow slave was (0.24-0.30 s at 9600 baud)
 MAP = RegisterMap(weight=Value(0x10, "int32"), scale=0.01)
 
