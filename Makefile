@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install system-deps venv bench clean
+# Test processes: most tests wait on simulated devices, not on the CPU, so more than the cores.
+TEST_WORKERS ?= 4
+
+.PHONY: demo test quick install system-deps venv bench clean
 
 demo: system-deps venv
 	$(BIN)/edge demo
 
 test: system-deps venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
+# While working: everything except the tests marked slow (endurance, kill loops, volume) or browser.
+quick: venv
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow and not browser"
 
 # As root on the station PC or Pi: package, unit, /etc config skeleton, udev rule, user.
 install:

@@ -141,3 +141,13 @@ def private_lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Device locks in this test's own directory: daemons of other tests (or a station-edge
     installed on this machine) holding the same simulated ports must not refuse ours."""
     monkeypatch.setenv("EDGE_LOCK_DIR", str(tmp_path / "locks"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that takes a chromium fixture (`browser`, `chromium`) is marked browser. Slow tests go first: with several
+    workers (`make test`) the longest ones start at once instead of being dealt out last and
+    leaving one worker busy after the others are done."""
+    for item in items:
+        if {"browser", "chromium"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from interlock.reasons import Reason
 
 EDGE = [sys.executable, "-m", "edge.cli"]
@@ -15,6 +17,7 @@ REJECTIONS = {
 }
 
 
+@pytest.mark.slow
 def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
     state = tmp_path / "demo"
     result = subprocess.run([*EDGE, "demo", "--json", "--state-dir", str(state)], capture_output=True, text=True, timeout=120)

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from edge import control
 from edge.station import open_store
 
@@ -24,6 +26,7 @@ KILLS = 50
 FINAL = ("complete", "aborted")
 
 
+@pytest.mark.slow
 def test_fifty_sigkills_lose_nothing_and_duplicate_nothing(tmp_path: Path) -> None:
     sim, config_path, config, _ = simulated_hardware(tmp_path)
     notify = NotifySocket()

@@ -63,6 +63,7 @@ def tmpfs_dir(tmp_path: Path) -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_hostile_scanner_input_never_energises_a_valve(tmpfs_dir: Path, make_station: Callable[..., SimStation]) -> None:
     # This test is about input, so two costs that bound the scan rate are taken away: the journal
     # is fsynced per scan (free on tmpfs), and each verdict drives the stack light's coils (four

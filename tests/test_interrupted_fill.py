@@ -131,6 +131,7 @@ def _store_rows(config, sql: str, params: list | None = None) -> list[dict]:  # 
         store.close()
 
 
+@pytest.mark.slow
 def test_kill_at_cut_off_loop(tmp_path: Path) -> None:
     sim, config_path, config, _ = simulated_hardware(tmp_path)
     # No city and no status page: the outbox payload is what the city would get, and each of the

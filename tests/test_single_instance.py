@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from edge.config import load_config
@@ -94,10 +95,12 @@ def _refused_mid_fill(tmp_path: Path, second: Any, names: str) -> None:
         sim.stop()
 
 
+@pytest.mark.slow
 def test_second_daemon_on_the_same_config_is_refused(tmp_path: Path) -> None:
     _refused_mid_fill(tmp_path, lambda _tmp, first: first, "the store")
 
 
+@pytest.mark.slow
 def test_second_config_sharing_a_scanner_port_is_refused(tmp_path: Path) -> None:
     def change(raw: dict[str, Any]) -> None:
         # Another store and a relay board nobody runs: only lane A's scanner port is shared.

@@ -36,6 +36,7 @@ def station_for(city: CitySim, ca: Path, tmp_path: Path) -> Path:
     return write_config(tmp_path, with_city)
 
 
+@pytest.mark.slow
 def test_push_status_retry_refresh_and_show(city_tls: tuple[ssl.SSLContext, Path], tmp_path: Path) -> None:
     rows = registry(80)
     city = CitySim(load_profile("chongqing"), rows, tls=city_tls[0]).start()

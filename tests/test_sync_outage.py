@@ -51,6 +51,7 @@ def start_uploading(sim: CitySim, ca: Path, store: Store) -> tuple[threading.Eve
     return stop, thread
 
 
+@pytest.mark.slow
 def test_ten_thousand_fills_through_an_outage_and_a_misbehaving_return(
     city_tls: tuple[ssl.SSLContext, Path], tmp_path: Path
 ) -> None:
@@ -106,6 +107,7 @@ def test_ten_thousand_fills_through_an_outage_and_a_misbehaving_return(
 NATURAL_FILLS = 500  # 1,000 records: enough faults to bite, tens of seconds per variant
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("captive_s", [0.0, 15.0], ids=["lost-answers", "lost-answers-and-captive-portal"])
 def test_city_that_ignores_our_key_holds_each_record_once_and_nothing_is_dead(
     captive_s: float, city_tls: tuple[ssl.SSLContext, Path], tmp_path: Path
@@ -155,6 +157,7 @@ def test_city_that_ignores_our_key_holds_each_record_once_and_nothing_is_dead(
     store.close()
 
 
+@pytest.mark.slow
 def test_daemon_killed_mid_drain_loses_and_duplicates_nothing(
     city_tls: tuple[ssl.SSLContext, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -47,6 +47,7 @@ def test_unit_promises() -> None:
     assert "PrivateDevices" not in service
 
 
+@pytest.mark.slow
 def test_unit_lifecycle_ready_watchdog_stop_and_stop_post(tmp_path: Path) -> None:
     sim, config_path, config, cylinder = simulated_hardware(tmp_path)
     board = sim.station_for("A").board

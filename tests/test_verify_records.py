@@ -185,6 +185,7 @@ def test_cli_names_the_fill_and_field_and_the_ledger_refuses(recorded: dict[str,
     assert "UNVERIFIED" in page, page
 
 
+@pytest.mark.slow
 def test_verify_passes_after_a_kill_loop(tmp_path: Path) -> None:
     """SIGKILL a real daemon at random moments of a fill, several times; every start recovers,
     and the records still replay exactly from the journal."""
