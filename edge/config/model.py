@@ -24,6 +24,7 @@ from .devices import (
     SignalsConfig,
 )
 from .fleet import FleetConfig
+from .glance import DEFAULT_TIMEZONE
 from .webapp import ChecksConfig, WebAppConfig
 
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
@@ -38,7 +39,7 @@ class StationConfig(Strict):
     owner_unit: str = Field(min_length=1, max_length=100)
     unit_code: str = Field(min_length=1, max_length=50)
     region: str = Field(pattern=r"^\d{6}$")
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
 
     @field_validator("timezone")
     @classmethod
