@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.demo import BUNDLED_CONFIG, effective_config  # noqa: E402
+from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
 from edge.store.schema import CITY_FIELDS  # noqa: E402
 
 EDGE = [sys.executable, "-m", "edge.cli"]

@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edge.config import load_config  # noqa: E402
-from edge.demo import BUNDLED_CONFIG, effective_config  # noqa: E402
-from edge.lane import utc_now  # noqa: E402
-from edge.simulation import Simulation  # noqa: E402
-from edge.station import open_store  # noqa: E402
+from edge.daemon.station import open_store  # noqa: E402
+from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
+from edge.demo.simulation import Simulation  # noqa: E402
+from edge.lanes.lane import utc_now  # noqa: E402
 from fleet.collector import Collector  # noqa: E402
 from fleet.config import CompanyConfig  # noqa: E402
 from fleet.console import send_command  # noqa: E402

@@ -32,10 +32,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import load_config  # noqa: E402
-from edge.demo import BUNDLED_CONFIG, effective_config  # noqa: E402
-from edge.lane import LaneEvent, utc_now  # noqa: E402
-from edge.simulation import Simulation  # noqa: E402
-from edge.station import Station, open_store  # noqa: E402
+from edge.daemon.station import Station, open_store  # noqa: E402
+from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
+from edge.demo.simulation import Simulation  # noqa: E402
+from edge.lanes.lane import LaneEvent, utc_now  # noqa: E402
 from edge.store.outbox import Outbox  # noqa: E402
 from interlock.fill import Abort  # noqa: E402
 from simulators.dataset import generate  # noqa: E402

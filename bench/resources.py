@@ -27,10 +27,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import load_config  # noqa: E402
-from edge.demo import BUNDLED_CONFIG, effective_config  # noqa: E402
-from edge.lane import utc_now  # noqa: E402
-from edge.simulation import Simulation  # noqa: E402
-from edge.station import open_store  # noqa: E402
+from edge.daemon.station import open_store  # noqa: E402
+from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
+from edge.demo.simulation import Simulation  # noqa: E402
+from edge.lanes.lane import utc_now  # noqa: E402
 from edge.store.outbox import Outbox  # noqa: E402
 from simulators.dataset import generate  # noqa: E402
 from simulators.modbus_server import free_port  # noqa: E402

@@ -13,10 +13,10 @@ import yaml
 
 from drivers.base import CodeReader, Scan
 from edge.config import Config, load_config
-from edge.demo import BUNDLED_CONFIG, effective_config
-from edge.lane import LaneEvent, utc_now
-from edge.simulation import Simulation
-from edge.station import Station, open_store
+from edge.daemon.station import Station, open_store
+from edge.demo.run import BUNDLED_CONFIG, effective_config
+from edge.demo.simulation import Simulation
+from edge.lanes.lane import LaneEvent, utc_now
 from simulators.dataset import Generated
 
 Override = Callable[[dict[str, Any]], None]

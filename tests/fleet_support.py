@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 
 from edge.config import Config, load_config
-from edge.fleet import FleetService
-from edge.station import open_store
+from edge.daemon.fleet import FleetService
+from edge.daemon.station import open_store
 from fleet.config import CompanyConfig
 from fleet.console import Connection, _drain
 from simulators.dataset import generate

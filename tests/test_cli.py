@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from edge.config import load_config
-from edge.station import open_store
+from edge.daemon.station import open_store
 
 from .conftest import write_config
 from .test_manager_tools import DAY, edge, fill
@@ -145,7 +145,7 @@ def test_status_loads_no_driver_sync_or_export_library(tmp_path: Path) -> None:
     """What keeps `edge status` quick to start (bench/cli_start.py measures it)."""
     config = station(tmp_path)
     probe = ("import sys; from edge.cli import main; code = main(['status', '--config', sys.argv[1]]);"
-             "heavy = [m for m in ('pymodbus', 'requests', 'openpyxl', 'serial', 'edge.web', 'edge.station') if m in sys.modules];"
+             "heavy = [m for m in ('pymodbus', 'requests', 'openpyxl', 'serial', 'edge.status.server', 'edge.daemon.station') if m in sys.modules];"
              "print(heavy, file=sys.stderr); raise SystemExit(code)")
     result = subprocess.run([sys.executable, "-c", probe, str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr.strip() == "[]", result.stderr

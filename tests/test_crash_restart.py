@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 
 from edge.config import load_config
-from edge.lane import utc_now
-from edge.simulation import Simulation
-from edge.station import open_store
+from edge.daemon.station import open_store
+from edge.demo.simulation import Simulation
+from edge.lanes.lane import utc_now
 
 from .conftest import write_config
 

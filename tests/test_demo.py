@@ -56,8 +56,8 @@ def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
 def test_demo_summary_counts_this_run_only(tmp_path: Path) -> None:
     """A state dir that holds an earlier run: the summary is this run's figures, the chain checked whole."""
     from edge.config import load_config
-    from edge.demo import run_marks, summarise
-    from edge.station import open_store
+    from edge.daemon.station import open_store
+    from edge.demo.run import run_marks, summarise
 
     from .conftest import write_config
     from .test_manager_tools import DAY, fill, rejected

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import control
-from edge.station import open_store
+from edge.daemon import control
+from edge.daemon.station import open_store
 
 from .systemd_support import NotifySocket
 from .test_crash_restart import EDGE, simulated_hardware, wait_for

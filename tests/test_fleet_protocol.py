@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from edge.config import load_config
-from edge.fleet import FleetService
+from edge.daemon.fleet import FleetService
 from sync.fleet.protocol import Command, CommandError, check_fresh, command_payload, encode, parse_command
 from tests.conftest import write_config
 from tests.fleet_support import check_payload
@@ -120,7 +120,7 @@ import sys
 from datetime import datetime, timezone
 from edge.cli import build_parser
 from edge.config import load_config
-from edge.station import Station, open_store
+from edge.daemon.station import Station, open_store
 config = load_config({str(path)!r})
 assert config.fleet is None
 store = open_store(config)

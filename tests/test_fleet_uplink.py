@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from edge.fleet import FleetService
+from edge.daemon.fleet import FleetService
 from fleet.collector import Collector
 from fleet.database import EventDatabase
 from tests.fleet_support import (  # noqa: F401 (the broker fixture)

@@ -14,8 +14,8 @@ import pytest
 from openpyxl import load_workbook
 
 from edge.config import load_config
+from edge.daemon.station import open_store
 from edge.logs import FieldFormatter
-from edge.station import open_store
 from edge.textsafe import printable, scanned_text, sheet_text
 from interlock.fill import Record
 

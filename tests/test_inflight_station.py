@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edge.config import load_config
-from edge.station import open_store
+from edge.daemon.station import open_store
 from interlock.inflight import ANY_MODEL
 
 from .conftest import SimStation

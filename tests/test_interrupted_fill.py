@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge import control
-from edge.station import open_store
+from edge.daemon import control
+from edge.daemon.station import open_store
 from interlock.reasons import Reason
 from interlock.recovery import Limits, OpenFill, reweigh
 

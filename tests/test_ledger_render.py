@@ -16,9 +16,9 @@ import pytest
 from openpyxl import load_workbook
 
 from edge.config import load_config
-from edge.documents.workbook import FORMATS, PRINTED, shown
+from edge.daemon.station import open_store
+from edge.manager.documents.workbook import FORMATS, PRINTED, shown
 from edge.output import width
-from edge.station import open_store
 
 from .conftest import write_config
 from .test_manager_tools import edge, fill
@@ -142,6 +142,6 @@ def test_daily_report_pdf_is_one_page_with_chinese_text(busy_station: Path) -> N
 
 
 def test_media_names_come_from_the_shipped_table() -> None:
-    from edge.documents import medium_name
+    from edge.manager.documents import medium_name
 
     assert medium_name("G13") == "液化石油气" and medium_name("G5") == "压缩天然气" and medium_name("G99") == "G99"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from edge.lookup import Source
+from edge.lanes.lookup import Source
 from interlock.reasons import Reason
 from simulators.dataset import QR_BASE
 from sync.refresh import LAST_FULL

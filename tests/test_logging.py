@@ -38,7 +38,7 @@ def test_journald_lines_carry_priority_fields_and_no_per_sample_lines(tmp_path: 
     assert not any(re.match(r"<\d>\d{4}-\d\d-\d\d", line) for line in lines), "journald stamps the time itself"
 
     reject = next(line for line in lines if "REJECT" in line)
-    assert reject.startswith("<6>edge.lane: REJECT")
+    assert reject.startswith("<6>edge.lanes.lane: REJECT")
     assert f"[lane=A cylinder={scrapped.row['id']} reason=SCRAPPED]" in reject
     accept = next(line for line in lines if "ACCEPT" in line)
     assert f"lane=A cylinder={cylinder.row['id']} fill=" in accept
@@ -57,7 +57,7 @@ def test_journald_lines_carry_priority_fields_and_no_per_sample_lines(tmp_path: 
     # Bounded: the fill took many polls, and the whole run logged a few dozen lines, none per sample.
     assert polls_during_fill > 20
     assert len(lines) < 40, "\n".join(lines)
-    per_sample = [line for line in lines if line.startswith("<6>edge.lane") and "fill complete" not in line and "valve OFF" not in line]
+    per_sample = [line for line in lines if line.startswith("<6>edge.lanes.lane") and "fill complete" not in line and "valve OFF" not in line]
     assert not any(re.search(r"\bgross\b|\bweight\b|kg", line) for line in per_sample)
 
 
@@ -67,11 +67,11 @@ def test_terminal_lines_carry_the_station_local_time_with_its_offset() -> None:
 
     from edge import logs
 
-    record = logging.LogRecord("edge.lane", logging.INFO, __file__, 1, "valve ON", None, None)
+    record = logging.LogRecord("edge.lanes.lane", logging.INFO, __file__, 1, "valve ON", None, None)
     record.created = 1795000000.0  # 2026-11-18T11:06:40Z
     logs.set_timezone(ZoneInfo("Asia/Shanghai"))
     try:
         line = logs.FieldFormatter(journald=False).format(record)
     finally:
         logs.set_timezone(None)
-    assert line.startswith("2026-11-18T19:06:40.000+08:00 INFO edge.lane: valve ON"), line
+    assert line.startswith("2026-11-18T19:06:40.000+08:00 INFO edge.lanes.lane: valve ON"), line

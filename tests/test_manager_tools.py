@@ -15,7 +15,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from edge.config import load_config
-from edge.station import open_store
+from edge.daemon.station import open_store
 from edge.store import Store
 from interlock.fill import Record
 
@@ -47,7 +47,7 @@ def fill(store: Store, n: int, lane: str, at: datetime, operator: str, outcome: 
 def test_the_ledger_names_the_checkers_recorded_pre_fill_check(tmp_path: Path) -> None:
     """A fill that relied on a pre-fill check from the staff app (fills.precheck_id) shows that
     check and its checker in 充装前检查; a fill without one shows the eligibility check it passed."""
-    from edge import staff
+    from edge.store import staff
 
     config_path = write_config(tmp_path)
     store = open_store(load_config(config_path))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.city import build_client
+from edge.daemon.city import build_client
 from edge.store import Store
 from interlock.codes import Identifier, Kind
 from interlock.fill import Abort

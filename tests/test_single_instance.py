@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from edge.config import load_config
-from edge.station import open_store
+from edge.daemon.station import open_store
 
 from .test_crash_restart import EDGE, journal_count, simulated_hardware, start_daemon, wait_for
 
@@ -134,7 +134,7 @@ def test_a_killed_daemon_leaves_no_stale_lock(tmp_path: Path) -> None:
 
 
 def test_device_keys_resolve_spellings(tmp_path: Path) -> None:
-    from edge.instance import device_keys
+    from edge.daemon.instance import device_keys
 
     from .conftest import write_config
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from edge.station import open_store
+from edge.daemon.station import open_store
 from interlock.fill import Abort, Reset
 from interlock.reasons import Reason
 

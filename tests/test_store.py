@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.cache_import import import_file
+from edge.manager.cache_import import import_file
 from edge.store import Store
 from edge.store.schema import MIGRATIONS
 from interlock.codes import Identifier, Kind

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from edge.config import load_config
-from edge.lane import utc_now
+from edge.lanes.lane import utc_now
 from edge.store import Store, StoreUnavailable
 from edge.store.outbox import Outbox
 from interlock.fill import Phase

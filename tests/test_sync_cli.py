@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from edge.config import ConfigError, load_config
-from edge.station import open_store
+from edge.daemon.station import open_store
 from simulators.city import CitySim
 from sync.profile import load_profile
 

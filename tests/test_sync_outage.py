@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from edge.config import load_config
-from edge.station import open_store
+from edge.daemon.station import open_store
 from edge.store import Store
 from edge.store.outbox import Outbox
 from simulators.city import CitySim

@@ -7,9 +7,9 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from edge.city import SyncService
 from edge.config import load_config
-from edge.station import open_store
+from edge.daemon.city import SyncService
+from edge.daemon.station import open_store
 from edge.store.outbox import Outbox
 from simulators.city import CitySim
 from sync.profile import load_profile

@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from edge.training.console import Console
+from edge.demo.training.console import Console
 from interlock.reasons import Reason
 
 from .conftest import SimStation

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from edge import staff
 from edge.config import load_config
-from edge.lane import utc_now
-from edge.store import Store
+from edge.lanes.lane import utc_now
+from edge.store import Store, staff
 
 from .conftest import start_sim_station
 from .test_crash_restart import EDGE, journal_count, simulated_hardware, start_daemon, wait_for

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from edge.cli import main
-from edge.lane import utc_now
+from edge.lanes.lane import utc_now
 from interlock.reasons import Reason
 from simulators.photos import stamp_photo
 

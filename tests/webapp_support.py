@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import requests
 
-from edge.lane import utc_now
+from edge.lanes.lane import utc_now
 from edge.webapp.accounts import set_secret
 from edge.webapp.server import make_certificate
 

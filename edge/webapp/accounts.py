@@ -12,7 +12,7 @@ from datetime import datetime
 from ..scanpoints.common import ROLES, Actor
 from ..store import Store, journal
 from ..store.database import iso
-from ..staff import StaffError
+from ..store.staff import StaffError
 
 # 16 MiB and ~50 ms per try on a Raspberry Pi 4: slow for a guesser, quick enough for a login.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1

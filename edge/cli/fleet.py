@@ -1,0 +1,185 @@
+"""`edge fleet ...`: the company's console (commands with their acknowledgements, the live view,
+the collector and its reports) and a station's own view of its fleet outbox.
+
+The company commands read a company config (`--company`, default $EDGE_COMPANY_CONFIG or
+/etc/station-edge/company.yaml), not a station's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..output import emit, table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COMPANY_CONFIG = os.environ.get("EDGE_COMPANY_CONFIG", "/etc/station-edge/company.yaml")
+EXIT_INVALID = 2
+Loader = Callable[[str], Config]
+Emit = Callable[[Any, bool, str], None]
+
+
+def _company(args: argparse.Namespace) -> Any:
+    from fleet.config import CompanyConfigError, load_company_config
+
+    try:
+        return load_company_config(args.company)
+    except CompanyConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(EXIT_INVALID) from None
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    from fleet.console import ConsoleError, format_outcome, send_command
+
+    config = _company(args)
+    fields: dict[str, Any] = {"reason": getattr(args, "reason", None) or ""}
+    if args.action in ("block", "unblock"):
+        fields.update(identifier=args.identifier, station=args.station)
+    elif args.action in ("lock", "unlock"):
+        fields.update(station=args.station, lane=args.lane)
+    else:
+        fields.update(station=args.station)
+    try:
+        outcome = send_command(config, args.action, wait_s=args.wait, **fields)
+    except (ConsoleError, OSError) as exc:
+        print(f"fleet: {exc}", file=sys.stderr)
+        return 1
+    ok = bool(outcome.replies) and not outcome.missing and all(r["outcome"] == "applied" for r in outcome.replies.values())
+    data = {"command": outcome.command.id, "online": outcome.online, "replies": outcome.replies, "missing": outcome.missing, "ok": ok}
+    emit(data, args.json, format_outcome(outcome))
+    return 0 if ok else 1
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from fleet.console import ConsoleError, watch
+
+    try:
+        watch(_company(args), sys.stdout, once=args.once)
+    except ConsoleError as exc:
+        print(f"fleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _database(config: Any, args: argparse.Namespace) -> Any:
+    from fleet.database import EventDatabase
+
+    return EventDatabase(config.database, base=Path(args.company).resolve().parent)
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from fleet.collector import Collector
+
+    config = _company(args)
+    collector = Collector(config, _database(config, args))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    collector.start()
+    log.info("collecting %s events into %s", config.company, config.database)
+    stop.wait()
+    collector.stop()
+    collector.db.close()
+    log.info("stopped: %d events stored, %d repeats dropped", collector.stored, collector.duplicates)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    config = _company(args)
+    db = _database(config, args)
+    try:
+        daily = db.fills_per_day()
+        several = db.refused_at_several_stations()
+    finally:
+        db.close()
+    rows = [{**r, "stations": ", ".join(f"{s} ({n})" for s, n in sorted(r["stations"].items()))} for r in several]
+    human = "\n".join([
+        "fills and overfills per station per day",
+        table(daily, ["day", "station", "fills", "overfills"]),
+        "",
+        "cylinders refused at more than one station",
+        table(rows, ["cylinder_id", "stations", "last"]),
+    ])
+    emit({"fills_per_day": daily, "refused_at_several_stations": several}, args.json, human)
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
+    """A station's own view: events still owed to the company, and its company locks and blocks."""
+    from ..daemon.station import open_store
+    from ..lanes.lane import utc_now
+    from ..store.fleet import FleetLedger, FleetOutbox
+
+    config = load(args.config)
+    if config.fleet is None:
+        print("this station's config has no fleet: section", file=sys.stderr)
+        return EXIT_INVALID
+    store = open_store(config)
+    try:
+        counts = FleetOutbox(store, utc_now).counts()
+        locks = FleetLedger(store).locks()
+        blocks = store.query("SELECT identifier, cylinder_id, reason, sender, at FROM fleet_blocks ORDER BY at")
+    finally:
+        store.close()
+    human = "\n".join([
+        f"fleet outbox     {counts['pending']} pending, {counts['delivered']} delivered",
+        f"company locks    {', '.join(f'{k}: {v}' for k, v in locks.items()) or 'none'}",
+        "company blocks",
+        table(blocks, ["identifier", "cylinder_id", "reason", "sender", "at"]),
+    ])
+    emit_({"outbox": counts, "locks": locks, "blocks": blocks}, args.json, human)
+    return 0
+
+
+def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    fleet = sub.add_parser("fleet", help="the company fleet: commands to every station, live view, event collector")
+    commands = fleet.add_subparsers(dest="fleet_command", required=True)
+
+    def company(name: str, func: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = commands.add_parser(name, help=help_text)
+        p.set_defaults(func=func, action=name)
+        p.add_argument("--company", default=DEFAULT_COMPANY_CONFIG,
+                       help=f"company YAML (default {DEFAULT_COMPANY_CONFIG}, or $EDGE_COMPANY_CONFIG)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = company(name, cmd_command, help_text)
+        p.add_argument("--wait", type=float, default=5.0, help="seconds to wait for acknowledgements")
+        return p
+
+    for name, help_text in (("block", "refuse a cylinder at every station (any identifier it carries)"),
+                            ("unblock", "lift a block the company made (never a station's own)")):
+        p = command(name, help_text)
+        p.add_argument("identifier", help="cylinder id, info code, QR URL, traceable no., product no. or RFID")
+        p.add_argument("--station", default="*", help="one station id (default every station)")
+        if name == "block":
+            p.add_argument("--reason", required=True)
+    for name, help_text in (("lock", "lock a lane or a whole station: valves off, scans refused"),
+                            ("unlock", "lift the company's lock (an operator still resets the lane)")):
+        p = command(name, help_text)
+        p.add_argument("station", help="station id, or * for every station")
+        p.add_argument("--lane", help="one lane (default every lane)")
+        if name == "lock":
+            p.add_argument("--reason", required=True)
+    p = command("status", "ask stations for a status report")
+    p.add_argument("station", nargs="?", default="*")
+    p = company("watch", cmd_watch, "live view of every station and lane")
+    p.add_argument("--once", action="store_true", help="print the present state once and exit")
+    company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
+    company("report", cmd_report, "fills and overfills per station per day; cylinders refused at several stations")
+    outbox = commands.add_parser("outbox", help="this station's events owed to the company, its company locks and blocks")
+    outbox.set_defaults(handler=cmd_outbox)
+    common(outbox)

@@ -1,0 +1,3 @@
+"""The lane, the interlock's imperative shell: one filling position's scanners, scale, relay,
+signals and buttons fed to the pure fill machine of interlock.fill, and its effects carried out
+(lane.py); the live lookup that asks the city about a scanned code the cache refuses (lookup.py)."""

@@ -1,0 +1,284 @@
+"""The station manager's view of the records: filtered queries, the daily report and the filling
+ledger (充装记录) export. Dates are the station's local dates; the store keeps UTC."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from interlock.reasons import TEXT, Reason
+
+from ..scanpoints import dispatch
+from ..store import Store
+from ..store.outbox import Outbox
+from ..textsafe import sheet_text
+
+OUTCOMES = ("ok", "OVERFILLED", "UNDERFILLED", "aborted")
+# The ledger's columns: (key in a ledger row, Chinese header as the regulator's forms name it).
+LEDGER_COLUMNS = [
+    ("seq", "序号"),
+    ("date", "充装日期"),
+    ("started", "开始时间"),
+    ("finished", "结束时间"),
+    ("lane", "充装工位"),
+    ("cylinder_id", "气瓶档案ID"),
+    ("code", "扫码内容"),
+    ("model", "型号"),
+    ("volume_l", "容积(L)"),
+    ("next_inspection", "下次检验日期"),
+    ("medium", "充装介质"),
+    ("tare_kg", "皮重(kg)"),
+    ("target_net_kg", "规定充装量(kg)"),
+    ("start_gross_kg", "充装前称重(kg)"),
+    ("final_gross_kg", "充装后复检称重(kg)"),
+    ("net_kg", "实际充装量(kg)"),
+    ("pre_check", "充装前检查"),
+    ("result", "充装后检查"),
+    ("cause", "中止原因"),
+    ("operator", "充装人员"),
+    ("checker", "复核人员"),
+    ("filling_unit", "充装单位名称"),
+    ("uploaded", "上传状态"),
+    ("id", "记录编号"),
+]
+WEIGHTS = ("tare_kg", "target_net_kg", "start_gross_kg", "final_gross_kg", "net_kg")
+RESULT_TEXT = {"ok": "合格", "OVERFILLED": "超装", "UNDERFILLED": "欠装", "aborted": "中止"}
+UPLOAD_TEXT = {"sent": "已上传", "pending": "待上传", "dead": "被拒收", None: "不上传(未开始充装)"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    since: date | None = None
+    until: date | None = None  # inclusive
+    lane: str | None = None
+    cylinder: str | None = None
+    operator: str | None = None  # a name, or a staff id
+    outcome: str | None = None
+    limit: int | None = None
+
+
+def day_bounds(tz: ZoneInfo, since: date | None, until: date | None) -> tuple[str | None, str | None]:
+    """UTC ISO bounds [start, end) for local dates, comparable with the stored timestamps."""
+    start = None if since is None else datetime.combine(since, time(), tz).astimezone(ZoneInfo("UTC")).isoformat()
+    end = None if until is None else datetime.combine(until + timedelta(days=1), time(), tz).astimezone(ZoneInfo("UTC")).isoformat()
+    return start, end
+
+
+def _where(tz: ZoneInfo, f: Filters, time_column: str, cylinder_column: str) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    start, end = day_bounds(tz, f.since, f.until)
+    # Stored timestamps are UTC with an offset; compare instants, not strings, to be safe.
+    if start:
+        clauses.append(f"julianday({time_column}) >= julianday(?)")
+        params.append(start)
+    if end:
+        clauses.append(f"julianday({time_column}) < julianday(?)")
+        params.append(end)
+    if f.lane:
+        clauses.append("lane = ?")
+        params.append(f.lane)
+    if f.cylinder:
+        clauses.append(f"{cylinder_column} = ?")
+        params.append(f.cylinder)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def fills(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
+    where, params = _where(tz, f, "authorised_at", "cylinder_id")
+    extra: list[str] = []
+    if f.operator:
+        extra.append("(operator = ? OR operator IN (SELECT name FROM staff WHERE id = ?))")
+        params += [f.operator, f.operator]
+    if f.outcome:
+        extra.append("lower(outcome) = lower(?)")
+        params.append(f.outcome)
+    if extra:
+        where = (where + " AND " if where else " WHERE ") + " AND ".join(extra)
+    sql = f"SELECT * FROM fills{where} ORDER BY authorised_at DESC, id"
+    if f.limit:
+        sql += f" LIMIT {int(f.limit)}"
+    return store.query(sql, params)
+
+
+def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
+    where, params = _where(tz, f, "ts", "cylinder_id")
+    where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND json_extract(data, '$.accepted') = 0"
+    # The entry is decoded here, not with json_extract: SQLite's text functions stop at a NUL, and
+    # a code scanned as "AB\x00CD" must not be shown as "AB".
+    sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal{where} ORDER BY seq DESC"
+    if f.limit:
+        sql += f" LIMIT {int(f.limit)}"
+    rows = store.query(sql, params)
+    for row in rows:
+        data = json.loads(row.pop("data"))
+        row["code"] = data.get("code")
+        row["reasons"] = data.get("reasons") or []
+        row["details"] = data.get("details") or []
+        row["raw_hex"] = data.get("raw_hex")
+    return rows
+
+
+def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[str, Any]:
+    f = Filters(since=day, until=day)
+    day_fills = fills(store, tz, f)
+    started = [r for r in day_fills if r["started_at"] is not None]
+
+    def tally(key: str) -> list[dict[str, Any]]:
+        groups: dict[str, dict[str, Any]] = {}
+        for row in started:
+            g = groups.setdefault(row[key] or "-", {key: row[key] or "-", "fills": 0, "complete": 0, "net_kg": 0.0})
+            g["fills"] += 1
+            if row["status"] == "complete":
+                g["complete"] += 1
+                g["net_kg"] = round(g["net_kg"] + (row["net_kg"] or 0.0), 3)
+        return sorted(groups.values(), key=lambda g: g[key])
+
+    rejections: dict[str, int] = {}
+    for scan in rejected_scans(store, tz, f):
+        for reason in scan["reasons"] or ["(none)"]:
+            rejections[reason] = rejections.get(reason, 0) + 1
+    aborts: dict[str, int] = {}
+    for row in day_fills:
+        if row["outcome"] == "aborted":
+            aborts[row["cause"] or "-"] = aborts.get(row["cause"] or "-", 0) + 1
+    backlog = Outbox(store).status(now)
+    return {
+        "date": day.isoformat(),
+        "fills": len(started),
+        "net_kg": round(sum(r["net_kg"] or 0.0 for r in started if r["status"] == "complete"), 3),
+        "authorised_not_started": len(day_fills) - len(started),
+        "by_lane": tally("lane"),
+        "by_operator": tally("operator"),
+        "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
+        "overfills": [_brief(r) for r in started if r["outcome"] == "OVERFILLED"],
+        "underfills": [_brief(r) for r in started if r["outcome"] == "UNDERFILLED"],
+        "aborts": dict(sorted(aborts.items(), key=lambda kv: -kv[1])),
+        "upload": {k: backlog[k] for k in ("pending", "dead", "oldest_pending_age_s")} | {"dead_letters": backlog["dead_letters"]},
+        "dispatches": dispatch.per_vehicle(store, *day_bounds(tz, day, day)),
+    }
+
+
+def _brief(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "lane", "cylinder_id", "target_net_kg", "net_kg", "operator")}
+
+
+def reason_text(code: str | None) -> str:
+    if not code:
+        return ""
+    try:
+        return TEXT[Reason(code)][0]
+    except (ValueError, KeyError):
+        return code
+
+
+# The filling ledger --------------------------------------------------------------------------------
+
+
+def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> list[dict[str, Any]]:
+    """The ledger, oldest first: local dates and times as date/time values, weights as numbers,
+    the cylinder's model, volume and next inspection from the cache, the medium by its name."""
+    from .documents import medium_name
+
+    uploads = {
+        r["fill_id"]: r["status"]
+        for r in store.query("SELECT fill_id, status FROM outbox WHERE kind = 'filling'")
+    }
+    # The checker's recorded pre-fill check a fill relied on (the staff app), where there was one.
+    prechecks = {
+        r["id"]: r for r in store.query(
+            "SELECT id, passed, checker_name FROM checks WHERE kind = 'prefill' AND id IN"
+            " (SELECT precheck_id FROM fills WHERE precheck_id IS NOT NULL)")
+    }
+    cylinders = {
+        r["id"]: r for r in store.query(
+            "SELECT id, model, volume_l, next_inspection FROM cylinders WHERE id IN"
+            " (SELECT DISTINCT cylinder_id FROM fills)")
+    }
+
+    def local(value: str | None) -> datetime | None:
+        return None if not value else datetime.fromisoformat(value).astimezone(tz).replace(tzinfo=None)
+
+    rows = []
+    for seq, fill in enumerate(reversed(fills(store, tz, f)), start=1):  # oldest first, as a ledger reads
+        started, finished = local(fill["started_at"]), local(fill["finished_at"])
+        day = started or local(fill["authorised_at"])
+        cylinder = cylinders.get(fill["cylinder_id"], {})
+        rows.append({
+            "seq": seq,
+            "date": None if day is None else day.date(),
+            "started": None if started is None else started.time(),
+            "finished": None if finished is None else finished.time(),
+            **{k: fill[k] for k in ("lane", "cylinder_id", "code", "operator", "checker", "id")},
+            "model": cylinder.get("model"),
+            "volume_l": cylinder.get("volume_l"),
+            "next_inspection": cylinder.get("next_inspection"),
+            "medium": medium_name(fill["medium"]),
+            # Weights as the scale shows them, without binary floating-point tails.
+            **{k: None if fill[k] is None else round(fill[k], 3) for k in WEIGHTS},
+            "pre_check": _pre_check(prechecks.get(fill["precheck_id"] or "")),
+            "result": RESULT_TEXT.get(fill["outcome"] or "", fill["outcome"] or "进行中"),
+            "cause": reason_text(fill["cause"]),
+            "filling_unit": filling_unit,
+            "uploaded": UPLOAD_TEXT.get(uploads.get(fill["id"]), "?"),
+        })
+    return rows
+
+
+def _pre_check(check: dict[str, Any] | None) -> str:
+    """The pre-fill check column: the checker's recorded check with their name where the fill
+    names one; otherwise the eligibility check every authorised fill passed (only an eligible scan
+    is authorised)."""
+    if check is None:
+        return "合格"
+    return f"{'合格' if check['passed'] else '不合格'}（{check['checker_name']}）"
+
+
+def day_totals(rows: list[dict[str, Any]]) -> dict[date | None, tuple[int, float]]:
+    """Per local day: (fills that completed, net kg filled)."""
+    totals: dict[date | None, tuple[int, float]] = {}
+    for row in rows:
+        count, net = totals.get(row["date"], (0, 0.0))
+        if row["net_kg"] is not None and row["result"] != "中止":
+            count, net = count + 1, round(net + row["net_kg"], 3)
+        totals[row["date"]] = (count, net)
+    return totals
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, warning: str | None = None) -> None:
+    # utf-8 with a BOM: Excel and WPS then read the Chinese headers as Chinese, not mojibake.
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        if warning is not None:  # an unverified ledger says so in its first line, not only on a terminal
+            writer.writerow([sheet_text(warning)])
+        writer.writerow([header for _, header in LEDGER_COLUMNS])
+        for row in rows:
+            writer.writerow([_csv_cell(row[key]) for key, _ in LEDGER_COLUMNS])
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    return sheet_text(value)
+
+
+def rows_as_csv(rows: list[dict[str, Any]], columns: list[str], tz: ZoneInfo | None = None) -> str:
+    """Plain cells a spreadsheet reads: lists joined with "; ", times local with their offset;
+    scanned text escaped and kept from becoming a formula."""
+    from ..output import local_time
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: sheet_text("; ".join(str(x) for x in v if x) if isinstance(v, list) else local_time(v, tz))
+                         for k, v in row.items()})
+    return out.getvalue()
