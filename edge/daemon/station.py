@@ -19,7 +19,7 @@ from ..status.server import StatusServer
 from ..store import Store, StoreUnavailable, staff
 from ..store.opening import open_store
 from .assembly import Hardware, all_relays, build_buttons, build_readers, build_relay, build_scale, build_signals, scale_from
-from .city import SyncService
+from .city import SyncService, build_client
 from .control import ControlServer
 from .fleet import FleetService
 from .guard import Guard
@@ -191,7 +191,7 @@ class Station:
         city = self.config.city
         if city is None or not city.lookup.enabled:
             return
-        self.lookup = LiveLookup(city, self.config.store.path, self.config.tz, self.clock)
+        self.lookup = LiveLookup(city, self.config.store.path, self.config.tz, build_client, self.clock)
         for lane in self.lanes.values():
             lane.lookup = self.lookup
 

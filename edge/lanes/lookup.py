@@ -59,10 +59,10 @@ class Answer:
 
 class LiveLookup:
     def __init__(self, city: CityConfig, store_path: str | Path, tz: tzinfo,
+                 build_client: Callable[[CityConfig, tzinfo], CityClient],
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        # Imported here: edge.daemon.city imports the lane module, which imports this one.
-        from ..daemon.city import build_client
-
+        # build_client is the daemon's (edge.daemon.city), passed in: the daemon imports the lanes,
+        # so the lanes do not import the daemon.
         settings = city.lookup
         self.deadline_s, self.max_record_age_s, self.clock = settings.deadline_s, settings.max_record_age_s, clock
         timeouts = city.model_copy(update={"connect_timeout_s": settings.deadline_s, "read_timeout_s": settings.deadline_s})

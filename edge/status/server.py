@@ -10,24 +10,55 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from interlock.fill import Phase
 from interlock.reasons import TEXT, Reason
 
-from ..lanes.lane import LaneEvent
+from ..config import Config
+from ..lanes.lane import Lane, LaneEvent
 from ..store import Store, staff
 from ..store.outbox import MALFORMED_SINCE, Outbox
 from .metrics import CONTENT_TYPE, Metrics
 
 if TYPE_CHECKING:
-    from ..daemon.station import Station
+    from drivers.modbus import ModbusBus
 
 log = logging.getLogger(__name__)
+
+
+class StoreHealth(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+
+class Buses(Protocol):
+    def buses(self) -> Mapping[str, ModbusBus]: ...
+
+
+class StationView(Protocol):
+    """What the page reads from the running station, and nothing more; the daemon's Station is
+    one. Described here rather than imported, so this package never imports the daemon's."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def lanes(self) -> Mapping[str, Lane]: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def storewatch(self) -> StoreHealth | None: ...
+
+    @property
+    def hw(self) -> Buses: ...
+
 
 PAGE = resources.files("edge.status").joinpath("status.html").read_text(encoding="utf-8")
 
@@ -79,7 +110,7 @@ def _reason(code: str, detail: str | None) -> dict[str, Any]:
 
 
 class StatusServer:
-    def __init__(self, station: Station, host: str, port: int) -> None:
+    def __init__(self, station: StationView, host: str, port: int) -> None:
         self.station = station
         self.metrics = Metrics(station.lanes, gauges=self._gauges)
         self.board = LaneBoard(station.config.tz)
