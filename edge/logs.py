@@ -17,12 +17,13 @@ import platform
 import sqlite3
 import sys
 from datetime import datetime, tzinfo
-from importlib import metadata
-from typing import Any, MutableMapping
+from typing import TYPE_CHECKING, Any, MutableMapping
 
 from . import __version__
-from .config import Config
 from .textsafe import printable
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ VERSIONED = ("pymodbus", "pyserial", "pydantic", "requests", "sqlite-utils", "te
 
 
 def versions() -> dict[str, str]:
+    from importlib import metadata  # for the daemon's start line only: it costs a command 20 ms
+
     found = {"station-edge": __version__, "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     for name in VERSIONED:
         try:

@@ -142,10 +142,10 @@ def test_any_identifier_finds_the_cylinder(tmp_path: Path) -> None:
 
 
 def test_status_loads_no_driver_sync_or_export_library(tmp_path: Path) -> None:
-    """What keeps `edge status` quick to start (bench/cli_start.py measures it)."""
+    """What keeps `edge status` quick to start (bench/cli_import.py measures it)."""
     config = station(tmp_path)
     probe = ("import sys; from edge.cli import main; code = main(['status', '--config', sys.argv[1]]);"
-             "heavy = [m for m in ('pymodbus', 'requests', 'openpyxl', 'serial', 'edge.status.server', 'edge.daemon.station') if m in sys.modules];"
+             "heavy = [m for m in ('pymodbus', 'requests', 'openpyxl', 'serial', 'pydantic', 'edge.config.model', 'interlock.fill', 'edge.status.server', 'edge.daemon.station') if m in sys.modules];"
              "print(heavy, file=sys.stderr); raise SystemExit(code)")
     result = subprocess.run([sys.executable, "-c", probe, str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr.strip() == "[]", result.stderr

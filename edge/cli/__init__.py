@@ -18,7 +18,7 @@ import argparse
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
@@ -218,21 +218,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    store = open_existing(config)
+    # A glance, not a validation: the report needs four keys, and validating the whole config
+    # would take longer than everything else `status` does (check-config and run validate it).
+    from ..config.errors import ConfigError
+    from ..config.glance import glance
+    from ..store import Store
+
     try:
-        now = utc_now()
-        age = store.cache_age_s(now)
+        config = glance(args.config)
+    except ConfigError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from None
+    store = Store(config.store_path, existing=True)
+    try:
+        age = store.cache_age_s(datetime.now(timezone.utc))
         data = {
-            "station": config.station.owner_unit,
+            "station": config.owner_unit,
             "cylinders_cached": store.query("SELECT count(*) AS n FROM cylinders")[0]["n"],
             "cache_age_hours": None if age is None else round(age / 3600, 2),
             "fills": {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM fills GROUP BY status")},
             "outbox": {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")},
-            "lanes": {
-                lane.id: _last_activity(store, lane.id) for lane in config.lanes
-            },
-            "inflight": {lane.id: _inflight(store, lane.id) for lane in config.lanes},
+            "lanes": {lane: _last_activity(store, lane) for lane in config.lanes},
+            "inflight": {lane: _inflight(store, lane) for lane in config.lanes},
             "journal_entries": store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"],
         }
     finally:

@@ -15,16 +15,18 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Config
 from ..output import emit, table
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COMPANY_CONFIG = os.environ.get("EDGE_COMPANY_CONFIG", "/etc/station-edge/company.yaml")
 EXIT_INVALID = 2
-Loader = Callable[[str], Config]
+Loader = Callable[[str], "Config"]
 Emit = Callable[[Any, bool, str], None]
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Config
 from ..daemon import control
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 EXIT_REFUSED = 1
 EXIT_NO_DAEMON = 3
 
-Loader = Callable[[str], Config]
+Loader = Callable[[str], "Config"]
 Emit = Callable[[Any, bool, str], None]
 
 

@@ -11,11 +11,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .loader import ConfigError, Problem, load_config, load_register_map
+    from .errors import ConfigError, Problem
+    from .loader import load_config, load_register_map
     from .model import Config, EligibilityConfig, FillConfig, LaneConfig, SimulatorConfig, StationConfig
 
 _HOMES = {
-    "ConfigError": "loader", "Problem": "loader", "load_config": "loader", "load_register_map": "loader",
+    "ConfigError": "errors", "Problem": "errors", "load_config": "loader", "load_register_map": "loader",
     "Config": "model", "EligibilityConfig": "model", "FillConfig": "model", "LaneConfig": "model",
     "SimulatorConfig": "model", "StationConfig": "model",
 }

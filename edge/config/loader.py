@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,30 +11,13 @@ from pydantic import BaseModel, ValidationError
 from sync.profile import Profile, bundled_config, profile_path
 
 from .devices import register_map_path
+from .errors import ConfigError, Problem
 from .model import Config, cross_problems
 from .registers import RegisterMapConfig
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # The register maps this project ships, for configs that name one without a local copy.
 BUNDLED_MAPS = bundled_config() / "scales"
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    path: str
-    got: str
-    expected: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: got {self.got}, expected {self.expected}"
-
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
 
 
 def load_config(path: str | Path) -> Config:

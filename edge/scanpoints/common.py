@@ -6,15 +6,17 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interlock import codes
 from interlock.reasons import TEXT, Reason
 from interlock.rules import Finding
 
-from ..config import Config
 from ..store import Store, journal
 from ..store.database import iso
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 ROLES = ("operator", "checker", "manager", "dispatcher")
 # Free text the staff type (a vehicle plate, a person's name, a stamp code): printable, one line.

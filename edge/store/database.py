@@ -11,15 +11,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from interlock.codes import Identifier, Kind
-from interlock.fill import Record
 from interlock.inflight import Learned
 from interlock.rules import Cylinder
 
 from . import journal, replay
 from .schema import MIGRATIONS, migrate
+
+if TYPE_CHECKING:
+    from interlock.fill import Record
 
 log = logging.getLogger(__name__)
 

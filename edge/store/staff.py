@@ -8,12 +8,13 @@ the city would refuse is refused here, when it is registered, not months later a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Config
-from ..config.model import STAFF_ID_PATTERN
 from . import journal
 from .database import Store, iso
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 class StaffError(ValueError):
@@ -54,6 +55,8 @@ def register_config(store: Store, config: Config, now: datetime) -> None:
 
 
 def add(store: Store, person_id: str, name: str, limit: int, now: datetime) -> None:
+    from ..config.model import STAFF_ID_PATTERN  # the config's rule for ids; loaded here, not at import
+
     if not STAFF_ID_PATTERN.fullmatch(person_id):
         raise StaffError(f"id {person_id!r}: 1 to 20 letters, digits, '-' or '_'")
     name = check_name(name, limit)
