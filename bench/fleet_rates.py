@@ -34,10 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from edge.config import load_config  # noqa: E402
-from edge.daemon.station import open_store  # noqa: E402
 from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
 from edge.demo.simulation import Simulation  # noqa: E402
-from edge.lanes.lane import utc_now  # noqa: E402
 from fleet.collector import Collector  # noqa: E402
 from fleet.config import CompanyConfig  # noqa: E402
 from fleet.console import send_command  # noqa: E402
@@ -149,9 +147,7 @@ def daemon_resources(state: Path, broker: Broker, idle_s: float) -> None:
         path = station_config(directory, broker, "st1")
         config = load_config(path)
         sim = Simulation(config).start()
-        store = open_store(config)
-        sim.seed_cache(store, utc_now())
-        store.close()
+        sim.seed_store()
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         del raw["simulators"]
         if not with_fleet:

@@ -66,9 +66,7 @@ def main() -> None:
     config_path = effective_config(BUNDLED_CONFIG, state)
     config = load_config(config_path)
     sim = Simulation(config).start()
-    store = open_store(config)
-    sim.seed_cache(store, utc_now())
-    store.close()
+    sim.seed_store()
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     del raw["simulators"], raw["city"]  # the daemon alone: simulators here, no city traffic
     port = free_port()

@@ -13,10 +13,10 @@ import yaml
 
 from drivers.base import CodeReader, Scan
 from edge.config import Config, load_config
-from edge.daemon.station import Station, open_store
+from edge.daemon.station import Station
 from edge.demo.run import BUNDLED_CONFIG, effective_config
 from edge.demo.simulation import Simulation
-from edge.lanes.lane import LaneEvent, utc_now
+from edge.lanes.lane import LaneEvent
 from simulators.dataset import Generated
 
 Override = Callable[[dict[str, Any]], None]
@@ -96,9 +96,7 @@ class SimStation:
 def start_sim_station(tmp_path: Path, override: Override | None = None) -> SimStation:
     config = load_config(write_config(tmp_path, override))
     sim = Simulation(config).start()
-    store = open_store(config)
-    sim.seed_cache(store, utc_now())
-    store.close()
+    sim.seed_store()
     station = Station(config)
     station.start()
     events: dict[str, queue.Queue[LaneEvent]] = {}

@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     import threading
 
     from .. import logs
-    from ..daemon.station import StartupError, Station, open_store
+    from ..daemon.station import StartupError, Station
 
     logs.set_timezone(config.tz)
     logs.log_start(config, args.config)
@@ -119,9 +119,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
             from ..demo.simulation import Simulation  # only a config that names simulators loads them
 
             sim = Simulation(config).start()
-            store = open_store(config)
-            sim.seed_cache(store, utc_now())
-            store.close()
+            sim.seed_store()
         station.start()
     except (StartupError, StoreUnavailable) as exc:
         log.critical("%s", exc)

@@ -149,6 +149,17 @@ class Simulation:
         store.mark_cache_refreshed(now)
         return len(self.dataset)
 
+    def seed_store(self) -> int:
+        """Seed the station's store (created as the daemon creates it) and close it again: what a
+        simulated station needs before it starts."""
+        from ..store.opening import open_store
+
+        store = open_store(self.config)
+        try:
+            return self.seed_cache(store, utc_now())
+        finally:
+            store.close()
+
     def station_for(self, lane_id: str) -> LaneSim:
         return self.lanes[lane_id]
 

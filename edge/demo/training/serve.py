@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ...config import load_config
-from ...daemon.station import Station, open_store
-from ...lanes.lane import utc_now
+from ...daemon.station import Station
 from ..run import BUNDLED_CONFIG, effective_config
 from ..simulation import Simulation
 from .console import Console
@@ -28,9 +27,7 @@ def serve(state_dir: Path, console_port: int, out: TextIO = sys.stdout, stop: th
     station = Station(config)
     console = None
     try:
-        store = open_store(config)
-        sim.seed_cache(store, utc_now())
-        store.close()
+        sim.seed_store()
         station.start()
         status_url = f"http://{station.status.host}:{station.status.port}/" if station.status else ""
         console = Console(station, sim, console_port, status_url).start()
