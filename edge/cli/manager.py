@@ -45,7 +45,7 @@ def _positive(text: str) -> int:
 
 
 def _open(config: Config) -> Any:
-    from . import open_existing
+    from .common import open_existing
 
     return open_existing(config)
 
@@ -119,7 +119,7 @@ def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
 
 def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..manager import ledger
-    from . import utc_now
+    from .common import utc_now
 
     config = load(args.config)
     now = utc_now()
@@ -211,7 +211,7 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def cmd_staff_list(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..store import staff
-    from . import utc_now
+    from .common import utc_now
 
     config = load(args.config)
     store = _open(config)
@@ -228,7 +228,7 @@ def cmd_staff_list(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def _staff_change(args: argparse.Namespace, load: Loader, emit: Emit, change: Callable[[Any, Config, datetime], str]) -> int:
     from ..store import staff
-    from . import utc_now
+    from .common import utc_now
 
     config = load(args.config)
     store = _open(config)
@@ -278,7 +278,7 @@ def cmd_staff_assign(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def cmd_inflight_reset(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     """Forget a lane's learned in-flight mass (a filling head was changed, say)."""
-    from . import utc_now
+    from .common import utc_now
 
     config = load(args.config)
     if args.lane not in {lane.id for lane in config.lanes}:

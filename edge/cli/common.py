@@ -1,0 +1,40 @@
+"""What every command group of `edge` shares: the default config, the store's exit code, loading
+the config and opening the daemon's store the way a manager's command must."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..output import EXIT_INVALID, CommandError
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..store import Store
+
+DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
+EXIT_STORE = 4  # the store cannot be opened or written (full or read-only disk, bad path)
+
+
+def load(path: str) -> Config:
+    """The whole config, validated; its problems are a usage error (exit 2)."""
+    from ..config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from None
+
+
+def open_existing(config: Config) -> Store:
+    """The manager's commands read and change the daemon's store; they never create or migrate one."""
+    from ..store.opening import open_store
+
+    return open_store(config, existing=True)
+
+
+def utc_now() -> datetime:
+    from ..lanes.lane import utc_now as now
+
+    return now()
