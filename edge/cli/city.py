@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_FAILED, CommandError, Progress, summary_lines
+from .common import open_existing, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -24,7 +25,6 @@ def _city(config: Config) -> CityConfig:
 
 
 def _open(config: Config) -> Any:
-    from .common import open_existing
 
     return open_existing(config)
 
@@ -32,7 +32,6 @@ def _open(config: Config) -> Any:
 def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..output import local_time
     from ..store.outbox import Outbox
-    from .common import utc_now
 
     config = load(args.config)
     store = _open(config)
@@ -59,7 +58,6 @@ def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def cmd_sync_retry(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..store.outbox import Outbox
-    from .common import utc_now
 
     if (args.id is None) == (not args.all_dead):
         raise CommandError("give one outbox ID or --all-dead")
@@ -150,7 +148,6 @@ def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..manager.identify import find_cylinder
     from ..output import local_time, table
     from ..store.schema import CITY_FIELDS, STATION_FIELDS
-    from .common import utc_now
 
     labels = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充", "removed_at": "平台已注销"}
     config = load(args.config)
@@ -178,7 +175,6 @@ def cmd_cache_import(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
     from ..manager.cache_import import import_file
     from ..store.opening import open_store
-    from .common import utc_now
 
     config = load(args.config)
     path = Path(args.file)

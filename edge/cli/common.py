@@ -4,7 +4,7 @@ the config and opening the daemon's store the way a manager's command must."""
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..output import EXIT_INVALID, CommandError
@@ -35,6 +35,4 @@ def open_existing(config: Config) -> Store:
 
 
 def utc_now() -> datetime:
-    from ..lanes.lane import utc_now as now
-
-    return now()
+    return datetime.now(timezone.utc)

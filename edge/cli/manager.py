@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..output import CommandError, number, table
 from ..textsafe import safe_row
 from . import webapp as cli_webapp
+from .common import open_existing, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -45,7 +46,6 @@ def _positive(text: str) -> int:
 
 
 def _open(config: Config) -> Any:
-    from .common import open_existing
 
     return open_existing(config)
 
@@ -119,7 +119,6 @@ def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
 
 def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..manager import ledger
-    from .common import utc_now
 
     config = load(args.config)
     now = utc_now()
@@ -211,7 +210,6 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def cmd_staff_list(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..store import staff
-    from .common import utc_now
 
     config = load(args.config)
     store = _open(config)
@@ -228,7 +226,6 @@ def cmd_staff_list(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def _staff_change(args: argparse.Namespace, load: Loader, emit: Emit, change: Callable[[Any, Config, datetime], str]) -> int:
     from ..store import staff
-    from .common import utc_now
 
     config = load(args.config)
     store = _open(config)
@@ -278,7 +275,6 @@ def cmd_staff_assign(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
 def cmd_inflight_reset(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     """Forget a lane's learned in-flight mass (a filling head was changed, say)."""
-    from .common import utc_now
 
     config = load(args.config)
     if args.lane not in {lane.id for lane in config.lanes}:

@@ -6,12 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
 from ..store import StoreUnavailable
-from .common import EXIT_STORE, load, open_existing
+from .common import EXIT_STORE, load, open_existing, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -202,7 +201,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), EXIT_INVALID) from None
     store = Store(config.store_path, existing=True)
     try:
-        age = store.cache_age_s(datetime.now(timezone.utc))
+        age = store.cache_age_s(utc_now())
         data = {
             "station": config.owner_unit,
             "cylinders_cached": store.query("SELECT count(*) AS n FROM cylinders")[0]["n"],

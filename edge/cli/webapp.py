@@ -25,7 +25,7 @@ def _read_secret(from_stdin: bool) -> str:
 
 
 def cmd_staff_passwd(args: argparse.Namespace, load: Callable[[str], Any], emit: Callable[..., None]) -> int:
-    from ..lanes.lane import utc_now
+    from .common import utc_now
     from ..store.opening import open_store
     from ..webapp.accounts import set_secret
 
