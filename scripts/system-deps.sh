@@ -5,7 +5,8 @@
 # for the fleet collector's test, which runs a throwaway cluster of its own; the openssl command,
 # which makes the staff web app's certificate; fonts-wqy-microhei, the CJK font of the lane screens
 # and the PDF daily report; LibreOffice Calc (headless) and poppler-utils, with which the tests
-# render the ledger and the report to pages.
+# render the ledger and the report to pages; espeak-ng, the offline Mandarin voice of the lane
+# screens (语音播报, `espeak-ng -v cmn`).
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
@@ -32,6 +33,9 @@ if ! command -v pdftoppm >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>
 fi
 if ! command -v openssl >/dev/null 2>&1; then
   missing="$missing openssl"
+fi
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  missing="$missing espeak-ng"
 fi
 [ -z "$missing" ] && exit 0
 

@@ -39,6 +39,15 @@ if ! fc-list 2>/dev/null | grep -qi "wqy-microhei"; then
   fi
 fi
 
+# The lane screens' voice (语音播报): espeak-ng speaks Mandarin on this PC, no cloud service.
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y --no-install-recommends -qq espeak-ng >/dev/null
+  else
+    echo "install.sh: install espeak-ng for the lane screens' voice (or set voice.enabled: false per lane)" >&2
+  fi
+fi
+
 mkdir -p "$prefix"
 python3 -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --quiet --upgrade pip

@@ -25,6 +25,7 @@ from .devices import (
 )
 from .fleet import FleetConfig
 from .glance import DEFAULT_TIMEZONE
+from .screen import DecisionHold, VoiceConfig
 from .webapp import ChecksConfig, WebAppConfig
 
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
@@ -167,6 +168,7 @@ class LaneConfig(Strict):
     fill: FillConfig
     # Fill only cylinders with a passed pre-fill check (checks.precheck_valid_minutes).
     require_precheck: bool = False
+    voice: VoiceConfig = VoiceConfig()
 
     @field_validator("medium")
     @classmethod
@@ -188,6 +190,7 @@ class StatusPageConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)  # 0: any free port (tests)
+    decision_hold_s: DecisionHold = 20.0
 
 
 class GuardConfig(Strict):

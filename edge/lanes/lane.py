@@ -96,7 +96,7 @@ class LaneEvent:
     """What a lane tells observers (the demo, a status page): verdicts and finished fills."""
 
     lane: str
-    kind: str  # "verdict", "fill_end" or "valve_off" (with the cut-off lag)
+    kind: str  # "verdict", "fill_end", "valve_off" (with the cut-off lag) or "reset" (done or refused)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -649,6 +649,7 @@ class Lane:
         }
         kind = f"lane_{outcome.kind}" + ("" if outcome.accepted else "_refused")
         self.store.journal(now, kind, data, lane=self.id)
+        self._notify(LaneEvent(self.id, "reset", {"accepted": outcome.accepted, "kind": outcome.kind, **data}))
         if outcome.accepted:
             self.log.warning("lane %s by %s via %s (%s): was %s", outcome.kind, outcome.by, outcome.source, outcome.why, outcome.cause)
         else:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,13 +20,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from interlock.fill import Phase
-from interlock.reasons import TEXT, Reason
 
-from ..config import Config
+from ..config import Config, LaneConfig
+from ..config.devices import SerialScannerConfig
 from ..lanes.lane import Lane, LaneEvent
 from ..store import Store, staff
 from ..store.outbox import MALFORMED_SINCE, Outbox
+from . import voice
+from .actions import ack_how, reset_how
 from .metrics import CONTENT_TYPE, Metrics
+from .view import LaneNow, Rules, Seen, lane_view
 
 if TYPE_CHECKING:
     from drivers.modbus import ModbusBus
@@ -60,60 +65,67 @@ class StationView(Protocol):
     def hw(self) -> Buses: ...
 
 
+# Prompts are built from the reason table, so they are few; the bound only guards memory.
+MAX_PROMPTS = 512
+
 PAGE = resources.files("edge.status").joinpath("status.html").read_text(encoding="utf-8")
 
 
 class LaneBoard:
-    """What each lane last said, kept from its events for the page."""
+    """Each lane's last verdict, fill end and reset, kept from its events with when they came,
+    and the prompt each lane should say now. The screen is derived from these and the lane's
+    present state (view.lane_view); nothing here is what was drawn last."""
 
-    def __init__(self, tz: ZoneInfo) -> None:
+    def __init__(self, tz: ZoneInfo, quiet_s: Mapping[str, float], clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self.tz = tz
-        self.last: dict[str, dict[str, Any]] = {}
+        self.tz, self.quiet_s, self.clock = tz, quiet_s, clock
+        self._seen: dict[str, dict[str, Seen]] = {}
+        self._voice: dict[str, dict[str, Any]] = {}
+        self._issued: dict[str, str] = {}  # every prompt given so far, by key: the sounds the page may fetch
         self._seq = 0
 
     def observe(self, event: LaneEvent) -> None:
-        if event.kind not in ("verdict", "fill_end"):
+        if event.kind not in ("verdict", "fill_end", "reset"):
             return
+        now = self.clock()
+        data = json.loads(json.dumps(event.data, default=str))
+        said = voice.prompt(event.kind, data)
         with self._lock:
-            entry = self.last.setdefault(event.lane, {})
-            if event.kind == "verdict":
-                entry["verdict"] = {
-                    "accepted": event.data["accepted"],
-                    "code": event.data["code"][:80],
-                    "cylinder_id": event.data.get("cylinder_id"),
-                    "reasons": [_reason(r, d) for r, d in zip(event.data["reasons"], event.data["details"])],
-                    "at": datetime.now(self.tz).strftime("%H:%M:%S"),
-                }
-            else:
-                entry["last_fill"] = {k: event.data.get(k) for k in ("status", "outcome", "cause", "net_kg", "fill_id")}
-                entry["last_fill"]["cause_text"] = _reason(event.data["cause"], None) if event.data.get("cause") else None
-            # Which came last, the verdict or the fill's end: the page shows that one.
             self._seq += 1
-            entry["verdict" if event.kind == "verdict" else "last_fill"]["seq"] = self._seq
+            clock = datetime.now(self.tz).strftime("%H:%M:%S")
+            self._seen.setdefault(event.lane, {})[event.kind] = Seen(event.kind, self._seq, now, clock, data)
+            last = self._voice.get(event.lane)
+            repeated = last is not None and last["text"] == said and now - last["at"] < self.quiet_s.get(event.lane, 0.0)
+            if said is not None and not repeated:
+                self._voice[event.lane] = {"id": self._seq, "text": said, "key": voice.key(said), "at": now}
+                if len(self._issued) < MAX_PROMPTS:
+                    self._issued[voice.key(said)] = said
 
-    def get(self, lane: str) -> dict[str, Any]:
+    def seen(self, lane: str) -> dict[str, Seen]:
         with self._lock:
-            return json.loads(json.dumps(self.last.get(lane, {}), default=str))
+            return dict(self._seen.get(lane, {}))
+
+    def prompt(self, lane: str) -> dict[str, Any] | None:
+        with self._lock:
+            last = self._voice.get(lane)
+            return None if last is None else {**last, "age_s": round(self.clock() - last["at"], 2)}
+
+    def prompt_text(self, prompt_key: str) -> str | None:
+        """The text of a prompt this board has issued (the only texts the page may fetch as sound)."""
+        with self._lock:
+            return self._issued.get(prompt_key)
 
 
 def _seconds_since(iso_moment: str | None, now: datetime) -> float:
     return 0.0 if iso_moment is None else max(0.0, (now - datetime.fromisoformat(iso_moment)).total_seconds())
 
 
-def _reason(code: str, detail: str | None) -> dict[str, Any]:
-    try:
-        zh, en = TEXT[Reason(code)]
-    except (ValueError, KeyError):
-        zh, en = code, code
-    return {"code": code, "zh": zh, "en": en, "detail": detail or None}
-
-
 class StatusServer:
     def __init__(self, station: StationView, host: str, port: int) -> None:
         self.station = station
         self.metrics = Metrics(station.lanes, gauges=self._gauges)
-        self.board = LaneBoard(station.config.tz)
+        self.board = LaneBoard(station.config.tz, {lane.id: lane.voice.repeat_quiet_s for lane in station.config.lanes})
+        self.rules = {lane.id: _rules(station.config, lane) for lane in station.config.lanes}
         for lane in station.lanes.values():
             lane.listeners += [self.metrics.observe, self.board.observe]
         # Its own connection: a scrape never waits on a lane's write lock, nor holds it.
@@ -140,16 +152,19 @@ class StatusServer:
         for lane_id, lane in self.station.lanes.items():
             plan = lane.state.plan
             since = lane.state.since
+            fill = None if plan is None or lane.state.phase is Phase.IDLE else {
+                "cylinder_id": plan.cylinder_id, "target_net_kg": plan.target_net_kg, "tare_kg": plan.tare_kg,
+                "model": self._model(plan.cylinder_id),
+                "phase_s": None if since is None else round((now - since).total_seconds()),
+            }
+            present = LaneNow(lane.state.phase.value, lane.state.cause.value if lane.state.cause else None,
+                              lane.last_gross_kg, lane.scale_ok, fill)
             lanes[lane_id] = {
                 "phase": lane.state.phase.value,
                 "relay_on": lane.state.relay_on,
                 "scale_ok": lane.scale_ok,
                 "gross_kg": lane.last_gross_kg,
-                "fill": None if plan is None or lane.state.phase is Phase.IDLE else {
-                    "cylinder_id": plan.cylinder_id, "target_net_kg": plan.target_net_kg, "tare_kg": plan.tare_kg,
-                    "model": self._model(plan.cylinder_id),
-                    "phase_s": None if since is None else round((now - since).total_seconds()),
-                },
+                "fill": fill,
                 "shift": staff.on_shift(self.store, lane_id),
                 "recent": [
                     {**row, "finished_at": datetime.fromisoformat(row["finished_at"]).astimezone(tz).strftime("%H:%M"),
@@ -158,8 +173,8 @@ class StatusServer:
                         "SELECT cylinder_id, outcome, net_kg, finished_at FROM fills WHERE lane = ? AND finished_at IS NOT NULL"
                         " ORDER BY finished_at DESC LIMIT 5", [lane_id])
                 ],
-                "cause": _reason(lane.state.cause, None) if lane.state.cause else None,
-                **self.board.get(lane_id),
+                "view": lane_view(present, self.board.seen(lane_id), self.board.clock(), self.rules[lane_id]),
+                "voice": self._voice(lane.config),
             }
         return {
             "station": self.station.config.station.owner_unit,
@@ -170,6 +185,17 @@ class StatusServer:
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "lanes": lanes,
         }
+
+    def _voice(self, lane: LaneConfig) -> dict[str, Any] | None:
+        """The prompt the lane's screen should be saying (the page plays each id once), with
+        the lane's volume; None where the lane's voice is off."""
+        if not lane.voice.enabled:
+            return None
+        said = self.board.prompt(lane.id)
+        if said is None:
+            return {"volume": lane.voice.volume, "id": None}
+        return {"volume": lane.voice.volume, "id": said["id"], "text": said["text"], "age_s": said["age_s"],
+                "url": f"/voice/{said['key']}.wav"}
 
     def _model(self, cylinder_id: str) -> str | None:
         rows = self.store.query("SELECT model FROM cylinders WHERE id = ?", [cylinder_id])
@@ -203,6 +229,18 @@ class StatusServer:
         }
 
 
+def _rules(config: Config, lane: LaneConfig) -> Rules:
+    buttons = lane.buttons
+    items = {item.id: (item.zh, item.en) for item in config.checks.prefill.get(lane.medium, [])}
+    aim = tuple(a for scanner in lane.scanners if isinstance(scanner, SerialScannerConfig) for a in scanner.aim)
+    how = reset_how(lane.id, buttons is not None and buttons.reset is not None,
+                    buttons.reset_hold_s if buttons is not None and buttons.abort is not None else None)
+    return Rules(config.status_page.decision_hold_s, how, ack_how(lane.id), items, aim)
+
+
+VOICE_PATH = re.compile(r"^/voice/([0-9a-f]{16})\.wav$")
+
+
 def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
@@ -212,6 +250,8 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                     self._send(200, "text/html; charset=utf-8", PAGE.encode())
                 elif path == "/api/status":
                     self._send(200, "application/json", json.dumps(server.status(), ensure_ascii=False, default=str).encode())
+                elif (found := VOICE_PATH.match(path)) is not None:
+                    self._sound(found.group(1))
                 elif path == "/metrics":
                     self._send(200, CONTENT_TYPE, server.metrics.exposition())
                 else:
@@ -219,6 +259,15 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             except Exception:
                 log.exception("status page: %s failed", path)
                 self._send(500, "text/plain; charset=utf-8", b"internal error\n")
+
+        def _sound(self, prompt_key: str) -> None:
+            text = server.board.prompt_text(prompt_key)
+            if text is None:
+                self._send(404, "text/plain; charset=utf-8", b"no such prompt\n")
+            elif not voice.available():
+                self._send(503, "text/plain; charset=utf-8", b"espeak-ng is not installed (scripts/system-deps.sh)\n")
+            else:
+                self._send(200, "audio/wav", voice.synthesise(text))
 
         def _send(self, code: int, kind: str, body: bytes) -> None:
             self.send_response(code)
