@@ -125,9 +125,10 @@ class SerialScanner(SerialDevice):
             return None
         data = bytes(self._buffer)
         self._buffer.clear()
-        return self._unwrap(data, now)
+        return self.unwrap(data, now)
 
-    def _unwrap(self, data: bytes, now: float) -> Scan:
+    def unwrap(self, data: bytes, now: float) -> Scan:
+        """One line without its terminator, as the lane reads it: prefix and suffix off, AIM checked."""
         if self.prefix and data.startswith(self.prefix):
             data = data[len(self.prefix) :]
         if self.suffix and data.endswith(self.suffix):

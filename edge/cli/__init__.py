@@ -8,7 +8,7 @@ Heavy modules (drivers, sync, the web server) load only in the commands that use
 
 Here: the parser and main(). Each command group has a module: station.py (run, demo, check-config,
 status, verify, valves-off), city.py (sync, cache), manager.py (records, report, export, staff,
-inflight-reset), fleet.py, webapp.py and lane.py; common.py holds what they share. Tables, emit and
+inflight-reset), fleet.py, webapp.py, lane.py and commission.py (scale read, relay test, scanner echo); common.py holds what they share. Tables, emit and
 exit codes are edge.output, which the manager's documents use too.
 """
 
@@ -24,7 +24,7 @@ from .. import __version__
 from ..output import EXIT_FAILED, EXIT_INVALID, CommandError, emit, emit_error
 from ..store import StoreUnavailable
 from . import city as cli_city, fleet as cli_fleet, lane as cli_lane, manager as cli_manager, station as cli_station
-from . import webapp as cli_webapp
+from . import commission as cli_commission, webapp as cli_webapp
 from .common import DEFAULT_CONFIG, EXIT_STORE, load
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_fleet.add_commands(sub, common)
     cli_webapp.add_commands(sub, common)
     cli_lane.add_commands(sub, common)
+    cli_commission.add_commands(sub, common)
     return parser
 
 

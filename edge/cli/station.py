@@ -80,8 +80,13 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     from .. import logs
     from ..daemon.station import StartupError, Station
 
+    from ..config.preflight import missing_ports
+
     logs.set_timezone(config.tz)
     logs.log_start(config, args.config)
+    for problem in missing_ports(config):
+        # Named as check-config --strict names it, not left to a driver's "no such file".
+        log.error("%s: check the cable and the port in the config (edge check-config --strict)", problem)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

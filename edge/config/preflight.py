@@ -102,19 +102,27 @@ def _load_drivers(config: Config, gpio: list[tuple[str, str]]) -> list[str]:
             open_backend(backend, chip).close()
         except DeviceError as exc:
             problems.append(f"GPIO {backend} chip {chip}: {exc}")
-    ports = {bus.port: f"bus {name}" for name, bus in config.buses.items() if isinstance(bus, RtuBusConfig)}
     for lane in config.lanes:
         for scanner in lane.scanners:
-            if isinstance(scanner, (SerialScannerConfig, RfidSerialConfig)):
-                ports[scanner.port] = f"lane {lane.id} scanner"
             driver = _SCANNER_DRIVERS.get(type(scanner))
             if driver:
                 try:
                     importlib.import_module(driver)
                 except Exception as exc:  # noqa: BLE001 - a driver's library can fail in many ways
                     problems.append(f"lane {lane.id}: scanner driver {driver} cannot load ({exc})")
-    for port, user in ports.items():
-        # A simulated station makes its ports (ptys) when it starts.
-        if config.simulators is None and "://" not in port and not Path(port).exists():
-            problems.append(f"{user}: serial port {port} does not exist")
-    return problems
+    return problems + missing_ports(config)
+
+
+def missing_ports(config: Config) -> list[str]:
+    """Each configured serial port (RS-485 bus, scanner) that is not there, named by its user.
+    `edge run` says these at start as check-config --strict does."""
+    ports = {bus.port: f"bus {name}" for name, bus in config.buses.items() if isinstance(bus, RtuBusConfig)}
+    for lane in config.lanes:
+        for scanner in lane.scanners:
+            if isinstance(scanner, (SerialScannerConfig, RfidSerialConfig)):
+                ports[scanner.port] = f"lane {lane.id} scanner"
+    # A simulated station makes its ports (ptys) when it starts.
+    if config.simulators is not None:
+        return []
+    return [f"{user}: serial port {port} does not exist" for port, user in ports.items()
+            if "://" not in port and not Path(port).exists()]

@@ -93,29 +93,38 @@ def _host(name: str) -> str:
         return name.lower()
 
 
+def bus_key(config: Config, device: ModbusDevice) -> tuple[str, str]:
+    """The lock key of a Modbus device and what to call it: its RS-485 port (one process owns
+    the port, every unit on it), or its unit at a TCP address."""
+    bus = config.buses[device.bus]
+    if isinstance(bus, RtuBusConfig):
+        return f"serial:{os.path.realpath(bus.port)}", f"RS-485 bus {device.bus} ({bus.port})"
+    assert isinstance(bus, TcpBusConfig)
+    return (
+        f"modbus:{_host(bus.host)}:{bus.port}:unit{device.device_id}",
+        f"Modbus unit {device.device_id} at {bus.host}:{bus.port}",
+    )
+
+
+def scanner_key(lane_id: str, scanner: object) -> tuple[str, str] | None:
+    if isinstance(scanner, (SerialScannerConfig, RfidSerialConfig)):
+        return f"serial:{os.path.realpath(scanner.port)}", f"lane {lane_id} scanner port {scanner.port}"
+    if isinstance(scanner, HidScannerConfig) and scanner.device.startswith("/"):
+        return f"input:{os.path.realpath(scanner.device)}", f"lane {lane_id} scanner {scanner.device}"
+    return None
+
+
 def device_keys(config: Config) -> dict[str, str]:
     """key -> what the config calls it, for every device whose second owner would be a hazard."""
     keys: dict[str, str] = {}
-
-    def bus_key(device: ModbusDevice) -> tuple[str, str]:
-        bus = config.buses[device.bus]
-        if isinstance(bus, RtuBusConfig):  # one process owns an RS-485 port, every unit on it
-            return f"serial:{os.path.realpath(bus.port)}", f"RS-485 bus {device.bus} ({bus.port})"
-        assert isinstance(bus, TcpBusConfig)
-        return (
-            f"modbus:{_host(bus.host)}:{bus.port}:unit{device.device_id}",
-            f"Modbus unit {device.device_id} at {bus.host}:{bus.port}",
-        )
-
     for lane in config.lanes:
         for scanner in lane.scanners:
-            if isinstance(scanner, (SerialScannerConfig, RfidSerialConfig)):
-                keys[f"serial:{os.path.realpath(scanner.port)}"] = f"lane {lane.id} scanner port {scanner.port}"
-            elif isinstance(scanner, HidScannerConfig) and scanner.device.startswith("/"):
-                keys[f"input:{os.path.realpath(scanner.device)}"] = f"lane {lane.id} scanner {scanner.device}"
+            found = scanner_key(lane.id, scanner)
+            if found is not None:
+                keys[found[0]] = found[1]
         for device in (lane.scale, lane.relay):
             if isinstance(device, ModbusDevice):
-                key, said = bus_key(device)
+                key, said = bus_key(config, device)
                 keys.setdefault(key, said)
         if isinstance(lane.relay, GpioRelayConfig):
             relay = lane.relay
@@ -134,6 +143,10 @@ def read_holder(path: Path) -> Holder:
     except (OSError, ValueError):
         data = {}
     return Holder(data.get("pid"), data.get("since"), data.get("store"))
+
+
+def device_lock_path(key: str) -> Path:
+    return lock_dir() / _file_name(key)
 
 
 def held_by(path: Path) -> Holder | None:
@@ -164,9 +177,8 @@ class InstanceLock:
             store_lock = store_lock_path(self.config)
             store_lock.parent.mkdir(parents=True, exist_ok=True)
             self._take(store_lock, f"the store {self.config.store.path}", me)
-            directory = lock_dir()
             for key, said in sorted(device_keys(self.config).items()):
-                self._take(directory / _file_name(key), said, {**me, "device": key})
+                self._take(device_lock_path(key), said, {**me, "device": key})
         except BaseException:
             self.release()
             raise
@@ -188,3 +200,23 @@ class InstanceLock:
         for fd in self._fds:
             os.close(fd)
         self._fds = []
+
+
+class DeviceLock(InstanceLock):
+    """Some devices of the config, for a commissioning command (`edge relay test`): taken only
+    when no daemon holds them, and while held a daemon started meanwhile is refused."""
+
+    def __init__(self, config: Config, keys: dict[str, str]) -> None:
+        super().__init__(config)
+        self.keys = keys
+
+    def acquire(self) -> DeviceLock:
+        me = {"pid": os.getpid(), "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "store": str(self.config.store.path), "tool": "commissioning"}
+        try:
+            for key, said in sorted(self.keys.items()):
+                self._take(device_lock_path(key), said, {**me, "device": key})
+        except BaseException:
+            self.release()
+            raise
+        return self
