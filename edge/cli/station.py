@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
 from ..store import StoreUnavailable
-from .common import EXIT_STORE, load, open_existing, utc_now
+from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_existing, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -28,6 +28,8 @@ def add_commands(command: Command) -> None:
     demo.add_argument("--serve", action="store_true",
                       help="keep the simulated station running, with its status page and a simulation console for training")
     demo.add_argument("--console-port", type=int, default=8091, help="the simulation console's port on localhost (default 8091)")
+    demo.add_argument("--status-port", type=int,
+                      help="with --serve: the status page's port (default: a free one, printed at start)")
     check = command("check-config", cmd_check_config, "validate a config file and what it refers to")
     check.add_argument("file", nargs="?", help="the YAML to check (default: --config)")
     check.add_argument("--strict", action="store_true", help="also load each configured driver (GPIO backend, scanner libraries)")
@@ -123,13 +125,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from ..demo.run import run_demo
 
+    # --config is the station's own config unless given: the demo then runs the bundled one.
+    source = Path(args.config).resolve() if args.config != DEFAULT_CONFIG else None
+    if source is not None and not args.serve:
+        raise CommandError("edge demo: --config is for a training station (edge demo --serve --config X); the scripted"
+                           " demo runs the bundled simulated station", EXIT_INVALID)
+    if args.status_port is not None and not (args.serve and 0 <= args.status_port <= 65535):
+        raise CommandError("edge demo: --status-port is a port number (0-65535) for --serve", EXIT_INVALID)
     keep = args.state_dir is not None
     state_dir = Path(args.state_dir) if keep else Path(tempfile.mkdtemp(prefix="edge-demo-"))
     if args.serve:
-        from ..demo.training.serve import serve
+        from ..demo.training.serve import TrainingConfigError, serve
 
         try:
-            return serve(state_dir.resolve(), args.console_port)
+            return serve(state_dir.resolve(), args.console_port, source=source, status_port=args.status_port)
+        except TrainingConfigError as exc:
+            raise CommandError(f"edge demo --serve: refusing --config: {exc}", EXIT_INVALID) from None
         finally:
             if not keep:
                 shutil.rmtree(state_dir, ignore_errors=True)
