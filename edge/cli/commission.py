@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import re
@@ -67,6 +68,28 @@ def _held(config: Config, keys: dict[str, str]) -> str | None:
     return None
 
 
+STOP_IT = "Stop it first (systemctl stop station-edge)"
+
+
+@contextlib.contextmanager
+def _owning(config: Config, keys: dict[str, str], command: str, why_daemon: str) -> Iterator[None]:
+    """Hold the devices' locks while the command runs, so a daemon started meanwhile is refused;
+    refused itself while a daemon runs on this store or holds one of them."""
+    from ..daemon import instance
+
+    if (why := _held(config, keys)) is not None:
+        raise _refuse(f"{command}: refused: {why}; {why_daemon}. {STOP_IT}")
+    lock = instance.DeviceLock(config, keys)
+    try:
+        lock.acquire()
+    except instance.AlreadyRunning as exc:
+        raise _refuse(f"{command}: refused: {exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 # edge scale read ----------------------------------------------------------------------------
 
 
@@ -80,32 +103,23 @@ def cmd_scale_read(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     keys = dict([instance.bus_key(config, lane.scale)])
     # Two masters on one RS-485 line garble each other's frames; a TCP indicator answers both.
     rtu = isinstance(config.buses[lane.scale.bus], RtuBusConfig)
-    if rtu and (why := _held(config, keys)) is not None:
-        raise _refuse(f"edge scale read: refused: {why}; its status page shows the live weight, or stop it first"
-                      " (systemctl stop station-edge)")
-    lock = instance.DeviceLock(config, keys) if rtu else None
-    try:
-        if lock is not None:
-            lock.acquire()
-    except instance.AlreadyRunning as exc:
-        raise _refuse(f"edge scale read: refused: {exc}") from None
-    hw = Hardware(config)
-    try:
-        scale = scale_from(lane.scale, hw)
-        count = args.count if args.count is not None else (None if args.watch else 1)
-        previous: Any = None
-        failures = 0
-        for index in _ticks(count, args.interval):
-            reading = _read_scale(scale, lane, previous)
-            previous = reading.get("heartbeat", previous)
-            failures += "error" in reading
-            emit(reading, args.json, _scale_lines(reading, first=index == 0))
-            sys.stdout.flush()
-        return EXIT_FAILED if failures else 0
-    finally:
-        hw.close()
-        if lock is not None:
-            lock.release()
+    owning = _owning(config, keys, "edge scale read", "its status page shows the live weight") if rtu else contextlib.nullcontext()
+    with owning:
+        hw = Hardware(config)
+        try:
+            scale = scale_from(lane.scale, hw)
+            count = args.count if args.count is not None else (None if args.watch else 1)
+            previous: Any = None
+            failures = 0
+            for index in _ticks(count, args.interval):
+                reading = _read_scale(scale, lane, previous)
+                previous = reading.get("heartbeat", previous)
+                failures += "error" in reading
+                emit(reading, args.json, _scale_lines(reading, first=index == 0))
+                sys.stdout.flush()
+        finally:
+            hw.close()
+    return EXIT_FAILED if failures else 0
 
 
 def _ticks(count: int | None, interval_s: float) -> Iterator[int]:
@@ -162,12 +176,14 @@ def _scale_lines(r: dict[str, Any], first: bool) -> str:
     if "error" in r:
         lines.append(f"  ERROR: {r['error']}")
         return "\n".join(lines)
-    yes = {True: "yes", False: "no", None: "not reported (the lane judges stability from the weight)"}
+    yes = {True: "yes", False: "no"}
     net = "" if r["indicator_tare"] else " (the indicator holds no tare: net is the gross)"
     beat = "no heartbeat register" if r["heartbeat"] is None else (
         f"{r['heartbeat']}" + {None: "", True: " (changed)", False: " (UNCHANGED since the last read)"}[r["heartbeat_changed"]])
+    motion = ("stable/motion not reported by this map (the lane judges stability from the weight)" if r["stable"] is None
+              else f"stable {yes[r['stable']]}   motion {yes[r['motion']]}")
     lines += [f"  gross {r['gross_kg']:.3f} kg   net {r['net_kg']:.3f} kg{net}",
-              f"  stable {yes[r['stable']]}   motion {yes[r['motion']]}   overload {yes[r['overload']]}   error {yes[r['error_bit']]}",
+              f"  {motion}   overload {yes[r['overload']]}   error {yes[r['error_bit']]}",
               f"  heartbeat {beat}"]
     return "\n".join(lines)
 
@@ -176,25 +192,13 @@ def _scale_lines(r: dict[str, Any], first: bool) -> str:
 
 
 def cmd_relay_test(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
-    from ..daemon import instance
-
     config = load(args.config)
     lane = _lane(config, args.lane)
     if not 0 < args.pulse_s <= MAX_PULSE_S:
         raise CommandError(f"--pulse-s: more than 0 and at most {MAX_PULSE_S:g} s", EXIT_INVALID)
     target, keys = _output(config, lane, args.output)
-    if (why := _held(config, keys)) is not None:
-        raise _refuse(f"edge relay test: refused: {why}; the daemon owns the lane's outputs. Stop it first"
-                      " (systemctl stop station-edge)")
-    lock = instance.DeviceLock(config, keys)
-    try:
-        lock.acquire()
-    except instance.AlreadyRunning as exc:
-        raise _refuse(f"edge relay test: refused: {exc}") from None
-    try:
+    with _owning(config, keys, "edge relay test", "the daemon owns the lane's outputs"):
         return _relay_test(args, config, lane, target, emit)
-    finally:
-        lock.release()
 
 
 def _output(config: Config, lane: LaneConfig, output: str) -> tuple[str, dict[str, str]]:
@@ -314,18 +318,8 @@ def cmd_scanner_echo(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     if not isinstance(spec, SerialScannerConfig):
         raise CommandError(f"lane {lane.id} scanner {args.index} is a {spec.driver} reader: echo reads serial scanners", EXIT_INVALID)
     found = instance.scanner_key(lane.id, spec)
-    keys = dict([found]) if found else {}
-    if (why := _held(config, keys)) is not None:
-        raise _refuse(f"edge scanner echo: refused: {why}; the daemon reads the scanner. Stop it first (systemctl stop station-edge)")
-    lock = instance.DeviceLock(config, keys)
-    try:
-        lock.acquire()
-    except instance.AlreadyRunning as exc:
-        raise _refuse(f"edge scanner echo: refused: {exc}") from None
-    try:
+    with _owning(config, dict([found]) if found else {}, "edge scanner echo", "the daemon reads the scanner"):
         return _echo(args, config, lane, spec, emit)
-    finally:
-        lock.release()
 
 
 def _echo(args: argparse.Namespace, config: Config, lane: LaneConfig, spec: Any, emit: Emit) -> int:
@@ -424,32 +418,28 @@ def _echo_lines(r: dict[str, Any]) -> str:
 
 
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    scale = sub.add_parser("scale", help="commissioning: read a lane's scale as its register map reads it")
-    scale_sub = scale.add_subparsers(dest="scale_command", required=True)
-    read = scale_sub.add_parser("read", help="raw registers, gross/net weight, status bits and heartbeat")
-    read.set_defaults(handler=cmd_scale_read)
-    common(read)
-    read.add_argument("lane")
+    def command(group: str, group_help: str, name: str, help_text: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
+        parent = sub.add_parser(group, help=group_help)
+        parser = parent.add_subparsers(dest=f"{group}_command", required=True).add_parser(name, help=help_text)
+        parser.set_defaults(handler=handler)
+        common(parser)
+        parser.add_argument("lane")
+        return parser
+
+    read = command("scale", "commissioning: read a lane's scale as its register map reads it",
+                   "read", "raw registers, gross/net weight, status bits and heartbeat", cmd_scale_read)
     read.add_argument("--watch", action="store_true", help="read again every --interval until Ctrl-C")
     read.add_argument("--interval", type=float, default=0.5, help="seconds between reads with --watch (default 0.5)")
     read.add_argument("--count", type=int, help="stop after this many reads")
 
-    relay = sub.add_parser("relay", help="commissioning: switch one of a lane's outputs on for a moment")
-    relay_sub = relay.add_subparsers(dest="relay_command", required=True)
-    test = relay_sub.add_parser("test", help="pulse the valve or a stack-light output after a typed confirmation; journalled")
-    test.set_defaults(handler=cmd_relay_test)
-    common(test)
-    test.add_argument("lane")
+    test = command("relay", "commissioning: switch one of a lane's outputs on for a moment",
+                   "test", "pulse the valve or a stack-light output after a typed confirmation; journalled", cmd_relay_test)
     test.add_argument("--output", required=True, choices=("valve", "green", "red", "buzzer"))
     test.add_argument("--by", required=True, help="staff id of the technician (edge staff list)")
     test.add_argument("--pulse-s", type=float, default=1.0, help=f"seconds on (default 1, at most {MAX_PULSE_S:g})")
 
-    scanner = sub.add_parser("scanner", help="commissioning: see what a lane's scanner sends")
-    scanner_sub = scanner.add_subparsers(dest="scanner_command", required=True)
-    echo = scanner_sub.add_parser("echo", help="each code as bytes and as the lane reads it; checks the AIM prefix")
-    echo.set_defaults(handler=cmd_scanner_echo)
-    common(echo)
-    echo.add_argument("lane")
+    echo = command("scanner", "commissioning: see what a lane's scanner sends",
+                   "echo", "each code as bytes and as the lane reads it; checks the AIM prefix", cmd_scanner_echo)
     echo.add_argument("--index", type=int, default=0, help="which of the lane's scanners (default 0, the first)")
     echo.add_argument("--count", type=int, help="stop after this many codes")
     echo.add_argument("--seconds", type=float, help="stop after this long")
