@@ -146,6 +146,14 @@ def test_reset_sequence_trip_refused_reset_reset_next_fill(make_station: Callabl
     station.wait("A", "fill_end", timeout=30)
     settle_on(browser, CARD, "合格", "11-next-complete")
 
+    # The overview: both lanes fit, each in its own state; it never speaks.
+    station.scan("B", scenario(station, Reason.INSPECTION_OVERDUE))
+    browser.get(base_url(station) + "/")
+    settle_on(browser, "#lane-B", "超期未检", "12-overview")
+    assert "合格" in text_of(browser, CARD) and browser.execute_script("return document.querySelectorAll('section.lane').length") == 2
+    time.sleep(0.5)
+    assert browser.execute_script("return window.voiceLog.length") == 0
+
 
 def voice_log(browser: Any) -> list[dict[str, Any]]:
     return list(browser.execute_script("return window.voiceLog || []"))

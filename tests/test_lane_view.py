@@ -69,6 +69,11 @@ def test_idle_shows_the_live_weight_and_nothing_else() -> None:
     assert view["verdict"] is None and view["reasons"] == [] and view["actions"] == []
 
 
+def test_a_silent_scale_shows_no_weight_and_says_so() -> None:
+    view = lane_view(LaneNow("idle", None, 14.2, False), {}, 100.0, RULES)
+    assert view["weight"]["kg"] is None and "秤无响应" in words(view)
+
+
 def test_a_decision_shows_until_its_hold_time_then_fades_to_idle() -> None:
     seen = {"verdict": refused(1, 100.0)}
     shown = lane_view(IDLE, seen, 119.0, RULES)

@@ -126,6 +126,10 @@ class StatusServer:
         self.metrics = Metrics(station.lanes, gauges=self._gauges)
         self.board = LaneBoard(station.config.tz, {lane.id: lane.voice.repeat_quiet_s for lane in station.config.lanes})
         self.rules = {lane.id: _rules(station.config, lane) for lane in station.config.lanes}
+        speaking = [lane.id for lane in station.config.lanes if lane.voice.enabled]
+        if speaking and not voice.available():
+            log.warning("lanes %s have voice on, but espeak-ng is not installed: their screens stay silent"
+                        " (apt-get install espeak-ng, or voice: {enabled: false})", ", ".join(speaking))
         for lane in station.lanes.values():
             lane.listeners += [self.metrics.observe, self.board.observe]
         # Its own connection: a scrape never waits on a lane's write lock, nor holds it.

@@ -15,7 +15,7 @@ The page only draws this; it never keeps anything from one refresh to the next.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from interlock.fill import HOLD_CAUSES
@@ -112,6 +112,8 @@ def _live(now: Seen | None, since_seq: int, at: float, hold_s: float) -> Seen | 
 def lane_view(lane: LaneNow, seen: Mapping[str, Seen], now: float, rules: Rules) -> dict[str, Any]:
     """The lane screen's content: tone (idle, ok, refused, filling, locked), heading, verdict,
     reasons, actions, weight, bar, facts, detail and notices."""
+    if not lane.scale_ok:
+        lane = replace(lane, gross_kg=None)  # the last reading of a scale that stopped answering is not its weight
     view: dict[str, Any] = {"tone": "idle", "heading": None, "verdict": None, "reasons": [], "actions": [],
                             "weight": None, "bar": None, "facts": [], "detail": None, "notices": [], "refused_reset": None}
     reset = seen.get("reset")
