@@ -134,9 +134,12 @@ def test_console_practises_each_fault_by_its_chinese_name(station: SimStation) -
         assert call(console, "fault", lane="B", fault="scanner_garbage")[0] == 200
         assert station.wait("B", "verdict")["reasons"] == [Reason.INVALID_CODE.value]
 
-        # Each fault trips its lane for the reason a real one would, the valve off.
-        for lane, fault, cause in (("A", "no_flow", Reason.NO_FLOW), ("B", "leak", Reason.LEAK),
-                                   ("A", "overfill", Reason.WEIGHT_RISING_VALVE_OFF), ("B", "lift", Reason.CYLINDER_REMOVED)):
+        # Each fault trips the lane for the reason a real one would, the valve off. On lane A (Modbus
+        # TCP): the transports have their own trip tests, and RS-485's timing under a loaded test
+        # machine is not what this test is about.
+        lane = "A"
+        for fault, cause in (("no_flow", Reason.NO_FLOW), ("leak", Reason.LEAK), ("overfill", Reason.WEIGHT_RISING_VALVE_OFF),
+                             ("lift", Reason.CYLINDER_REMOVED)):
             place_and_fill(station, console, lane)
             status, answer = call(console, "fault", lane=lane, fault=fault)
             assert status == 200 and answer["name"] == " / ".join(FAULTS[fault])
