@@ -57,12 +57,14 @@ def prepare(data: bytes, max_bytes: int, max_pixels: int) -> Photo:
                 if image.format == "JPEG":
                     image.draft("RGB", (STORED_SIDE, STORED_SIDE))  # decode at 1/2..1/8 scale: less memory
                 image.load()
+                # Shrunk in place first: turning and converting then copy the small image, not the
+                # decoded one (three full-size copies of a 25-megapixel PNG would be 300 MB).
+                image.thumbnail((STORED_SIDE, STORED_SIDE))
                 upright = ImageOps.exif_transpose(image)
                 pixels = upright.convert("L" if upright.mode in ("1", "L", "I;16", "I") else "RGB")
             except Exception as exc:
                 log.debug("upload refused while decoding: %s", exc)
                 raise PhotoRefused("照片已损坏或不完整 / the photo is damaged or incomplete: take it again") from exc
-        pixels.thumbnail((STORED_SIDE, STORED_SIDE))
         # The pixels only: Pillow would carry a JPEG's comment (and other info) into the new file.
         pixels.info.clear()
         out = io.BytesIO()
