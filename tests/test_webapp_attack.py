@@ -91,7 +91,7 @@ class _Forms(html.parser.HTMLParser):
 def forms(page: str) -> list[Form]:
     parser = _Forms()
     parser.feed(page)
-    return [f for f in parser.forms if f.method == "post"]
+    return parser.forms
 
 
 @pytest.fixture
@@ -208,8 +208,8 @@ def test_csrf_variants_are_refused_on_every_write_route(web: SimStation) -> None
         "token in the query only": lambda m, p: manager.request(m, p + f"?csrf={good}", data={}),
         "token in a header only": lambda m, p: manager.request(m, p, data={}, headers={"X-CSRF-Token": good}),
         "token as JSON": lambda m, p: manager.request(m, p, json={"csrf": good}),
-        "token, cross-site origin": lambda m, p: manager.request(m, p, data={"csrf": others},
-                                                                headers={"Origin": "https://evil.example", "Referer": "https://evil.example/"}),
+        "token, cross-site origin": lambda m, p: manager.request(
+            m, p, data={"csrf": others}, headers={"Origin": "https://evil.example", "Referer": "https://evil.example/"}),
     }
     attempt = Attempts(web)
     for method, path, name in routes(web):
@@ -286,23 +286,27 @@ def _is_identifier(value: str | bytes) -> bool:
 
 
 def _hostile_attempts(web: SimStation, values: list[str | bytes]) -> int:
-    """Every POST form the pages serve, each field in turn given each hostile value, the other
-    fields what a careful user would send."""
+    """Every form the pages serve (the look-ups' GET forms too), each field in turn given each
+    hostile value, the other fields what a careful user would send."""
     clients = login_all(web)
     manager = clients["manager"]
     attempt = Attempts(web)
     target = web.cylinder(skip=9).row
     assert manager.form("/dispatch/vehicle", {"plate": "渝A12345", "courier": "赵六"}).status_code == 200  # shows the scan form
-    pages = ["/", f"/check/pre?code={target['qr_content']}", f"/check/post?code={target['qr_content']}", "/bind", "/dispatch"]
-    found: dict[str, Form] = {}
+    pages = ["/", "/check/pre", "/check/post", "/bind", "/dispatch",
+             *(f"/check/{kind}?code={target['qr_content']}" for kind in ("pre", "post"))]
+    found: dict[tuple[str, str], Form] = {}
     for page in pages:
         for form in forms(manager.get(page).text):
-            found.setdefault(form.action, form)
-    assert {"/check/pre", "/check/post", "/bind", "/dispatch/vehicle", "/dispatch", "/logout"} <= set(found), set(found)
+            found.setdefault((form.method, form.action), form)
+    assert {("post", a) for a in ("/check/pre", "/check/post", "/bind", "/dispatch/vehicle", "/dispatch", "/logout")} | \
+        {("get", "/check/pre"), ("get", "/check/post")} <= set(found), set(found)
     good = {"code": target["qr_content"], "stamp": target["product_no"], "tag_kind": "qr", "plate": "渝A12345", "courier": "赵六",
             **all_items(web, "pre"), **all_items(web, "post")}
     tags = iter(range(10_000))
-    for action, form in found.items():
+    # The binding form last: a hostile-looking text that is a well-formed tag ("nan") may be bound,
+    # and would then name a cylinder in the other forms' attempts.
+    for (method, action), form in sorted(found.items(), key=lambda item: item[0][1] == "/bind"):
         if action == "/logout":
             continue
         for name in form.fields:
@@ -316,10 +320,14 @@ def _hostile_attempts(web: SimStation, values: list[str | bytes]) -> int:
                 data[name] = value
                 files = {n: ("stamp.png", stamp_photo("stamp")) for n in form.files} or None
                 may = any(name.startswith(p) for p in MAY_RECORD) or (name == "tag" and _is_identifier(value))
-                reply = attempt(f"{action} {name}={value!r:.40}", lambda: manager.post(action, data, files=files), may_write=may)
-                assert reply.status_code < 500, (action, name, value, reply.status_code)
-                if not may:
-                    assert 400 <= reply.status_code < 500 or action == "/dispatch/vehicle", (action, name, value, reply.status_code)
+                if method == "get":
+                    reply = attempt(f"GET {action}?{name}={value!r:.40}", lambda: manager.get(action, params={name: value}))
+                    assert reply.status_code == 200, (action, name, value, reply.status_code)  # the page says what is wrong
+                else:
+                    reply = attempt(f"{action} {name}={value!r:.40}", lambda: manager.post(action, data, files=files), may_write=may)
+                    assert reply.status_code < 500, (action, name, value, reply.status_code)
+                    if not may:
+                        assert 400 <= reply.status_code < 500 or action == "/dispatch/vehicle", (action, name, value, reply.status_code)
                 assert "<script>alert" not in reply.text and "<img src=x" not in reply.text and "Set-Cookie: edge" not in str(reply.headers)
                 assert "Traceback" not in reply.text
                 # Python's own words for a typed re-weigh are the re-weigh work's to replace.
@@ -352,17 +360,15 @@ def test_uploads_that_are_not_images(web: SimStation) -> None:
     uploads = {**NOT_IMAGES, "a decompression bomb": bomb(), "an empty file": b"", "HTML named .jpg": b"<html>hi</html>",
                "a PNG cut off in its pixels, a script after": stamp_photo("x")[:45] + b"<script>alert(1)</script>"}
     attempt = Attempts(web)
+    fields = {"stamp": target["product_no"], "tag": "https://sim.example/q?code=CQUPLOAD01", "tag_kind": "qr"}
     for label, data in uploads.items():
-        reply = attempt(f"upload {label}", lambda: c.form("/bind", {"stamp": target["product_no"], "tag": "https://sim.example/q?code=CQUPLOAD01",
-                                                                    "tag_kind": "qr"}, files=[("photos", ("stamp.jpg", data))]))
+        reply = attempt(f"upload {label}", lambda: c.form("/bind", fields, files=[("photos", ("stamp.jpg", data))]))
         assert reply.status_code == 422, (label, reply.status_code)
     # Five photos, one too many; a photo field that is not a file.
     five = [("photos", (f"s{i}.png", stamp_photo(str(i)))) for i in range(5)]
-    reply = attempt("five photos", lambda: c.form("/bind", {"stamp": target["product_no"], "tag": "https://sim.example/q?code=CQUPLOAD02",
-                                                            "tag_kind": "qr"}, files=five))
+    reply = attempt("five photos", lambda: c.form("/bind", fields, files=five))
     assert reply.status_code == 422
-    reply = attempt("photo as text", lambda: c.form("/bind", {"stamp": target["product_no"], "tag": "https://sim.example/q?code=CQUPLOAD03",
-                                                              "tag_kind": "qr", "photos": "not a file"}))
+    reply = attempt("photo as text", lambda: c.form("/bind", {**fields, "photos": "not a file"}))
     assert reply.status_code == 422
     verified(web)
 
@@ -379,8 +385,10 @@ def test_malformed_requests_over_raw_sockets(web: SimStation) -> None:
 
     nul_name = (b"--B\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n" + csrf + b"\r\n--B\r\nContent-Disposition: form-data;"
                 b" name=\"photos\"; filename=\"a\x00.png\"\r\n\r\n\x89PNG\r\n--B--\r\n")
+    multipart = b"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n"
+    bell_name = nul_name.replace(b"a\x00", b"a\x07")
     requests_ = {
-        "NUL in an upload's file name": post(b"/bind", b"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n" % len(nul_name), nul_name),
+        "NUL in an upload's file name": post(b"/bind", multipart % len(nul_name), nul_name),
         "Content-Length not a number": post(b"/check/pre", b"Content-Length: twelve\r\n", form),
         "negative Content-Length": post(b"/check/pre", b"Content-Length: -1\r\n", form),
         "two Content-Lengths": post(b"/check/pre", b"Content-Length: %d\r\nContent-Length: 5\r\n" % len(form), form),
@@ -388,8 +396,7 @@ def test_malformed_requests_over_raw_sockets(web: SimStation) -> None:
         "17 MB announced": post(b"/bind", b"Content-Length: 17000000\r\n", b""),
         "multipart without a boundary": post(b"/bind", b"Content-Type: multipart/form-data\r\nContent-Length: %d\r\n" % len(form), form),
         "multipart cut off": post(b"/bind", b"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 12\r\n", b"--B\r\nContent"),
-        "control characters in a part header": post(b"/bind", b"Content-Type: multipart/form-data; boundary=B\r\nContent-Length: %d\r\n"
-                                                    % len(nul_name.replace(b"a\x00", b"a\x07")), nul_name.replace(b"a\x00", b"a\x07")),
+        "control characters in a part header": post(b"/bind", multipart % len(bell_name), bell_name),
         "101 headers": b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n",
         "a 70 kB header": b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n",
         "a 70 kB request line": b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
