@@ -8,7 +8,7 @@ import re
 import socket
 import ssl
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -125,3 +125,20 @@ def test_pages_redirects_and_app_errors_carry_the_headers(web: SimStation) -> No
                   c.get("/static/app.js"), c.request("DELETE", "/login")):
         assert reply.status_code < 500, reply.status_code
         assert_guarded({k.lower(): v for k, v in reply.headers.items()})
+
+
+def test_a_body_shorter_than_its_content_length_is_a_408_not_a_500(make_station: Callable[..., SimStation], tmp_path: Path) -> None:
+    base_override = webapp_override(tmp_path)
+
+    def override(raw: dict[str, Any]) -> None:
+        base_override(raw)
+        raw["webapp"]["request_timeout_s"] = 1.0
+
+    s = make_station(override)
+    enrol(s)
+    before = counts(s)
+    status, headers, text = send_raw(s, b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                                        b"Content-Length: 100\r\n\r\nstaff_id=a", timeout=5)
+    assert status == 408 and b"stopped before its Content-Length" in text, (status, text[-200:])
+    assert_guarded(headers)
+    assert counts(s) == before

@@ -64,7 +64,7 @@ class WebApp:
         self.app = bottle.Bottle()
         self.app.add_hook("before_request", self._guard)
         # The security headers (HEADERS) go on in the server, on every answer, errors included.
-        self.app.error_handler.update({code: self._error for code in (400, 403, 404, 405, 411, 413, 429, 500)})
+        self.app.error_handler.update({code: self._error for code in (400, 403, 404, 405, 408, 411, 413, 429, 500)})
         self._routes()
 
     # Security: every request passes here ---------------------------------------------------------
@@ -98,11 +98,14 @@ class WebApp:
     @staticmethod
     def _parse_body() -> None:
         """Parse the form once, here, before any route reads it: bottle raises ValueError for a
-        part header with control characters (a NUL in a file name), which would be a 500."""
+        part header with control characters (a NUL in a file name), and the socket's timeout for a
+        body that stops short of its Content-Length; either would be a 500."""
         try:
             bottle.request.POST  # noqa: B018 (parsed and cached on first access)
         except ValueError:
             bottle.abort(400, "malformed form data: control characters in a part's header")
+        except OSError:
+            bottle.abort(408, "request body incomplete: it stopped before its Content-Length")
 
     def _error(self, error: bottle.HTTPError) -> str:
         bottle.response.content_type = "text/html; charset=utf-8"
