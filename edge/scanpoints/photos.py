@@ -54,7 +54,7 @@ def prepare(data: bytes, max_bytes: int, max_pixels: int) -> Photo:
             if width < 1 or height < 1 or width * height > max_pixels:
                 raise PhotoRefused(_too_many(max_pixels, f" ({width} x {height} sent)"))
             try:
-                if image.format == "JPEG":
+                if image.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG with a second picture in it
                     image.draft("RGB", (STORED_SIDE, STORED_SIDE))  # decode at 1/2..1/8 scale: less memory
                 image.load()
                 # Shrunk in place first: turning and converting then copy the small image, not the
