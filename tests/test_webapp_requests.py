@@ -25,7 +25,7 @@ def web(make_station: Callable[..., SimStation], tmp_path: Path) -> SimStation:
     return s
 
 
-def send_raw(s: SimStation, request: bytes, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+def send_raw(s: SimStation, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
     """One request written as bytes over TLS; the answer's status, headers (last of each name, lower
     case) and body, read until the server closes or goes quiet."""
     assert s.station.webapp is not None and s.config.webapp.tls is not None
