@@ -29,6 +29,7 @@ bench: venv
 	$(BIN)/python bench/sync_rates.py
 	$(BIN)/python bench/fleet_rates.py
 	$(BIN)/python bench/webapp.py
+	$(BIN)/python bench/photo_uploads.py
 	$(BIN)/python bench/lookup.py
 
 system-deps:

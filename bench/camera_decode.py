@@ -29,7 +29,7 @@ def main() -> None:
     print(f"{len(frames)} frames 640x480, {args.per_kind} per degradation, severity mild to harsh")
     cascades = {name: Cascade((name,)) for name in DECODERS}
     cascades["cascade " + ">".join(CASCADE)] = Cascade(CASCADE)
-    runs = {name: (lambda image, c=c: (found.text if (found := c.decode(image)) else None)) for name, c in cascades.items()}
+    runs = {name: (lambda image, c=c: (" | ".join(found.texts) if (found := c.decode(image)) else None)) for name, c in cascades.items()}
     header = f"{'decoder':<42}" + "".join(f"{kind:>13}" for kind in KINDS) + f"{'total':>8}{'median ms':>11}"
     print(header)
     for name, decode in runs.items():

@@ -34,6 +34,9 @@ class Scan:
     received_at: float  # time.monotonic() when the code was complete
     source: str = "optical"  # "optical" or "rfid": how the lane parses it
     problem: str | None = None  # set when the reader already knows the input is unusable
+    # A camera that saw several distinct codes at once (data then names them all): the lane
+    # refuses, since the frame does not say which cylinder is on the scale.
+    codes_in_view: int = 1
 
 
 @dataclass(frozen=True)

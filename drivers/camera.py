@@ -1,5 +1,9 @@
 """A camera code reader: frames from a V4L2 device (/dev/video0 or an index), a video file or a
-folder of images, decoded by a cascade, with repeated reads of the code in view debounced."""
+folder of images, decoded by a cascade, with repeated reads of the code in view debounced.
+
+One frame names one cylinder. A frame with two distinct codes in view (the cylinder on the scale
+and its neighbour) is reported as such, never as whichever code was read first; with a region of
+interest over the platter, only codes touching it count."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .base import Scan
-from .qr_decode import Cascade, _load
+from .qr_decode import Cascade, Region, _load
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +22,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 
 class CameraReader:
     def __init__(self, source: str, decoders: tuple[str, ...] = ("zxing", "pyzbar", "zxing_preprocessed"),
-                 repeat_s: float = 3.0, fps: float = 10.0, reconnect_s: float = 1.0) -> None:
+                 repeat_s: float = 3.0, fps: float = 10.0, reconnect_s: float = 1.0, region: Region | None = None) -> None:
         self.cv2 = _load("cv2")
         self.cascade = Cascade(decoders)
         self.source, self.repeat_s, self.period_s, self.reconnect_s = source, repeat_s, 1.0 / fps, reconnect_s
+        self.region = region
         self.frames = self.decoded = self.failures = 0
         self._capture: Any = None
         self._images: Iterator[Path] | None = None
-        self._last: tuple[str, float] | None = None  # (text, when it was last seen)
+        self._last: tuple[frozenset[str], float] | None = None  # (the codes in view, when last seen)
         self._next_frame = 0.0
 
     def open(self) -> None:
@@ -67,17 +72,29 @@ class CameraReader:
             time.sleep(self.period_s)
             return None
         self.frames += 1
-        found = self.cascade.decode(frame)
+        found = self.cascade.decode(frame, self.region)
         now = time.monotonic()
         if found is None:
             return None
         self.decoded += 1
+        texts = found.texts
+        view = frozenset(texts)
         seen = self._last
-        self._last = (found.text, now)
-        if seen is not None and seen[0] == found.text and now - seen[1] < self.repeat_s:
-            return None  # the same code still in view: one scan, however many frames show it
+        if seen is not None and now - seen[1] < self.repeat_s:
+            if seen[0] == view:
+                self._last = (view, now)
+                return None  # the same code(s) still in view: one scan, however many frames show them
+            if view < seen[0]:
+                # Fewer of the codes just seen together: the others are most likely still there,
+                # only not read in this frame. Taking one alone could authorise the neighbour; it
+                # counts once a whole repeat_s has passed without a frame showing them together.
+                return None
+        self._last = (view, now)
+        if len(texts) > 1:
+            log.info("camera %s: %d codes in one frame, none taken", self.source, len(texts))
+            return Scan(" | ".join(texts).encode("utf-8"), now, codes_in_view=len(texts))
         log.debug("camera %s: decoded by %s in %.1f ms", self.source, found.decoder, found.seconds * 1000)
-        return Scan(found.text.encode("utf-8"), now)
+        return Scan(texts[0].encode("utf-8"), now)
 
     def close(self) -> None:
         if self._capture is not None:

@@ -1,6 +1,8 @@
 """QR decoders for camera frames, and the cascade that tries them in order and stops at the first
-decode. Preprocessing helps laser-etched and dot-peen codes on metal: low contrast, light-on-dark,
-dots that do not touch. Needs the camera extra (opencv-python-headless, pyzbar, zxing-cpp)."""
+that reads a code. Each decoder reads every code in the frame, with where it is: a frame showing
+two cylinders names two, and the caller decides what that means. Preprocessing helps laser-etched
+and dot-peen codes on metal: low contrast, light-on-dark, dots that do not touch. Needs the camera
+extra (opencv-python-headless, pyzbar, zxing-cpp)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,22 @@ from .base import DeviceError
 
 log = logging.getLogger(__name__)
 
-Decoder = Callable[[Any], str | None]
+
+Region = tuple[float, float, float, float]  # left, top, right, bottom as fractions of the frame
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+    corners: tuple[tuple[float, float], ...]  # the code's outline, in pixels of the frame
+
+    def touches(self, region: Region, width: int, height: int) -> bool:
+        """Whether any part of the code lies inside `region` (fractions of a width x height frame)."""
+        left, top, right, bottom = region
+        xs, ys = [x for x, _ in self.corners], [y for _, y in self.corners]
+        return min(xs) < right * width and max(xs) > left * width and min(ys) < bottom * height and max(ys) > top * height
+
+Decoder = Callable[[Any], list[Code]]
 
 
 def _load(name: str) -> Any:
@@ -24,19 +41,24 @@ def _load(name: str) -> Any:
         raise DeviceError(f"{name} cannot be loaded ({exc}); install the camera extra and libzbar0") from exc
 
 
-def decode_zxing(gray: Any) -> str | None:
+def decode_zxing(gray: Any) -> list[Code]:
     zxing = _load("zxingcpp")
+    found = []
     for result in zxing.read_barcodes(gray, formats=zxing.BarcodeFormat.QRCode):
         if result.valid and result.text:
-            return str(result.text)
-    return None
+            at = result.position
+            corners = tuple((float(p.x), float(p.y)) for p in (at.top_left, at.top_right, at.bottom_right, at.bottom_left))
+            found.append(Code(str(result.text), corners))
+    return found
 
 
-def decode_pyzbar(gray: Any) -> str | None:
+def decode_pyzbar(gray: Any) -> list[Code]:
     pyzbar = _load("pyzbar.pyzbar")
-    for symbol in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE]):
-        return str(symbol.data.decode("utf-8", "replace"))
-    return None
+    return [
+        Code(str(symbol.data.decode("utf-8", "replace")), tuple((float(p.x), float(p.y)) for p in symbol.polygon))
+        for symbol in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.QRCODE])
+        if symbol.data and symbol.polygon
+    ]
 
 
 def variants(gray: Any) -> list[Any]:
@@ -67,9 +89,14 @@ DECODERS = (*BASE, *(f"{name}_preprocessed" for name in BASE))
 
 @dataclass(frozen=True)
 class Decoded:
-    text: str
+    codes: tuple[Code, ...]  # every code the decoder read in the frame (inside the region, if one)
     decoder: str
     seconds: float
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The distinct texts, in the order read: one label read twice is one code."""
+        return tuple(dict.fromkeys(code.text for code in self.codes))
 
 
 class Cascade:
@@ -83,15 +110,18 @@ class Cascade:
         for name in names:
             _load("zxingcpp" if name.startswith("zxing") else "pyzbar.pyzbar")
 
-    def decode(self, gray: Any) -> Decoded | None:
+    def decode(self, gray: Any, region: Region | None = None) -> Decoded | None:
+        """The codes of the first decoder (or preprocessed variant) that reads any; with a region,
+        only codes touching it count, so a code outside it does not stop the cascade."""
         started = time.perf_counter()
+        height, width = gray.shape[:2]
         prepared: list[Any] | None = None  # the variants, made once per frame and only if needed
         for name in self.names:
             base, _, preprocessing = name.partition("_")
             if preprocessing and prepared is None:
                 prepared = variants(gray)
             for image in prepared if preprocessing else [gray]:  # type: ignore[union-attr]
-                text = BASE[base](image)
-                if text:
-                    return Decoded(text, name, time.perf_counter() - started)
+                codes = [c for c in BASE[base](image) if region is None or c.touches(region, width, height)]
+                if codes:
+                    return Decoded(tuple(codes), name, time.perf_counter() - started)
         return None

@@ -8,6 +8,7 @@ from enum import StrEnum
 class Reason(StrEnum):
     # Rejections of a scan.
     INVALID_CODE = "INVALID_CODE"
+    TWO_CODES = "TWO_CODES"  # a camera frame showed several cylinders' codes: which one is on the scale?
     UNKNOWN_CYLINDER = "UNKNOWN_CYLINDER"
     NOT_SELF_OWNED = "NOT_SELF_OWNED"
     SCRAPPED = "SCRAPPED"
@@ -64,6 +65,7 @@ class Reason(StrEnum):
 
 TEXT: dict[Reason, tuple[str, str]] = {
     Reason.INVALID_CODE: ("无法识别的码", "code not recognised"),
+    Reason.TWO_CODES: ("两个码同时在视野内", "two codes in view"),
     Reason.UNKNOWN_CYLINDER: ("未登记的气瓶", "cylinder not in records"),
     Reason.NOT_SELF_OWNED: ("非本单位自有气瓶", "not owned by this station"),
     Reason.SCRAPPED: ("气瓶已报废", "cylinder scrapped"),

@@ -29,7 +29,8 @@ def _modules(text: str) -> Any:
     return np.array(code.matrix, dtype=np.uint8)  # 1 = dark module
 
 
-def _place(modules: Any, rng: random.Random, module_px: int, dots: bool = False) -> Any:
+def _canvas(modules: Any, module_px: int, dots: bool = False) -> Any:
+    """The code with its quiet zone, dark modules on white."""
     quiet = 4
     size = (modules.shape[0] + 2 * quiet) * module_px
     canvas = np.full((size, size), 255, np.uint8)
@@ -40,6 +41,12 @@ def _place(modules: Any, rng: random.Random, module_px: int, dots: bool = False)
             cv2.circle(canvas, centre, max(1, int(module_px * 0.38)), 0, -1)
         else:
             canvas[top : top + module_px, left : left + module_px] = 0
+    return canvas
+
+
+def _place(modules: Any, rng: random.Random, module_px: int, dots: bool = False) -> Any:
+    canvas = _canvas(modules, module_px, dots)
+    size = canvas.shape[0]
     frame = np.full((HEIGHT, WIDTH), 235, np.uint8)
     top = rng.randrange(0, max(1, HEIGHT - size))
     left = rng.randrange(0, max(1, WIDTH - size))
@@ -77,6 +84,19 @@ def render(text: str, kind: str, severity: float, seed: int) -> Frame:
         image = np.clip(surface + brushed + dents + nprng.normal(0, 4 + severity * 6, image.shape), 0, 255).astype(np.uint8)
         image = cv2.GaussianBlur(image, (3, 3), 0)
     return Frame(image, text, kind, severity)
+
+
+def scene(codes: list[tuple[str, int, int]], module_px: int = 4) -> Any:
+    """One frame with several labels in view, each (text, left, top) in pixels: the cylinder on
+    the scale and its neighbours, as a camera over a lane sees them."""
+    frame = np.full((HEIGHT, WIDTH), 235, np.uint8)
+    for text, left, top in codes:
+        canvas = _canvas(_modules(text), module_px)
+        size = canvas.shape[0]
+        if left < 0 or top < 0 or left + size > WIDTH or top + size > HEIGHT:
+            raise ValueError(f"a {size} px code at ({left}, {top}) does not fit a {WIDTH} x {HEIGHT} frame")
+        frame[top : top + size, left : left + size] = canvas
+    return frame
 
 
 def degraded_set(count_per_kind: int, seed: int = 2026) -> list[Frame]:

@@ -289,8 +289,8 @@ def test_tag_binding_binds_at_once_and_queues_the_photo_for_the_city(web: SimSta
     assert entry["by"] == "chk-wang" and len(entry["photos"]) == 2
     import hashlib
 
-    assert entry["photos"][0]["sha256"] == hashlib.sha256(photo).hexdigest()
-    assert (Path(web.config.checks.photo_dir) / entry["photos"][0]["file"]).read_bytes() == photo  # type: ignore[arg-type]
+    stored = (Path(web.config.checks.photo_dir) / entry["photos"][0]["file"]).read_bytes()  # type: ignore[arg-type]
+    assert entry["photos"][0]["sha256"] == hashlib.sha256(stored).hexdigest() and stored.startswith(b"\xff\xd8\xff")  # re-encoded
     queued = web.station.store.query("SELECT kind, payload FROM outbox WHERE idempotency_key LIKE 'binding:%'")
     assert queued[0]["kind"] == "tag_binding" and json.loads(queued[0]["payload"])["qr_content"] == new_tag
     # A tag bound to one cylinder cannot be bound to another; a file that is not a photo is refused.

@@ -231,6 +231,26 @@ class HidScannerConfig(Strict):
     max_length: int = Field(default=1000, ge=16, le=4096)
 
 
+class RegionConfig(Strict):
+    """A rectangle of the camera's frame, as fractions of its width and height (0 = left or top
+    edge, 1 = right or bottom edge): the platter, so that a code outside it does not count."""
+
+    left: Annotated[float, Field(ge=0, le=1)]
+    top: Annotated[float, Field(ge=0, le=1)]
+    right: Annotated[float, Field(ge=0, le=1)]
+    bottom: Annotated[float, Field(ge=0, le=1)]
+
+    @model_validator(mode="after")
+    def _a_rectangle(self) -> RegionConfig:
+        # A sliver could never hold a whole code: a typo, not a platter.
+        if self.right - self.left < 0.05 or self.bottom - self.top < 0.05:
+            raise ValueError("left < right and top < bottom, each side at least 0.05 of the frame")
+        return self
+
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.left, self.top, self.right, self.bottom)
+
+
 class CameraScannerConfig(Strict):
     """A camera: a V4L2 device (/dev/video0 or an index), a video file, or a folder of images."""
 
@@ -241,6 +261,8 @@ class CameraScannerConfig(Strict):
     )
     repeat_s: Kg = 3.0  # the same code seen again within this window is one scan
     fps: Annotated[float, Field(gt=0, le=60)] = 10.0
+    # Only codes touching this region count; without it, a frame with two codes is refused.
+    roi: RegionConfig | None = None
 
 
 ScannerConfig = Annotated[

@@ -60,6 +60,9 @@ class ChecksConfig(Strict):
     photo_dir: Path | None = None  # default: beside the database, in photos/
     photo_retention_days: Annotated[int, Field(ge=1, le=3650)] = 365
     max_photo_bytes: Annotated[int, Field(ge=10_000, le=20_000_000)] = 4_000_000
+    # Checked on the header before decoding; bounds the memory one photo's decode takes (a phone's
+    # 12-megapixel photo fits, a decompression bomb does not).
+    max_photo_pixels: Annotated[int, Field(ge=100_000, le=50_000_000)] = 25_000_000
     # A scale at the check table, read when the post-fill check is recorded (else the filling
     # scale's final reading, or a reading the checker types in).
     check_scale: ModbusScaleConfig | None = None

@@ -136,7 +136,8 @@ def build_reader(scanner: ScannerConfig) -> CodeReader:
     assert isinstance(scanner, CameraScannerConfig)
     from drivers.camera import CameraReader
 
-    return CameraReader(scanner.source, tuple(scanner.decoders), scanner.repeat_s, scanner.fps)
+    return CameraReader(scanner.source, tuple(scanner.decoders), scanner.repeat_s, scanner.fps,
+                        region=scanner.roi.box() if scanner.roi else None)
 
 
 def build_readers(lane: LaneConfig) -> list[CodeReader]:

@@ -466,6 +466,8 @@ class Lane:
         outage = self.store.outage
         if outage is not None:  # a fill that cannot be recorded is not started
             return reject(Reason.STORE_UNAVAILABLE, outage.error), None
+        if scan.codes_in_view > 1:  # the frame does not say which cylinder is on the scale
+            return reject(Reason.TWO_CODES, f"{scan.codes_in_view} codes in one camera frame"), None
         if scan.problem:
             return reject(Reason.INVALID_CODE, scan.problem), None
         identifier = codes.parse(scan.data, codes.Source(scan.source), self.url_patterns)

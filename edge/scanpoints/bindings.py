@@ -22,13 +22,12 @@ from ..config import Config
 from ..store import Store, journal
 from ..store.database import iso
 from .common import Actor, Refused, queue_upload, text_field
+from .photos import prepare
 
 log = logging.getLogger(__name__)
 
 MAX_PHOTOS = 4
 STAMP_MAX = 50
-# JPEG and PNG only: what a phone camera gives, and nothing a browser could run.
-_MAGIC = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 
 
 def photo_dir(config: Config) -> Path:
@@ -61,13 +60,14 @@ def bind(
         raise Refused.one(Reason.INVALID_CODE, f"tag already bound to cylinder {taken['id']}")
     if not 1 <= len(photos) <= MAX_PHOTOS:
         raise ValueError(f"1 to {MAX_PHOTOS} photos of the steel stamp")
-    kinds = [_photo_kind(p, config.checks.max_photo_bytes) for p in photos]
-    saved = [_save(photo_dir(config), p, kind, now) for p, kind in zip(photos, kinds)]
+    # Every photo decoded before anything is kept: one that is not an image refuses the binding.
+    images = [prepare(p, config.checks.max_photo_bytes, config.checks.max_photo_pixels).jpeg for p in photos]
+    saved = [_save(photo_dir(config), image, now) for image in images]
     binding_id = str(uuid.uuid4())
     record = {"cylinder_id": cylinder_id, "tag_kind": "RFID" if rfid else "二维码"}
     record["rfid" if rfid else "qr_content"] = identifier.value if rfid else tag.strip()
     # The profile carries one stamp image: the first photo goes to the city, all stay here.
-    payload = {**record, "photo": base64.b64encode(photos[0]).decode("ascii"), "photo_name": Path(saved[0]["file"]).name}
+    payload = {**record, "photo": base64.b64encode(images[0]).decode("ascii"), "photo_name": Path(saved[0]["file"]).name}
     entry = {"id": binding_id, "cylinder_id": cylinder_id, "tag_kind": identifier.kind.value, "tag_value": identifier.value,
              "stamp_code": stamp, "photos": json.dumps(saved), "by_staff": actor.id, "at": iso(now)}
     with store.transaction() as conn:
@@ -84,18 +84,9 @@ def bind(
     return {**entry, "photos": saved}
 
 
-def _photo_kind(data: bytes, limit: int) -> str:
-    if len(data) > limit:
-        raise ValueError(f"a photo of at most {limit // 1000} kB ({len(data) // 1000} kB sent)")
-    for magic, suffix in _MAGIC.items():
-        if data.startswith(magic):
-            return suffix
-    raise ValueError("photos as JPEG or PNG")
-
-
-def _save(folder: Path, data: bytes, suffix: str, now: datetime) -> dict[str, str]:
+def _save(folder: Path, data: bytes, now: datetime) -> dict[str, str]:
     digest = hashlib.sha256(data).hexdigest()
-    target = folder / now.strftime("%Y-%m") / f"{digest}{suffix}"
+    target = folder / now.strftime("%Y-%m") / f"{digest}.jpg"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         partial = target.with_suffix(".part")

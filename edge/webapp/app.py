@@ -63,8 +63,8 @@ class WebApp:
         self.lookup = [str(PACKAGE.joinpath("views"))]
         self.app = bottle.Bottle()
         self.app.add_hook("before_request", self._guard)
-        self.app.add_hook("after_request", self._headers)
-        self.app.error_handler.update({code: self._error for code in (400, 403, 404, 405, 411, 413, 429, 500)})
+        # The security headers (HEADERS) go on in the server, on every answer, errors included.
+        self.app.error_handler.update({code: self._error for code in (400, 403, 404, 405, 408, 411, 413, 429, 500)})
         self._routes()
 
     # Security: every request passes here ---------------------------------------------------------
@@ -79,6 +79,8 @@ class WebApp:
         path, method = request.path, request.method
         if path.startswith("/static/"):
             return
+        if method not in SAFE_METHODS:
+            self._parse_body()
         if path == "/login":
             if method not in SAFE_METHODS and not same_token(request.forms.get("csrf"), request.get_cookie(LOGIN_COOKIE)):
                 bottle.abort(403, "login form expired: reload the page")
@@ -93,14 +95,19 @@ class WebApp:
             bottle.abort(403, "form token missing or wrong: reload the page")
         request.environ["edge.session"] = session
 
-    def _headers(self) -> None:
-        for name, value in HEADERS.items():
-            bottle.response.set_header(name, value)
-        if self.https:
-            bottle.response.set_header("Strict-Transport-Security", "max-age=31536000")
+    @staticmethod
+    def _parse_body() -> None:
+        """Parse the form once, here, before any route reads it: bottle raises ValueError for a
+        part header with control characters (a NUL in a file name), and the socket's timeout for a
+        body that stops short of its Content-Length; either would be a 500."""
+        try:
+            bottle.request.POST  # noqa: B018 (parsed and cached on first access)
+        except ValueError:
+            bottle.abort(400, "malformed form data: control characters in a part's header")
+        except OSError:
+            bottle.abort(408, "request body incomplete: it stopped before its Content-Length")
 
     def _error(self, error: bottle.HTTPError) -> str:
-        self._headers()
         bottle.response.content_type = "text/html; charset=utf-8"
         return self._page("error", None, status=error.status_code, message=str(error.body))
 

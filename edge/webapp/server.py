@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -22,12 +23,46 @@ from drivers.base import Scale
 
 from ..config import Config
 from ..store import Store
-from .app import WebApp
+from .app import HEADERS, WebApp
 
 log = logging.getLogger(__name__)
 
+# Names no version: a scanner on the LAN learns nothing to look up in a vulnerability list.
+SERVER_NAME = "station-edge"
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
 
 class _Handler(WSGIRequestHandler):
+    """One connection. The standard library answers what it cannot parse itself (a bad request
+    line, 414, 431) through send_error; those answers carry the same headers as the app's."""
+
+    error_message_format = "%(code)d %(message)s\n"
+    # A request line that does not parse leaves this version: an HTTP/0.9 answer has no headers.
+    default_request_version = "HTTP/1.0"
+    error_content_type = "text/plain; charset=utf-8"
+
+    def version_string(self) -> str:
+        return SERVER_NAME
+
+    def end_headers(self) -> None:
+        # Only send_error's answers pass here: wsgiref writes the app's headers itself.
+        for name, value in self.server.headers:  # type: ignore[attr-defined]
+            if name != "Server":
+                self.send_header(name, value)
+        super().end_headers()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        # Framing is the server's business: a length that is not one plain number would reach
+        # the app as a ValueError (a 500); refuse it here with a reason.
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1 or (lengths and not re.fullmatch(r"[0-9]{1,15}", lengths[0].strip())):
+            self.send_error(400, "Content-Length must be one number")
+            return False
+        return True
+
     def handle(self) -> None:
         if isinstance(self.request, ssl.SSLSocket):
             try:
@@ -47,6 +82,9 @@ class _Server(ThreadingMixIn, WSGIServer):
 
     def __init__(self, address: tuple[str, int], tls: ssl.SSLContext | None, timeout_s: float) -> None:
         self.tls, self.timeout_s = tls, timeout_s
+        self.headers = [("Server", SERVER_NAME), *HEADERS.items()]
+        if tls is not None:
+            self.headers.append(("Strict-Transport-Security", "max-age=31536000"))
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -62,6 +100,20 @@ class _Server(ThreadingMixIn, WSGIServer):
         super().setup_environ()
         if self.tls is not None:
             self.base_environ["HTTPS"] = "on"
+
+
+def with_headers(app: WsgiApp, headers: list[tuple[str, str]]) -> WsgiApp:
+    """The app with `headers` on every answer it gives: pages, redirects, errors, even a 500."""
+    names = {name.lower() for name, _ in headers}
+
+    def wrapped(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(name, value) for name, value in response_headers if name.lower() not in names]
+            return start_response(status, kept + headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -84,7 +136,7 @@ class WebServer:
         except OSError:
             self.store.close()
             raise
-        self._http.set_app(self.web.app)
+        self._http.set_app(with_headers(self.web.app, self._http.headers))
         self.host, self.port = settings.host, self._http.server_address[1]
         self.scheme = "https" if tls else "http"
         self._thread = threading.Thread(target=self._http.serve_forever, name="webapp-http", daemon=True)
