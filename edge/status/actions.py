@@ -12,6 +12,7 @@ SET_ASIDE = "放置待检"
 CALL_SUPERVISOR = "联系负责人"
 
 ACTIONS: dict[Reason, Line] = {
+    Reason.TWO_CODES: ("只让本瓶的码对着摄像头，再扫码", "show the camera only this cylinder's code, then scan"),
     Reason.INVALID_CODE: ("请重新扫描气瓶标签；仍无法识别则放置待检", "scan the label again; if it still fails, set the cylinder aside"),
     Reason.UNKNOWN_CYLINDER: (f"{SET_ASIDE}，{CALL_SUPERVISOR}核实登记", "set aside for inspection; the supervisor checks its registration"),
     Reason.NOT_SELF_OWNED: ("退回，本站不得充装", "return it: this station may not fill it"),
