@@ -9,7 +9,6 @@ local rule.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -116,10 +115,11 @@ class FleetService:
         try:
             command = parse_command(raw, self.key)
         except CommandError as exc:
-            command_id = _claimed_id(raw)
-            log.warning("fleet command %s refused: %s", command_id or "(no id)", exc)
-            self.store.journal(now, "fleet_command", {"id": command_id, "outcome": "refused", "detail": str(exc)})
-            return None if command_id is None else self._reply(command_id, None, "refused", str(exc))
+            # Answered even without an id to quote: the company learns that something it (or
+            # someone with its account) sent was refused, and why.
+            log.warning("fleet command %s refused: %s", exc.command_id or "(no valid id)", exc)
+            self.store.journal(now, "fleet_command", {"id": exc.command_id, "outcome": "refused", "detail": str(exc)})
+            return self._reply(exc.command_id or "", None, "refused", str(exc))
         if not command.targets(self.fleet.station_id):
             return None
         fields = {"sent_at": command.ts.isoformat(), "sender": command.sender, "action": command.action,
@@ -223,11 +223,3 @@ def lane_state(lane: Lane) -> dict[str, Any]:
         "scale_ok": lane.scale_ok,
         "gross_kg": lane.last_gross_kg,
     }
-
-
-def _claimed_id(raw: bytes) -> str | None:
-    try:
-        value = json.loads(raw).get("id")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
