@@ -2,7 +2,9 @@
 
 The collector keeps a persistent session at the broker (a fixed client id, no clean start), so the
 broker queues events for it while it is away; it acknowledges each event only after the database
-has committed it, so a crash between the two means a redelivery, which the database drops.
+has committed it, so a crash between the two means a redelivery, which the database drops. A
+message that cannot be stored is acknowledged once it is in the quarantine table: one bad event
+never holds up the ones behind it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Collector:
         self.connected = threading.Event()
         self.stored = 0
         self.duplicates = 0
-        self.rejected = 0
+        self.quarantined = 0
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._writer, name="collector-writer", daemon=True)
@@ -87,7 +89,7 @@ class Collector:
                 continue
             self.stored += counts["stored"]
             self.duplicates += counts["duplicates"]
-            self.rejected += counts["rejected"]
+            self.quarantined += counts["quarantined"]
             for message in batch:
                 if message.qos > 0:
                     self.client.ack(message.mid, message.qos)

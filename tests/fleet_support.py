@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -206,8 +207,8 @@ def station_config(tmp_path: Path, broker: Broker, station: str, **fleet: Any) -
 
 
 def company_config(tmp_path: Path, broker: Broker, **changes: Any) -> CompanyConfig:
-    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li",
-                         database=f"sqlite:///{tmp_path / 'fleet.db'}", **changes)
+    fields: dict[str, Any] = {"database": f"sqlite:///{tmp_path / 'fleet.db'}", **changes}
+    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li", **fields)
 
 
 def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
@@ -216,3 +217,52 @@ def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict
     with Connection(company_config(Path("."), broker), [topic], "probe") as conn:
         _drain(conn.messages, seconds, lambda t, p: seen.__setitem__(t, p))
     return seen
+
+
+def _postgres_bin() -> Path | None:
+    roots = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return roots[-1].parent if roots else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl) on a free port."""
+    import pwd
+    import shutil
+    import tempfile
+
+    pytest.importorskip("psycopg", reason="psycopg is not installed (it is in the test extra)")
+    binaries = _postgres_bin()
+    if binaries is None:
+        pytest.skip("Debian's postgresql server is not installed (scripts/system-deps.sh installs it)")
+    run_as: list[str] = []
+    directory = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
+    if os.geteuid() == 0:
+        # initdb refuses to run as root: the cluster belongs to the postgres account.
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no postgres account to own a cluster")
+        os.chown(directory, owner.pw_uid, owner.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = directory / "data", free_port()
+    subprocess.run([*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "fleet", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"),
+                    "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://fleet@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty database on the throwaway server, so each test starts from nothing."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

@@ -25,6 +25,7 @@ from tests.fleet_support import (  # noqa: F401 (the broker fixture)
     LightStation,
     broker_fixture,
     check_payload,
+    postgres_url,
     station_config,
     wait_until,
 )
@@ -155,47 +156,6 @@ def test_a_company_config_with_a_mistake(tmp_path: Path, capsys: pytest.CaptureF
         main(["fleet", "watch", "--company", str(path)])
     assert exit_.value.code == 2
     assert "broker.portt: Extra inputs are not permitted" in capsys.readouterr().err
-
-
-def _postgres_bin() -> Path | None:
-    roots = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    return roots[-1].parent if roots else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl) on a free port."""
-    import pwd
-    import shutil
-    import tempfile
-
-    from tests.fleet_support import free_port
-
-    pytest.importorskip("psycopg", reason="psycopg is not installed (it is in the test extra)")
-    binaries = _postgres_bin()
-    if binaries is None:
-        pytest.skip("Debian's postgresql server is not installed (scripts/system-deps.sh installs it)")
-    run_as: list[str] = []
-    directory = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
-    if os.geteuid() == 0:
-        # initdb refuses to run as root: the cluster belongs to the postgres account.
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres account to own a cluster")
-        os.chown(directory, owner.pw_uid, owner.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    data, port = directory / "data", free_port()
-    subprocess.run([*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "fleet", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"),
-                    "-w", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://fleet@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_reports_on_postgresql(postgres_url: str) -> None:

@@ -94,7 +94,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     stop.wait()
     collector.stop()
     collector.db.close()
-    log.info("stopped: %d events stored, %d repeats dropped", collector.stored, collector.duplicates)
+    log.info("stopped: %d events stored, %d repeats dropped, %d quarantined", collector.stored, collector.duplicates,
+             collector.quarantined)
     return 0
 
 

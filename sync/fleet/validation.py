@@ -12,6 +12,7 @@ EVENT_TYPES); the validators here are built from it by name.
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cache
 from typing import Any
@@ -52,7 +53,7 @@ def load(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
     except UnicodeDecodeError:
         raise PayloadError("not UTF-8") from None
     try:
-        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
         reason = str(exc)
         raise PayloadError(f"not JSON: {reason if len(reason) <= 80 else reason[:79] + '…'}") from None
@@ -62,7 +63,7 @@ def check(payload: Any, kind: str | None = None) -> dict[str, Any]:
     """The payload, if it is a version-1 object of a known type (of `kind`, when given) that its
     schema accepts; PayloadError with the first problem otherwise."""
     if not isinstance(payload, dict):
-        raise PayloadError(f"a JSON {type(payload).__name__}, not an object")
+        raise PayloadError(f"a JSON {_json_type(payload)}, not an object")
     if payload.get("v") != VERSION:
         raise PayloadError(f"schema version {_short(payload.get('v'))} not understood (this side speaks {VERSION})")
     declared = payload.get("type")
@@ -136,6 +137,13 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -151,3 +159,24 @@ def _short(value: Any, limit: int = _SHORT) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = repr(text) if isinstance(value, str) else text
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_message(topic: str, raw: bytes) -> dict[str, Any]:
+    """A station's message as the company receives it: the payload checked, and consistent with
+    the topic it came on (the broker's ACL vouches for the topic's station, not the payload's)."""
+    parts = topic.split("/")
+    payload = check(load(raw, EVENT_MAX_BYTES))
+    kind = payload["type"]
+    if len(parts) == 4 and parts[2] == "event":
+        expected = parts[3]
+        if expected not in EVENT_TYPES:
+            raise PayloadError(f"no event type {_short(expected)} (known: {', '.join(EVENT_TYPES)})")
+    elif len(parts) == 3 and parts[2] in STATE_TYPES:
+        expected = parts[2]
+    else:
+        raise PayloadError("not an event or state topic")
+    if kind != expected:
+        raise PayloadError(f"a {_short(kind)} payload on a {expected} topic")
+    if (payload["company"], payload["station"]) != (parts[0], parts[1]):
+        raise PayloadError(f"says {_short(payload['company'])}/{_short(payload['station'])}, came on {parts[0]}/{parts[1]}")
+    return payload
