@@ -35,6 +35,8 @@ SHIPPED = ROOT / "config" / "fleet"
 COMPANY = "acme"
 HQ = "acme-hq"
 STATIONS = ("st1", "st2", "st3")
+# The company's accounts, known only to the company's listener.
+COMPANY_USERS = (HQ,)
 
 
 def free_port() -> int:
@@ -66,12 +68,16 @@ class Broker:
         cert.cert_chain_pems[0].write_to_path(str(directory / "server.crt"))
         cert.private_key_pem.write_to_path(str(directory / "server.key"))
         self.ca = ca
-        passwd = directory / "passwd"
-        passwd.touch()
-        for user in (HQ, *STATIONS, "intruder"):
-            subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, self.password(user)], check=True, capture_output=True)
+        # The stations' listener knows the stations (and an account with no station of its own);
+        # the company's listener knows only the company's accounts.
+        for name, users in (("passwd", (*STATIONS, "intruder")), ("company-passwd", COMPANY_USERS)):
+            passwd = directory / name
+            passwd.touch()
+            for user in users:
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, self.password(user)], check=True, capture_output=True)
         (directory / "data").mkdir()
         shutil.copy(SHIPPED / "acl", directory / "acl")
+        self.company_port = free_port()
         self.conf = directory / "mosquitto.conf"
         self.conf.write_text(self._config(), encoding="utf-8")
         self.log = directory / "mosquitto.log"
@@ -83,18 +89,19 @@ class Broker:
     def _config(self) -> str:
         text = (SHIPPED / "mosquitto.conf").read_text(encoding="utf-8")
         paths = {
-            "password_file": self.dir / "passwd",
-            "acl_file": self.dir / "acl",
-            "persistence_location": f"{self.dir / 'data'}/",
-            "certfile": self.dir / "server.crt",
-            "keyfile": self.dir / "server.key",
-            "cafile": self.ca_file,
+            "password_file /etc/mosquitto/fleet/passwd": f"password_file {self.dir / 'passwd'}",
+            "password_file /etc/mosquitto/fleet/company-passwd": f"password_file {self.dir / 'company-passwd'}",
+            "acl_file": f"acl_file {self.dir / 'acl'}",
+            "persistence_location": f"persistence_location {self.dir / 'data'}/",
+            "certfile": f"certfile {self.dir / 'server.crt'}",
+            "keyfile": f"keyfile {self.dir / 'server.key'}",
+            "cafile": f"cafile {self.ca_file}",
+            "listener 8883": f"listener {self.port} 127.0.0.1",
+            "listener 8884": f"listener {self.company_port} 127.0.0.1",
         }
         for key, value in paths.items():
-            text, count = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
-            assert count == 1, key
-        text, count = re.subn(r"^listener 8883$", f"listener {self.port} 127.0.0.1", text, flags=re.M)
-        assert count == 1
+            text, count = re.subn(rf"^{re.escape(key)}( .*)?$", value, text, flags=re.M)
+            assert count >= 1, key
         if os.geteuid() == 0:
             # As root, mosquitto drops to its own user, which cannot write a test's directory.
             text += "\nuser root\n"
@@ -106,7 +113,8 @@ class Broker:
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                for port in (self.port, self.company_port):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return self
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -126,7 +134,7 @@ class Broker:
 
     def settings(self, user: str, protocol: str = "5", **changes: object) -> BrokerConfig:
         fields: dict[str, object] = {
-            "host": "127.0.0.1", "port": self.port, "protocol": protocol, "ca_file": self.ca_file,
+            "host": "127.0.0.1", "port": self.company_port if user in COMPANY_USERS else self.port, "protocol": protocol, "ca_file": self.ca_file,
             "username": user, "password": self.password(user), "keepalive_s": 5, "connect_timeout_s": 5.0,
         }
         fields.update(changes)

@@ -202,7 +202,18 @@ class Probe:
         self.client.loop_stop()
 
 
-def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broker, stations: dict[str, LightStation]) -> None:
+@pytest.fixture
+def st2(tmp_path: Path, broker: Broker) -> Iterator[LightStation]:
+    """Station st2 alone: the tests that log in with st1's account play st1 themselves (the broker
+    gives st1's account st1's client id, so a real st1 and a probe would take turns)."""
+    station = LightStation(station_config(tmp_path, broker, "st2")).start()
+    assert station.service.uplink.wait_connected(10)
+    yield station
+    station.stop()
+    station.close()
+
+
+def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broker, st2: LightStation) -> None:
     watcher = Probe(broker, "acme-hq", "5")
     assert watcher.connected()
     watcher.client.subscribe(f"{COMPANY}/#", qos=1)
@@ -216,7 +227,7 @@ def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broke
             assert v5.publish(topic).value == 135, topic
         assert v5.publish(f"{COMPANY}/st1/event/scan").value in (0, 16)  # its own topic: accepted
         # MQTT 3.1.1 has no refusal code: the publish is acknowledged and silently dropped.
-        v311 = Probe(broker, "st1", "3.1.1")
+        v311 = Probe(broker, "st3", "3.1.1")  # another account: st1's would take over v5's session
         assert v311.connected()
         for topic in foreign:
             v311.publish(topic)
@@ -230,7 +241,7 @@ def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broke
         # What the company sees: only st1's publish on its own topic arrived; st2 applied nothing.
         probes = [t for t in watcher.received if not t.endswith(("/health", "/reply")) and "/lane/" not in t]
         assert probes == [f"{COMPANY}/st1/event/scan"]
-        assert stations["st2"].service.ledger.locks() == {}
+        assert st2.service.ledger.locks() == {}
         v5.close()
         v311.close()
         # No account, a wrong password, or a broker certificate we do not trust: no connection.
