@@ -37,6 +37,15 @@ class Collector:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._writer, name="collector-writer", daemon=True)
 
+    @property
+    def topics(self) -> list[str]:
+        company = self.config.company
+        return [f"{company}/+/event/+", f"{company}/+/health"]
+
+    @property
+    def share(self) -> str:
+        return f"$share/{self.config.company}-collectors"
+
     def start(self) -> None:
         client = mqtt.make_client(self.config.broker, client_id=f"{self.config.company}-{self.config.collector_id}", persistent=True)
         # Acknowledge by hand, after the commit: a PUBACK is the broker's licence to forget.
@@ -59,8 +68,11 @@ class Collector:
         if mqtt.failed(reason_code):
             log.error("broker refused the collector: %s", reason_code)
             return
-        company = self.config.company
-        client.subscribe([(f"{company}/+/event/+", 1), (f"{company}/+/health", 1)])
+        # A shared subscription (MQTT 5, and Mosquitto for 3.1.1 too): the broker hands each message
+        # to one collector of the group, so several collectors split the stations' events.
+        client.subscribe([(f"{self.share}/{topic}", 1) for topic in self.topics])
+        # A session from a release that subscribed without sharing would get every event twice over.
+        client.unsubscribe(self.topics)
         log.info("collector connected to %s:%d", self.config.broker.host, self.config.broker.port)
         self.connected.set()
 

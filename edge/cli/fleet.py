@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -81,16 +82,26 @@ def _database(config: Any, args: argparse.Namespace) -> Any:
     return EventDatabase(config.database, base=Path(args.company).resolve().parent)
 
 
+def _segment(text: str) -> str:
+    from sync.fleet.settings import SEGMENT
+
+    if not re.match(SEGMENT, text):
+        raise argparse.ArgumentTypeError("1 to 32 letters, digits, _ or -, not starting with _ or -")
+    return text
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from fleet.collector import Collector
 
     config = _company(args)
+    if args.id is not None:
+        config = config.model_copy(update={"collector_id": args.id})
     collector = Collector(config, _database(config, args))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     collector.start()
-    log.info("collecting %s events into %s", config.company, config.database)
+    log.info("collector %s collecting %s events into %s", config.collector_id, config.company, config.database)
     stop.wait()
     collector.stop()
     collector.db.close()
@@ -181,7 +192,9 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p.add_argument("station", nargs="?", default="*")
     p = company("watch", cmd_watch, "live view of every station and lane")
     p.add_argument("--once", action="store_true", help="print the present state once and exit")
-    company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
+    p = company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
+    p.add_argument("--id", type=_segment, help="this collector's id (its broker session), when several run at once"
+                   " (default: collector_id in the company config)")
     company("report", cmd_report, "fills and overfills per station per day; cylinders refused at several stations")
     outbox = commands.add_parser("outbox", help="this station's events owed to the company, its company locks and blocks")
     outbox.set_defaults(handler=cmd_outbox)
