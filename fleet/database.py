@@ -39,11 +39,14 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS events_day ON events (type, day, station)",
     "CREATE INDEX IF NOT EXISTS events_cylinder ON events (cylinder_id, type)",
+    # since: when the station went online or offline, as the collector saw it (a last will carries
+    # the time its station connected, not the time it was lost).
     """CREATE TABLE IF NOT EXISTS stations (
         station TEXT PRIMARY KEY,
         online INTEGER NOT NULL,
         payload TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        since TEXT
     )""",
     # What could not be stored, byte for byte, with why. The digest (of topic and payload) keeps a
     # redelivered bad message once.
@@ -81,7 +84,16 @@ class EventDatabase:
         self.refusals: tuple[type[Exception], ...] = (module.DataError, module.IntegrityError)
         for statement in SCHEMA:
             self.conn.execute(statement.replace("{bytes}", bytes_type))
+        self._add_column("stations", "since", "TEXT")  # a database the previous release made
         self.conn.commit()
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        if self.placeholder == "%s":  # PostgreSQL: safe when several collectors start at once
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            return
+        columns = {d[0] for d in self.conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
+        if column not in columns:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -174,62 +186,43 @@ class EventDatabase:
     def _set_station(self, station: str, online: bool, payload: dict[str, Any], updated_at: str) -> None:
         self.conn.execute(
             self._sql(
-                "INSERT INTO stations (station, online, payload, updated_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO stations (station, online, payload, updated_at, since) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (station) DO UPDATE SET online = excluded.online, payload = excluded.payload,"
-                " updated_at = excluded.updated_at"
+                " updated_at = excluded.updated_at, since = CASE WHEN stations.online = excluded.online"
+                " AND stations.since IS NOT NULL THEN stations.since ELSE excluded.since END"
             ),
-            (station, int(online), json.dumps(payload, ensure_ascii=False), updated_at),
+            (station, int(online), json.dumps(payload, ensure_ascii=False), updated_at, updated_at),
         )
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cursor = self.conn.execute(self._sql(sql), params)
         rows = cursor.fetchall()
         self.conn.commit()  # PostgreSQL opened a transaction for the read
         return rows
 
-    # Reports ---------------------------------------------------------------------------------
-
-    def fills_per_day(self) -> list[dict[str, Any]]:
-        """Fills (the valve opened) and overfills per station per day, in each station's zone."""
-        rows = self._rows(
-            "SELECT station, day, count(*), sum(overfilled) FROM events"
-            " WHERE type = 'fill' AND valve_opened = 1 GROUP BY station, day ORDER BY day, station"
-        )
-        return [{"station": s, "day": d, "fills": int(n), "overfills": int(o or 0)} for s, d, n, o in rows]
-
-    def refused_at_several_stations(self) -> list[dict[str, Any]]:
-        """Cylinders refused at more than one station: someone is trying them around the company."""
-        rows = self._rows(
-            "SELECT cylinder_id, station, count(*), max(ts) FROM events"
-            " WHERE type = 'scan' AND cylinder_id IS NOT NULL GROUP BY cylinder_id, station ORDER BY cylinder_id, station"
-        )
-        by_cylinder: dict[str, dict[str, Any]] = {}
-        for cylinder, station, count, last in rows:
-            entry = by_cylinder.setdefault(cylinder, {"cylinder_id": cylinder, "stations": {}, "last": last})
-            entry["stations"][station] = int(count)
-            entry["last"] = max(entry["last"], last)
-        return [e for e in by_cylinder.values() if len(e["stations"]) > 1]
+    # What the reports read ---------------------------------------------------------------------
 
     def quarantine_count(self) -> int:
-        return int(self._rows("SELECT count(*) FROM quarantine")[0][0])
+        return int(self.query("SELECT count(*) FROM quarantine")[0][0])
 
     def quarantined_messages(self, limit: int = 1000) -> list[dict[str, Any]]:
         """The latest quarantined messages, raw payload included, newest first."""
-        rows = self._rows("SELECT topic, payload, reason, received_at FROM quarantine ORDER BY received_at DESC LIMIT ?", (limit,))
+        rows = self.query("SELECT topic, payload, reason, received_at FROM quarantine ORDER BY received_at DESC LIMIT ?", (limit,))
         return [{"topic": t, "payload": bytes(p), "reason": r, "received_at": at} for t, p, r, at in rows]
 
     def stations(self) -> list[dict[str, Any]]:
         """Every station's latest health, as the collector last stored it."""
-        rows = self._rows("SELECT station, online, payload, updated_at FROM stations ORDER BY station")
-        return [{"station": s, "online": bool(o), "health": json.loads(p), "updated_at": at} for s, o, p, at in rows]
+        rows = self.query("SELECT station, online, payload, updated_at, since FROM stations ORDER BY station")
+        return [{"station": s, "online": bool(o), "health": json.loads(p), "updated_at": at, "since": since}
+                for s, o, p, at, since in rows]
 
     def count(self, kind: str | None = None) -> int:
         where, params = (" WHERE type = ?", (kind,)) if kind else ("", ())
-        return int(self._rows("SELECT count(*) FROM events" + where, params)[0][0])
+        return int(self.query("SELECT count(*) FROM events" + where, params)[0][0])
 
     def keys(self, station: str | None = None) -> list[tuple[str, str]]:
         where, params = (" WHERE station = ?", (station,)) if station else ("", ())
-        return [(s, k) for s, k in self._rows("SELECT station, key FROM events" + where, params)]
+        return [(s, k) for s, k in self.query("SELECT station, key FROM events" + where, params)]
 
 
 def _first_line(exc: Exception) -> str:

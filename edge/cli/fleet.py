@@ -66,13 +66,25 @@ def cmd_command(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from fleet.console import ConsoleError, watch
 
+    config = _company(args)
+    db = None
     try:
-        watch(_company(args), sys.stdout, once=args.once)
+        # The collector's database adds since when an offline station is offline and the
+        # quarantine count; the live view works without it.
+        if _database_exists(config, args):
+            db = _database(config, args)
+    except Exception as exc:  # any driver's error: the view goes on without the database
+        log.warning("fleet watch without the collector's database (%s)", exc)
+    try:
+        watch(config, sys.stdout, once=args.once, database=db)
     except ConsoleError as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        if db is not None:
+            db.close()
     return 0
 
 
@@ -88,6 +100,20 @@ def _segment(text: str) -> str:
     if not re.match(SEGMENT, text):
         raise argparse.ArgumentTypeError("1 to 32 letters, digits, _ or -, not starting with _ or -")
     return text
+
+
+def _day(text: str) -> str:
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        raise argparse.ArgumentTypeError("a day as YYYY-MM-DD")
+    return text
+
+
+def _database_exists(config: Any, args: argparse.Namespace) -> bool:
+    """A SQLite file the collector has made (the live view never creates one); a server, always."""
+    if not config.database.startswith("sqlite:///"):
+        return True
+    path = Path(config.database[len("sqlite:///"):])
+    return (path if path.is_absolute() else Path(args.company).resolve().parent / path).exists()
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -111,22 +137,20 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from fleet import reports
+
     config = _company(args)
     db = _database(config, args)
     try:
-        daily = db.fills_per_day()
-        several = db.refused_at_several_stations()
+        report = {
+            "days": reports.daily(db, args.since),
+            "backlogs": reports.backlogs(db),
+            "refused_at_several_stations": reports.refused_at_several_stations(db),
+            "quarantined": db.quarantine_count(),
+        }
     finally:
         db.close()
-    rows = [{**r, "stations": ", ".join(f"{s} ({n})" for s, n in sorted(r["stations"].items()))} for r in several]
-    human = "\n".join([
-        "fills and overfills per station per day",
-        table(daily, ["day", "station", "fills", "overfills"]),
-        "",
-        "cylinders refused at more than one station",
-        table(rows, ["cylinder_id", "stations", "last"]),
-    ])
-    emit({"fills_per_day": daily, "refused_at_several_stations": several}, args.json, human)
+    emit(report, args.json, reports.render(report, table))
     return 0
 
 
@@ -151,7 +175,7 @@ def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
         f"fleet outbox     {counts['pending']} pending, {counts['delivered']} delivered",
         f"company locks    {', '.join(f'{k}: {v}' for k, v in locks.items()) or 'none'}",
         "company blocks",
-        table(blocks, ["identifier", "cylinder_id", "reason", "sender", "at"]),
+        table(blocks, ["identifier", "cylinder_id", "reason", "sender", "at"], tz=config.tz),
     ])
     emit_({"outbox": counts, "locks": locks, "blocks": blocks}, args.json, human)
     return 0
@@ -195,7 +219,9 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p = company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
     p.add_argument("--id", type=_segment, help="this collector's id (its broker session), when several run at once"
                    " (default: collector_id in the company config)")
-    company("report", cmd_report, "fills and overfills per station per day; cylinders refused at several stations")
+    p = company("report", cmd_report, "per station per day: fills, kg, overfills, refusals, trips, aborts; backlogs;"
+                " codes refused at several stations; the quarantine")
+    p.add_argument("--since", type=_day, help="only days from this one on (YYYY-MM-DD, each station's own day)")
     outbox = commands.add_parser("outbox", help="this station's events owed to the company, its company locks and blocks")
     outbox.set_defaults(handler=cmd_outbox)
     common(outbox)

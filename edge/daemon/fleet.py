@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from datetime import datetime
 from typing import Any
 
 from interlock import codes
@@ -42,10 +43,16 @@ class FleetService:
         self.outbox = FleetOutbox(self.marks, clock)
         self.key = self.fleet.command_key()
         self.patterns = [codes.UrlPattern(re.compile(p.regex), p.kind) for p in config.codes.url_patterns]
-        self.uplink = Uplink(self.fleet.broker, self.fleet.company, self.fleet.station_id, self.outbox, self.handle, clock)
+        # What the station publishes is stamped in its own time zone, with the offset: the company
+        # reads each station's times as the station lived them.
+        self.uplink = Uplink(self.fleet.broker, self.fleet.company, self.fleet.station_id, self.outbox, self.handle,
+                             self._local_now)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published: dict[str, tuple[Any, ...]] = {}
+
+    def _local_now(self) -> datetime:
+        return self.clock().astimezone(self.config.tz)
 
     def start(self) -> None:
         # Locks survive a restart: a lane the company stopped stays stopped.
@@ -100,12 +107,19 @@ class FleetService:
         return {
             "online": True,
             "version": __version__,
+            "tz": self.config.station.timezone,
             "lanes": sorted(self.lanes),
             "outbox": self.outbox.counts(),
             "cache_age_s": self.store.cache_age_s(now),
+            "uploads": self._uploads(),
             "locks": self.ledger.locks(),
             "fleet_blocks": self.store.query("SELECT count(*) AS n FROM fleet_blocks")[0]["n"],
         }
+
+    def _uploads(self) -> dict[str, int]:
+        """The city upload outbox: records still to send, and those the city refused for good."""
+        counts = {r["status"]: r["n"] for r in self.store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
+        return {"pending": counts.get("pending", 0), "dead": counts.get("dead", 0)}
 
     # Commands --------------------------------------------------------------------------------
 
@@ -204,7 +218,7 @@ class FleetService:
 
     def _reply(self, command_id: str, action: str | None, outcome: str, detail: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
         extra = {"status": status} if status is not None else {}
-        return envelope("reply", self.fleet.company, self.fleet.station_id, self.clock(),
+        return envelope("reply", self.fleet.company, self.fleet.station_id, self._local_now(),
                         command_id=command_id, action=action, outcome=outcome, detail=detail, **extra)
 
 
