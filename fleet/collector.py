@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,6 +36,9 @@ class Collector:
         self.quarantined = 0
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
+        self._leaving = False
+        self._busy = False  # the writer holds a batch not yet acknowledged
+        self._last_message = time.monotonic()
         self._thread = threading.Thread(target=self._writer, name="collector-writer", daemon=True)
 
     @property
@@ -57,6 +61,21 @@ class Collector:
         self._thread.start()
         mqtt.connect_async(client, self.config.broker, persistent=True)
 
+    def leave(self, quiet_s: float = 1.0, timeout_s: float = 60.0) -> bool:
+        """Retire this collector for good: drop its share of the subscription, store what its
+        session still holds, then stop. Without this a retired collector's session would go on
+        collecting its share of the events, for nobody, until it expires. False if it never got
+        quiet within timeout_s (it stops anyway; what is left is redelivered if it runs again)."""
+        self._leaving = True
+        self.client.unsubscribe([f"{self.share}/{topic}" for topic in self.topics])
+        deadline = time.monotonic() + timeout_s
+        quiet = False
+        while time.monotonic() < deadline and not quiet:
+            time.sleep(0.1)
+            quiet = self._inbox.empty() and not self._busy and time.monotonic() - self._last_message >= quiet_s
+        self.stop()
+        return quiet
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -68,6 +87,8 @@ class Collector:
         if mqtt.failed(reason_code):
             log.error("broker refused the collector: %s", reason_code)
             return
+        if self._leaving:
+            return
         # A shared subscription (MQTT 5, and Mosquitto for 3.1.1 too): the broker hands each message
         # to one collector of the group, so several collectors split the stations' events.
         client.subscribe([(f"{self.share}/{topic}", 1) for topic in self.topics])
@@ -77,6 +98,7 @@ class Collector:
         self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self._last_message = time.monotonic()
         self._inbox.put(message)
 
     def _writer(self) -> None:
@@ -87,6 +109,7 @@ class Collector:
                 batch = [self._inbox.get(timeout=0.2)]
             except queue.Empty:
                 continue
+            self._busy = True
             while len(batch) < BATCH:
                 try:
                     batch.append(self._inbox.get_nowait())
@@ -98,6 +121,7 @@ class Collector:
                 # Not acknowledged: reconnect, and the broker delivers the batch again.
                 log.exception("could not store %d messages; reconnecting for a redelivery", len(batch))
                 self._drop_connection()
+                self._busy = False
                 continue
             self.stored += counts["stored"]
             self.duplicates += counts["duplicates"]
@@ -105,6 +129,7 @@ class Collector:
             for message in batch:
                 if message.qos > 0:
                     self.client.ack(message.mid, message.qos)
+            self._busy = False
 
     def _drop_connection(self) -> None:
         while True:  # what is queued came over the connection we drop: it will all come again

@@ -4,6 +4,7 @@ service."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,7 +56,7 @@ def needs_mosquitto() -> None:
 
 
 class Broker:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, stations: tuple[str, ...] = STATIONS) -> None:
         import trustme
 
         self.dir = directory
@@ -70,7 +71,7 @@ class Broker:
         self.ca = ca
         # The stations' listener knows the stations (and an account with no station of its own);
         # the company's listener knows only the company's accounts.
-        for name, users in (("passwd", (*STATIONS, "intruder")), ("company-passwd", COMPANY_USERS)):
+        for name, users in (("passwd", (*stations, "intruder")), ("company-passwd", COMPANY_USERS)):
             passwd = directory / name
             passwd.touch()
             for user in users:
@@ -232,17 +233,19 @@ def _postgres_bin() -> Path | None:
     return roots[-1].parent if roots else None
 
 
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
+class Unavailable(Exception):
+    """What a throwaway server needs is not on this machine."""
+
+
+@contextlib.contextmanager
+def postgres_server(fsync: bool = False) -> Iterator[str]:
     """A throwaway PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl) on a free port."""
     import pwd
-    import shutil
     import tempfile
 
-    pytest.importorskip("psycopg", reason="psycopg is not installed (it is in the test extra)")
     binaries = _postgres_bin()
     if binaries is None:
-        pytest.skip("Debian's postgresql server is not installed (scripts/system-deps.sh installs it)")
+        raise Unavailable("Debian's postgresql server is not installed (scripts/system-deps.sh installs it)")
     run_as: list[str] = []
     directory = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
     if os.geteuid() == 0:
@@ -250,13 +253,13 @@ def postgres_url() -> Iterator[str]:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no postgres account to own a cluster")
+            raise Unavailable("running as root and there is no postgres account to own a cluster") from None
         os.chown(directory, owner.pw_uid, owner.pw_gid)
         run_as = ["runuser", "-u", "postgres", "--"]
     data, port = directory / "data", free_port()
     subprocess.run([*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "fleet", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True)
-    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}"
     subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"),
                     "-w", "start"], check=True, capture_output=True)
     try:
@@ -264,6 +267,16 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (it is in the test extra)")
+    try:
+        with postgres_server() as url:
+            yield url
+    except Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 def fresh_database(server_url: str) -> str:

@@ -108,3 +108,32 @@ def test_two_collectors_one_killed_and_restarted_lose_nothing_and_store_nothing_
             if process.proc.poll() is None:
                 process.stop()
         db.close()
+
+
+def test_a_retired_collector_leaves_its_share_to_the_others(tmp_path: Path, broker: Broker) -> None:
+    """A collector that is stopped keeps receiving its share in its session (nothing is lost while
+    it restarts); one retired with --leave stores what its session held and takes no more."""
+    company = tmp_path / "company.yaml"
+    company.write_text(yaml.safe_dump({"company": COMPANY, "sender": "dispatcher-li", "database": f"sqlite:///{tmp_path / 'fleet.db'}",
+                                       "broker": json.loads(broker.settings(HQ).model_dump_json())}), encoding="utf-8")
+    stays, retired = CollectorProcess(company, "stays"), CollectorProcess(company, "retired")
+    station = StationClient(broker, "st1")
+    db = EventDatabase(f"sqlite:///{tmp_path / 'fleet.db'}")
+    try:
+        retired.stop()  # stopped, not retired: its session still takes its share
+        for i in range(40):
+            station.publish(f"{COMPANY}/st1/event/scan", encode(good_scan(f"a{i}")))
+        wait_until(lambda: db.count() >= 10, "the remaining collector storing")
+        assert db.count() < 40  # part of them wait in the stopped collector's session
+        leaving = subprocess.run([sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(company), "--id", "retired",
+                                  "--leave"], capture_output=True, text=True, timeout=60)
+        assert leaving.returncode == 0, leaving.stdout + leaving.stderr
+        assert "left the group" in leaving.stdout
+        wait_until(lambda: db.count() == 40, "all 40 stored once the retired collector left")
+        for i in range(40):
+            station.publish(f"{COMPANY}/st1/event/scan", encode(good_scan(f"b{i}")))
+        wait_until(lambda: db.count() == 80, "every later event taken by the collector that stays")
+    finally:
+        station.close()
+        stays.stop()
+        db.close()

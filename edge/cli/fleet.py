@@ -127,6 +127,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     collector.start()
+    if args.leave:
+        if not collector.connected.wait(config.broker.connect_timeout_s):
+            print(f"fleet: no connection to {config.broker.host}:{config.broker.port}", file=sys.stderr)
+            collector.stop()
+            collector.db.close()
+            return 1
+        quiet = collector.leave()
+        collector.db.close()
+        print(f"collector {config.collector_id} left the group: {collector.stored} events stored on the way out"
+              + ("" if quiet else "; still busy at the time limit: run --leave again"))
+        return 0 if quiet else 1
     log.info("collector %s collecting %s events into %s", config.collector_id, config.company, config.database)
     stop.wait()
     collector.stop()
@@ -219,6 +230,8 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p = company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
     p.add_argument("--id", type=_segment, help="this collector's id (its broker session), when several run at once"
                    " (default: collector_id in the company config)")
+    p.add_argument("--leave", action="store_true", help="retire this collector for good: drop its share of the events,"
+                   " store what its broker session still holds, and exit")
     p = company("report", cmd_report, "per station per day: fills, kg, overfills, refusals, trips, aborts; backlogs;"
                 " codes refused at several stations; the quarantine")
     p.add_argument("--since", type=_day, help="only days from this one on (YYYY-MM-DD, each station's own day)")
