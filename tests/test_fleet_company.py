@@ -4,14 +4,13 @@ can be started), and the `edge fleet` commands run as a company would run them."
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml

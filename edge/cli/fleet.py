@@ -182,11 +182,14 @@ def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
         blocks = store.query("SELECT identifier, cylinder_id, reason, sender, at FROM fleet_blocks ORDER BY at")
     finally:
         store.close()
+    from fleet.views import code_tail
+
+    shown = [{**b, "identifier": code_tail(b["identifier"])} for b in blocks]
     human = "\n".join([
         f"fleet outbox     {counts['pending']} pending, {counts['delivered']} delivered",
         f"company locks    {', '.join(f'{k}: {v}' for k, v in locks.items()) or 'none'}",
         "company blocks",
-        table(blocks, ["identifier", "cylinder_id", "reason", "sender", "at"], tz=config.tz),
+        table(shown, ["identifier", "cylinder_id", "reason", "sender", "at"], tz=config.tz),
     ])
     emit_({"outbox": counts, "locks": locks, "blocks": blocks}, args.json, human)
     return 0
