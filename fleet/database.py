@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sync.fleet.validation import EVENT_TYPES, PayloadError, check_message
+from sync.fleet.validation import EVENT_TYPES, STATE_TYPES, PayloadError, check_message
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ class EventDatabase:
         quarantine. Raises only when the database itself fails (nothing is then committed)."""
         checked: list[tuple[str, bytes, dict[str, Any] | str]] = []
         for topic, raw in messages:
+            if not raw and topic.rsplit("/", 1)[-1] in STATE_TYPES:
+                continue  # a retained state cleared at the broker: nothing to keep
             try:
                 checked.append((topic, raw, check_message(topic, raw)))
             except PayloadError as exc:

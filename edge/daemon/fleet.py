@@ -55,6 +55,10 @@ class FleetService:
         return self.clock().astimezone(self.config.tz)
 
     def start(self) -> None:
+        # The command checks load now, not at the first command: a block must not wait for them.
+        from sync.fleet.validation import prepare
+
+        prepare()
         # Locks survive a restart: a lane the company stopped stays stopped.
         locks = self.ledger.locks()
         for lane in self.lanes.values():

@@ -4,9 +4,11 @@ recursion), UTF-8 and strict JSON, the schema version, then the shipped schema f
 (types, known fields only, lengths). Only then may a station check a command's signature, or a
 collector store an event.
 
-The schema (fleet.schema.json) is the single description of every payload: a new payload type is
-one more entry under "$defs" (and, for an event the collector stores, one more name in
-EVENT_TYPES); the validators here are built from it by name.
+The schema (fleet.schema.json) is the single description of every payload; the validators here
+are built from it by name. A new payload type is its definition under "$defs" and a "$ref" to it
+in the top-level "oneOf"; a new event the collector stores (published on
+<company>/<station>/event/<type>) is also one more name in EVENT_TYPES, and carries "key" and
+"day" like the others (the collector keys and groups on them).
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def describe(error: ValidationError) -> str:
     if rule == "pattern":
         return f"{field}: {_short(value)} does not match {limit}"
     return f"{field}: fails {rule}"
+
+
+def prepare() -> None:
+    """Build the validators ahead of the first payload."""
+    _validators()
 
 
 @cache
