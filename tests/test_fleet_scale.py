@@ -110,6 +110,7 @@ def test_two_collectors_one_killed_and_restarted_lose_nothing_and_store_nothing_
         db.close()
 
 
+@pytest.mark.slow
 def test_a_retired_collector_leaves_its_share_to_the_others(tmp_path: Path, broker: Broker) -> None:
     """A collector that is stopped keeps receiving its share in its session (nothing is lost while
     it restarts); one retired with --leave stores what its session held and takes no more."""
