@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -23,6 +24,7 @@ from tests.fleet_support import (  # noqa: F401 (the broker and postgres fixture
     Broker,
     broker_fixture,
     fresh_database,
+    needs_mosquitto,
     postgres_url,
     wait_until,
 )
@@ -110,10 +112,21 @@ def test_two_collectors_one_killed_and_restarted_lose_nothing_and_store_nothing_
         db.close()
 
 
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of its own: the other test's collectors' sessions would take their shares here too."""
+    needs_mosquitto()
+    (tmp_path / "mosquitto").mkdir()
+    b = Broker(tmp_path / "mosquitto").start()
+    yield b
+    b.stop()
+
+
 @pytest.mark.slow
-def test_a_retired_collector_leaves_its_share_to_the_others(tmp_path: Path, broker: Broker) -> None:
+def test_a_retired_collector_leaves_its_share_to_the_others(tmp_path: Path, own_broker: Broker) -> None:
     """A collector that is stopped keeps receiving its share in its session (nothing is lost while
     it restarts); one retired with --leave stores what its session held and takes no more."""
+    broker = own_broker
     company = tmp_path / "company.yaml"
     company.write_text(yaml.safe_dump({"company": COMPANY, "sender": "dispatcher-li", "database": f"sqlite:///{tmp_path / 'fleet.db'}",
                                        "broker": json.loads(broker.settings(HQ).model_dump_json())}), encoding="utf-8")
