@@ -1,13 +1,17 @@
-"""The company fleet through a real Mosquitto (TLS, passwords, ACL; its own process on a free port):
+"""The company fleet through a real Mosquitto (the shipped config: TLS, passwords, ACL, client ids
+tied to accounts; its own process on free ports):
 
-1. events/s from one station to the collector at QoS 1: a backlog of rejected-scan events in the
-   station's fleet outbox, from uplink start until the collector has stored the last one;
-2. the time from `edge fleet block` (the console's send_command) to refusal at three stations:
-   per block and station, until the station's eligibility rules say BLOCKED_LOCALLY; median and
-   p99, from the command's invocation (includes the console's TLS connect) and from its timestamp;
+1. events/s into PostgreSQL (a throwaway cluster, fsync on) with one `edge fleet collect` process,
+   then with two sharing the events through a shared subscription, and the ratio: four stations'
+   backlogs of rejected-scan events in their fleet outboxes, from uplink start until the database
+   holds the last one;
+2. the time from `edge fleet block` (the console's send_command) to refusal at every one of
+   --stations stations on the one broker: per block and station, until the station's eligibility
+   rules say BLOCKED_LOCALLY; median and p99, from the command's invocation (includes the
+   console's TLS connect) and from its timestamp;
 3. the daemon's (`edge run`, two simulated lanes) memory and idle CPU without and with the uplink.
 
-    .venv/bin/python bench/fleet_rates.py [--events 5000] [--blocks 40] [--idle-s 20]
+    .venv/bin/python bench/fleet_rates.py [--events 8000] [--stations 10] [--blocks 30] [--idle-s 20]
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge.config import load_config  # noqa: E402
 from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
 from edge.demo.simulation import Simulation  # noqa: E402
-from fleet.collector import Collector  # noqa: E402
 from fleet.config import CompanyConfig  # noqa: E402
 from fleet.console import send_command  # noqa: E402
 from fleet.database import EventDatabase  # noqa: E402
@@ -44,9 +47,10 @@ from interlock import codes  # noqa: E402
 from interlock.reasons import Reason  # noqa: E402
 from interlock.rules import Policy, evaluate  # noqa: E402
 from resources import cpu_percent, memory_mb  # noqa: E402
-from tests.fleet_support import COMPANY, HQ, Broker  # noqa: E402
+from tests.fleet_support import COMPANY, HQ, Broker, LightStation, fresh_database, postgres_server  # noqa: E402
 from tests.systemd_support import NotifySocket  # noqa: E402
-from tests.fleet_support import LightStation  # noqa: E402
+
+STATION_NAMES = tuple(f"st{i}" for i in range(1, 101))
 
 
 def station_config(state: Path, broker: Broker, station: str, with_sim: bool = True) -> Path:
@@ -62,34 +66,52 @@ def station_config(state: Path, broker: Broker, station: str, with_sim: bool = T
     return path
 
 
-def company(state: Path, broker: Broker) -> CompanyConfig:
-    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="bench", database=f"sqlite:///{state / 'fleet.db'}")
+def company(state: Path, broker: Broker, database: str | None = None) -> CompanyConfig:
+    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="bench",
+                         database=database or f"sqlite:///{state / 'fleet.db'}")
 
 
-def events_per_second(state: Path, broker: Broker, count: int) -> None:
-    config = load_config(station_config(state, broker, "st1"))
-    station = LightStation(config)
-    now = datetime.now(timezone.utc)
-    for i in range(count):
-        station.store.journal(now, "scan", {"code": f"x{i}", "accepted": False, "reasons": ["INVALID_CODE"]}, lane="A")
-    collector = Collector(company(state, broker), EventDatabase(f"sqlite:///{state / 'fleet.db'}"))
-    collector.start()
-    collector.connected.wait(10)
-    time.sleep(0.5)
-    t0 = time.monotonic()
-    station.start()
-    while collector.stored < count:
-        time.sleep(0.01)
-    elapsed = time.monotonic() - t0
-    while station.service.outbox.counts()["pending"]:
-        time.sleep(0.01)
-    acked = time.monotonic() - t0
-    print(f"events: {count} from one station to the collector (QoS 1, TLS) in {elapsed:.2f} s:"
-          f" {count / elapsed:.0f} events/s stored; all PUBACKed and marked delivered after {acked:.2f} s")
-    station.stop()
-    station.close()
-    collector.stop()
-    collector.db.close()
+def events_into_postgresql(state: Path, broker: Broker, server: str, count: int) -> None:
+    """Four stations' backlogs drained into PostgreSQL by one collector process, then by two."""
+    rates: dict[int, float] = {}
+    for collectors in (1, 2):
+        directory = state / f"collectors-{collectors}"
+        directory.mkdir(parents=True)
+        url = fresh_database(server)
+        config_file = directory / "company.yaml"
+        config_file.write_text(yaml.safe_dump(json.loads(company(directory, broker, url).model_dump_json())), encoding="utf-8")
+        processes = [subprocess.Popen([sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(config_file),
+                                       # the same ids in both rounds: a session left behind would keep its share
+                                       "--id", f"bench-{i}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for i in range(collectors)]
+        db = EventDatabase(url)
+        stations = []
+        try:
+            time.sleep(2.0)  # the collectors connect and subscribe
+            now = datetime.now(timezone.utc)
+            for name in STATION_NAMES[:4]:
+                station = LightStation(load_config(station_config(directory, broker, name)))
+                for i in range(count // 4):
+                    station.store.journal(now, "scan", {"code": f"x{i}", "accepted": False, "reasons": ["INVALID_CODE"]}, lane="A")
+                stations.append(station)
+            total = count // 4 * 4
+            t0 = time.monotonic()
+            for station in stations:
+                station.start()
+            while db.count() < total:
+                time.sleep(0.05)
+            rates[collectors] = total / (time.monotonic() - t0)
+            print(f"events into PostgreSQL, {collectors} collector{'s' if collectors > 1 else ''}: {total} events from 4 stations"
+                  f" in {total / rates[collectors]:.2f} s: {rates[collectors]:.0f} events/s")
+        finally:
+            for station in stations:
+                station.stop()
+                station.close()
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+            db.close()
+    print(f"two collectors / one: {rates[2] / rates[1]:.2f}x")
 
 
 def refused(station: LightStation, code: str) -> bool:
@@ -100,8 +122,8 @@ def refused(station: LightStation, code: str) -> bool:
     return Reason.BLOCKED_LOCALLY in decision.reasons
 
 
-def block_latency(state: Path, broker: Broker, blocks: int) -> None:
-    stations = [LightStation(load_config(station_config(state, broker, name))).start() for name in ("st1", "st2", "st3")]
+def block_latency(state: Path, broker: Broker, blocks: int, count: int) -> None:
+    stations = [LightStation(load_config(station_config(state, broker, name))).start() for name in STATION_NAMES[:count]]
     for s in stations:
         s.service.uplink.wait_connected(10)
     rows = [g.row for g in stations[0].dataset if g.scenario == "ok"][:blocks]
@@ -135,7 +157,7 @@ def block_latency(state: Path, broker: Broker, blocks: int) -> None:
         p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
         return f"median {statistics.median(ordered) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
 
-    print(f"block -> refused at 3 stations ({blocks} blocks, {len(from_call)} refusals):")
+    print(f"block -> refused at all {count} stations on one broker ({blocks} blocks, {len(from_call)} refusals):")
     print(f"  from invoking the console: {summary(from_call)} (includes its TLS connect and {0.5:.1f} s wait for retained health)")
     print(f"  from the command's timestamp (published): {summary(from_ts)}")
 
@@ -175,16 +197,18 @@ def daemon_resources(state: Path, broker: Broker, idle_s: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--blocks", type=int, default=40)
+    parser.add_argument("--events", type=int, default=8000)
+    parser.add_argument("--stations", type=int, default=10)
+    parser.add_argument("--blocks", type=int, default=30)
     parser.add_argument("--idle-s", type=float, default=20.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # each command's journal line would drown the figures
     state = Path(tempfile.mkdtemp(prefix="edge-fleet-bench-"))
-    broker = Broker(state).start()
+    broker = Broker(state, stations=STATION_NAMES[:max(args.stations, 4)]).start()
     try:
-        events_per_second(state / "events", broker, args.events)
-        block_latency(state / "blocks", broker, args.blocks)
+        with postgres_server(fsync=True) as server:
+            events_into_postgresql(state / "events", broker, server, args.events)
+        block_latency(state / "blocks", broker, args.blocks, args.stations)
         daemon_resources(state / "daemon", broker, args.idle_s)
     finally:
         broker.stop()

@@ -2,7 +2,9 @@
 
 The collector keeps a persistent session at the broker (a fixed client id, no clean start), so the
 broker queues events for it while it is away; it acknowledges each event only after the database
-has committed it, so a crash between the two means a redelivery, which the database drops.
+has committed it, so a crash between the two means a redelivery, which the database drops. A
+message that cannot be stored is acknowledged once it is in the quarantine table: one bad event
+never holds up the ones behind it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,10 +33,22 @@ class Collector:
         self.connected = threading.Event()
         self.stored = 0
         self.duplicates = 0
-        self.rejected = 0
+        self.quarantined = 0
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
+        self._leaving = False
+        self._busy = False  # the writer holds a batch not yet acknowledged
+        self._last_message = time.monotonic()
         self._thread = threading.Thread(target=self._writer, name="collector-writer", daemon=True)
+
+    @property
+    def topics(self) -> list[str]:
+        company = self.config.company
+        return [f"{company}/+/event/+", f"{company}/+/health"]
+
+    @property
+    def share(self) -> str:
+        return f"$share/{self.config.company}-collectors"
 
     def start(self) -> None:
         client = mqtt.make_client(self.config.broker, client_id=f"{self.config.company}-{self.config.collector_id}", persistent=True)
@@ -46,6 +61,21 @@ class Collector:
         self._thread.start()
         mqtt.connect_async(client, self.config.broker, persistent=True)
 
+    def leave(self, quiet_s: float = 1.0, timeout_s: float = 60.0) -> bool:
+        """Retire this collector for good: drop its share of the subscription, store what its
+        session still holds, then stop. Without this a retired collector's session would go on
+        collecting its share of the events, for nobody, until it expires. False if it never got
+        quiet within timeout_s (it stops anyway; what is left is redelivered if it runs again)."""
+        self._leaving = True
+        self.client.unsubscribe([f"{self.share}/{topic}" for topic in self.topics])
+        deadline = time.monotonic() + timeout_s
+        quiet = False
+        while time.monotonic() < deadline and not quiet:
+            time.sleep(0.1)
+            quiet = self._inbox.empty() and not self._busy and time.monotonic() - self._last_message >= quiet_s
+        self.stop()
+        return quiet
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
@@ -57,12 +87,18 @@ class Collector:
         if mqtt.failed(reason_code):
             log.error("broker refused the collector: %s", reason_code)
             return
-        company = self.config.company
-        client.subscribe([(f"{company}/+/event/+", 1), (f"{company}/+/health", 1)])
+        if self._leaving:
+            return
+        # A shared subscription (MQTT 5, and Mosquitto for 3.1.1 too): the broker hands each message
+        # to one collector of the group, so several collectors split the stations' events.
+        client.subscribe([(f"{self.share}/{topic}", 1) for topic in self.topics])
+        # A session from a release that subscribed without sharing would get every event twice over.
+        client.unsubscribe(self.topics)
         log.info("collector connected to %s:%d", self.config.broker.host, self.config.broker.port)
         self.connected.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self._last_message = time.monotonic()
         self._inbox.put(message)
 
     def _writer(self) -> None:
@@ -73,6 +109,7 @@ class Collector:
                 batch = [self._inbox.get(timeout=0.2)]
             except queue.Empty:
                 continue
+            self._busy = True
             while len(batch) < BATCH:
                 try:
                     batch.append(self._inbox.get_nowait())
@@ -84,13 +121,15 @@ class Collector:
                 # Not acknowledged: reconnect, and the broker delivers the batch again.
                 log.exception("could not store %d messages; reconnecting for a redelivery", len(batch))
                 self._drop_connection()
+                self._busy = False
                 continue
             self.stored += counts["stored"]
             self.duplicates += counts["duplicates"]
-            self.rejected += counts["rejected"]
+            self.quarantined += counts["quarantined"]
             for message in batch:
                 if message.qos > 0:
                     self.client.ack(message.mid, message.qos)
+            self._busy = False
 
     def _drop_connection(self) -> None:
         while True:  # what is queued came over the connection we drop: it will all come again

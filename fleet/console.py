@@ -17,6 +17,7 @@ from sync.fleet import mqtt
 from sync.fleet.protocol import ALL, VERSION, Command, command_payload, command_topic, encode
 
 from .config import CompanyConfig
+from .views import age, code_tail, offset_of, reason_text, station_time
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +154,15 @@ def format_outcome(outcome: Outcome) -> str:
 
 @dataclass
 class FleetView:
-    """What the company sees: every station's health and lanes, and the latest events."""
+    """What the company sees: every station's health and lanes, and the latest events. Drawn from
+    the messages received so far (and, when the collector's database is at hand, when each station
+    went offline and how many messages are quarantined), never from what was drawn before."""
 
+    company: str = ""
     stations: dict[str, dict[str, Any]] = field(default_factory=dict)
     lanes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=12))
+    last_update: datetime | None = None
 
     def update(self, topic: str, payload: dict[str, Any]) -> None:
         kind = payload.get("type")
@@ -167,45 +172,89 @@ class FleetView:
             self.lanes[(payload["station"], payload["lane"])] = payload
         elif kind in ("fill", "scan"):
             self.events.append(payload)
+        else:
+            return
+        self.last_update = datetime.now(timezone.utc)
 
-    def render(self) -> str:
-        lines = [f"{'station':<14} {'lane':<8} {'state':<10} {'cylinder':<22} {'note'}"]
+    def render(self, now: datetime | None = None, stored: dict[str, dict[str, Any]] | None = None,
+               quarantined: int | None = None) -> str:
+        """`stored`: the collector's station rows (for since when an offline station is offline)."""
+        now = (now or datetime.now(timezone.utc)).astimezone()
+        stored = stored or {}
+        updated = "nothing received yet" if self.last_update is None else (
+            f"last update {self.last_update.astimezone().isoformat(sep=' ', timespec='seconds')}"
+            f" ({age((now - self.last_update).total_seconds())} ago)")
+        header = f"{self.company} fleet  {now.isoformat(sep=' ', timespec='seconds')}  {updated}"
+        if quarantined is not None:
+            header += f"  quarantined {quarantined}"
+        lines = [header, "", f"{'station':<14} {'lane':<8} {'state':<10} {'cylinder':<22} note"]
         names = sorted(set(self.stations) | {s for s, _ in self.lanes})
         for name in names:
             health = self.stations.get(name, {})
-            online = "online" if health.get("online") else f"OFFLINE ({health.get('detail', 'no health yet')})"
-            pending = health.get("outbox", {}).get("pending")
-            lines.append(f"{name:<14} {'':<8} {online:<10}" + (f" outbox {pending} pending" if pending else ""))
+            zone = health.get("tz") or offset_of(health.get("ts"))
+            lines.append(f"{name:<14} {'':<8} {_health_line(health, stored.get(name), zone)}")
             for (station, lane), state in sorted(self.lanes.items()):
                 if station != name:
                     continue
-                note = state.get("remote_lock") and f"LOCKED: {state['remote_lock']}" or (state.get("cause") or "")
+                if state.get("remote_lock"):
+                    note = f"LOCKED: {state['remote_lock']}"
+                else:
+                    note = reason_text(state["cause"]) if state.get("cause") else ""
                 if not state.get("scale_ok", True):
                     note = f"scale lost {note}"
-                lines.append(f"{'':<14} {lane:<8} {state['phase']:<10} {state.get('cylinder_id') or '-':<22} {note}")
+                since = station_time(state.get("since"), zone, with_date=False) if state.get("since") else ""
+                lines.append(f"{'':<14} {lane:<8} {state['phase']:<10} {code_tail(state.get('cylinder_id')) or '-':<22} {note}"
+                             + (f" (since {since})" if since else ""))
         if self.events:
             lines.append("")
-            lines.append("latest events")
+            lines.append("latest events (station time)")
             for e in self.events:
+                zone = self.stations.get(e["station"], {}).get("tz")
                 if e["type"] == "fill":
                     what = f"fill {e['outcome']} {e.get('net_kg') or ''} kg" + (" OVERFILL" if e.get("overfilled") else "")
                 else:
-                    what = "refused " + ",".join(e.get("reasons", []))
-                lines.append(f"  {e['ts'][11:19]} {e['station']:<12} {e.get('lane') or '-':<8} {e.get('cylinder_id') or e.get('code', '')[:22]:<22} {what}")
+                    what = "refused " + ", ".join(reason_text(r) for r in e.get("reasons", []))
+                lines.append(f"  {station_time(e['ts'], zone)} {e['station']:<12} {e.get('lane') or '-':<8}"
+                             f" {e.get('cylinder_id') or code_tail(e.get('code')):<22} {what}")
         return "\n".join(lines)
 
 
-def watch(config: CompanyConfig, out: TextIO, once: bool = False, refresh_s: float = 1.0) -> None:
-    """Print the live view: once (after the retained state arrived), or redrawn until interrupted."""
+def _health_line(health: dict[str, Any], stored: dict[str, Any] | None, zone: Any) -> str:
+    if not health:
+        return "no health yet"
+    if not health.get("online"):
+        # A last will carries the time its station connected; the collector saw when it arrived.
+        since = stored["since"] if stored is not None and not stored["online"] and stored.get("since") else None
+        if since is None and health.get("detail") == "stopped":
+            since = health.get("ts")
+        when = f"since {station_time(since, zone)}" if since else f"(last connected {station_time(health.get('ts'), zone)})"
+        return f"OFFLINE {when}: {health.get('detail', '')}"
+    outbox, uploads = health.get("outbox") or {}, health.get("uploads") or {}
+    return (f"online  v{health.get('version', '?')}  cache {age(health.get('cache_age_s'))} old"
+            f"  backlog: {outbox.get('pending', '?')} events, {uploads.get('pending', '?')} uploads,"
+            f" {uploads.get('dead', '?')} dead letters  (health {station_time(health.get('ts'), zone, with_date=False)})")
+
+
+def watch(config: CompanyConfig, out: TextIO, once: bool = False, refresh_s: float = 1.0,
+          database: Any = None) -> None:
+    """Print the live view: once (after the retained state arrived), or redrawn until interrupted.
+    `database`: the collector's EventDatabase, when it can be opened."""
     company = config.company
-    view = FleetView()
+    view = FleetView(company=company)
     topics = [f"{company}/+/health", f"{company}/+/lane/+", f"{company}/+/event/+"]
+
+    def draw() -> str:
+        if database is None:
+            return view.render()
+        stored = {row["station"]: row for row in database.stations()}
+        return view.render(stored=stored, quarantined=database.quarantine_count())
+
     with Connection(config, topics, "watch") as conn:
         _drain(conn.messages, RETAINED_WAIT_S, view.update)
         if once:
-            out.write(view.render() + "\n")
+            out.write(draw() + "\n")
             return
         while True:
-            out.write("\x1b[H\x1b[2J" + view.render() + "\n")
+            out.write("\x1b[H\x1b[2J" + draw() + "\n")
             out.flush()
             _drain(conn.messages, refresh_s, view.update)

@@ -1,18 +1,22 @@
 """The company's event database: SQLite by default, PostgreSQL when the config names one.
 
 Each event is stored once, keyed on (station, key): the stations deliver at least once, so a
-repeat is expected and dropped here. The same SQL runs on both (placeholders aside).
+repeat is expected and dropped here, and several collectors may write the same event at once (the
+primary key and ON CONFLICT DO NOTHING settle it in the database). A message that cannot be
+stored, because it fails the schema or the database refuses it, goes to the quarantine table with
+its raw bytes and why, and collection goes on. The same SQL runs on both (placeholders aside).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sync.fleet.protocol import VERSION
+from sync.fleet.validation import EVENT_TYPES, STATE_TYPES, PayloadError, check_message
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,23 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS events_day ON events (type, day, station)",
     "CREATE INDEX IF NOT EXISTS events_cylinder ON events (cylinder_id, type)",
+    # since: when the station went online or offline, as the collector saw it (a last will carries
+    # the time its station connected, not the time it was lost).
     """CREATE TABLE IF NOT EXISTS stations (
         station TEXT PRIMARY KEY,
         online INTEGER NOT NULL,
         payload TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        since TEXT
+    )""",
+    # What could not be stored, byte for byte, with why. The digest (of topic and payload) keeps a
+    # redelivered bad message once.
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        digest TEXT PRIMARY KEY,
+        topic TEXT NOT NULL,
+        payload {bytes} NOT NULL,
+        reason TEXT NOT NULL,
+        received_at TEXT NOT NULL
     )""",
 )
 
@@ -52,7 +68,7 @@ class EventDatabase:
             except ImportError as exc:
                 raise RuntimeError("a PostgreSQL database needs psycopg: pip install 'station-edge[fleet-pg]'") from exc
             self.conn: Any = psycopg.connect(url, autocommit=False)
-            self.placeholder = "%s"
+            self.placeholder, bytes_type, module = "%s", "BYTEA", psycopg
         elif url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             if not path.is_absolute() and base is not None:
@@ -60,12 +76,24 @@ class EventDatabase:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(path), check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode = WAL")
-            self.placeholder = "?"
+            self.placeholder, bytes_type, module = "?", "BLOB", sqlite3
         else:
             raise ValueError(f"database {url!r}: expected sqlite:///PATH or postgresql://...")
+        # What the database says about one row it cannot take (a NUL in a PostgreSQL text, say),
+        # as against being unreachable: the first is quarantined, the second retried.
+        self.refusals: tuple[type[Exception], ...] = (module.DataError, module.IntegrityError)
         for statement in SCHEMA:
-            self.conn.execute(statement)
+            self.conn.execute(statement.replace("{bytes}", bytes_type))
+        self._add_column("stations", "since", "TEXT")  # a database the previous release made
         self.conn.commit()
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        if self.placeholder == "%s":  # PostgreSQL: safe when several collectors start at once
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+            return
+        columns = {d[0] for d in self.conn.execute(f"SELECT * FROM {table} LIMIT 0").description}
+        if column not in columns:
+            self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -75,24 +103,62 @@ class EventDatabase:
 
     def add_batch(self, messages: list[tuple[str, bytes]], received_at: str) -> dict[str, int]:
         """Store what arrived on the fleet topics in one transaction: events once each (a repeat is
-        counted, not stored), station health as the latest. Messages that are not a version-1
-        payload from the station their topic names are counted and dropped."""
-        counts = {"stored": 0, "duplicates": 0, "rejected": 0}
+        counted, not stored), station health as the latest, and whatever fails its checks in the
+        quarantine. Raises only when the database itself fails (nothing is then committed)."""
+        checked: list[tuple[str, bytes, dict[str, Any] | str]] = []
+        for topic, raw in messages:
+            if not raw and topic.rsplit("/", 1)[-1] in STATE_TYPES:
+                continue  # a retained state cleared at the broker: nothing to keep
+            try:
+                checked.append((topic, raw, check_message(topic, raw)))
+            except PayloadError as exc:
+                checked.append((topic, raw, str(exc)))
         try:
-            for topic, raw in messages:
-                payload = _payload(topic, raw)
-                if payload is None:
-                    counts["rejected"] += 1
-                    log.warning("dropped a message on %s: not a version-1 payload from the station its topic names", topic)
-                elif payload["type"] == "health":
-                    self._set_station(payload["station"], bool(payload.get("online")), payload, received_at)
-                elif payload["type"] in ("fill", "scan"):
-                    counts["stored" if self._add_event(payload, received_at) else "duplicates"] += 1
+            counts = self._store(checked, received_at, one_by_one=False)
+        except self.refusals:
+            # One row the database would not take spoilt the batch: store it again row by row,
+            # each in a savepoint, and quarantine the rows it refuses.
+            self.conn.rollback()
+            counts = self._store(checked, received_at, one_by_one=True)
+        return counts
+
+    def _store(self, checked: list[tuple[str, bytes, dict[str, Any] | str]], received_at: str, one_by_one: bool) -> dict[str, int]:
+        counts = {"stored": 0, "duplicates": 0, "quarantined": 0}
+        try:
+            for topic, raw, payload in checked:
+                if isinstance(payload, str):
+                    counts["quarantined"] += self._quarantine(topic, raw, payload, received_at)
+                    continue
+                if one_by_one:
+                    self.conn.execute("SAVEPOINT one")
+                try:
+                    if payload["type"] in EVENT_TYPES:
+                        counts["stored" if self._add_event(payload, received_at) else "duplicates"] += 1
+                    else:
+                        self._set_station(payload["station"], payload["online"], payload, received_at)
+                except self.refusals as exc:
+                    if not one_by_one:
+                        raise
+                    self.conn.execute("ROLLBACK TO SAVEPOINT one")
+                    counts["quarantined"] += self._quarantine(topic, raw, f"the database refused it: {_first_line(exc)}", received_at)
+                else:
+                    if one_by_one:
+                        self.conn.execute("RELEASE SAVEPOINT one")
         except BaseException:
             self.conn.rollback()
             raise
         self.conn.commit()
         return counts
+
+    def _quarantine(self, topic: str, raw: bytes, reason: str, received_at: str) -> int:
+        log.warning("quarantined a message on %s: %s", topic, reason)
+        digest = hashlib.sha256(topic.encode("utf-8", "backslashreplace") + b"\0" + raw).hexdigest()
+        cursor = self.conn.execute(
+            self._sql("INSERT INTO quarantine (digest, topic, payload, reason, received_at) VALUES (?, ?, ?, ?, ?)"
+                      " ON CONFLICT (digest) DO NOTHING"),
+            (digest, topic, raw, reason, received_at),
+        )
+        return 1 if cursor.rowcount == 1 else 0
 
     def add_event(self, event: dict[str, Any], received_at: str) -> bool:
         """Store one event; False when it was already there (a redelivery). Commits."""
@@ -122,57 +188,45 @@ class EventDatabase:
     def _set_station(self, station: str, online: bool, payload: dict[str, Any], updated_at: str) -> None:
         self.conn.execute(
             self._sql(
-                "INSERT INTO stations (station, online, payload, updated_at) VALUES (?, ?, ?, ?)"
+                "INSERT INTO stations (station, online, payload, updated_at, since) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (station) DO UPDATE SET online = excluded.online, payload = excluded.payload,"
-                " updated_at = excluded.updated_at"
+                " updated_at = excluded.updated_at, since = CASE WHEN stations.online = excluded.online"
+                " AND stations.since IS NOT NULL THEN stations.since ELSE excluded.since END"
             ),
-            (station, int(online), json.dumps(payload, ensure_ascii=False), updated_at),
+            (station, int(online), json.dumps(payload, ensure_ascii=False), updated_at, updated_at),
         )
 
-    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         cursor = self.conn.execute(self._sql(sql), params)
         rows = cursor.fetchall()
         self.conn.commit()  # PostgreSQL opened a transaction for the read
         return rows
 
-    # Reports ---------------------------------------------------------------------------------
+    # What the reports read ---------------------------------------------------------------------
 
-    def fills_per_day(self) -> list[dict[str, Any]]:
-        """Fills (the valve opened) and overfills per station per day, in each station's zone."""
-        rows = self._rows(
-            "SELECT station, day, count(*), sum(overfilled) FROM events"
-            " WHERE type = 'fill' AND valve_opened = 1 GROUP BY station, day ORDER BY day, station"
-        )
-        return [{"station": s, "day": d, "fills": int(n), "overfills": int(o or 0)} for s, d, n, o in rows]
+    def quarantine_count(self) -> int:
+        return int(self.query("SELECT count(*) FROM quarantine")[0][0])
 
-    def refused_at_several_stations(self) -> list[dict[str, Any]]:
-        """Cylinders refused at more than one station: someone is trying them around the company."""
-        rows = self._rows(
-            "SELECT cylinder_id, station, count(*), max(ts) FROM events"
-            " WHERE type = 'scan' AND cylinder_id IS NOT NULL GROUP BY cylinder_id, station ORDER BY cylinder_id, station"
-        )
-        by_cylinder: dict[str, dict[str, Any]] = {}
-        for cylinder, station, count, last in rows:
-            entry = by_cylinder.setdefault(cylinder, {"cylinder_id": cylinder, "stations": {}, "last": last})
-            entry["stations"][station] = int(count)
-            entry["last"] = max(entry["last"], last)
-        return [e for e in by_cylinder.values() if len(e["stations"]) > 1]
+    def quarantined_messages(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The latest quarantined messages, raw payload included, newest first."""
+        rows = self.query("SELECT topic, payload, reason, received_at FROM quarantine ORDER BY received_at DESC LIMIT ?", (limit,))
+        return [{"topic": t, "payload": bytes(p), "reason": r, "received_at": at} for t, p, r, at in rows]
+
+    def stations(self) -> list[dict[str, Any]]:
+        """Every station's latest health, as the collector last stored it."""
+        rows = self.query("SELECT station, online, payload, updated_at, since FROM stations ORDER BY station")
+        return [{"station": s, "online": bool(o), "health": json.loads(p), "updated_at": at, "since": since}
+                for s, o, p, at, since in rows]
 
     def count(self, kind: str | None = None) -> int:
         where, params = (" WHERE type = ?", (kind,)) if kind else ("", ())
-        return int(self._rows("SELECT count(*) FROM events" + where, params)[0][0])
+        return int(self.query("SELECT count(*) FROM events" + where, params)[0][0])
 
     def keys(self, station: str | None = None) -> list[tuple[str, str]]:
         where, params = (" WHERE station = ?", (station,)) if station else ("", ())
-        return [(s, k) for s, k in self._rows("SELECT station, key FROM events" + where, params)]
+        return [(s, k) for s, k in self.query("SELECT station, key FROM events" + where, params)]
 
 
-def _payload(topic: str, raw: bytes) -> dict[str, Any] | None:
-    parts = topic.split("/")
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(payload, dict) or payload.get("v") != VERSION or len(parts) < 3 or payload.get("station") != parts[1]:
-        return None
-    return payload
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

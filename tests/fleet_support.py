@@ -4,6 +4,7 @@ service."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any, Iterator
@@ -34,6 +36,8 @@ SHIPPED = ROOT / "config" / "fleet"
 COMPANY = "acme"
 HQ = "acme-hq"
 STATIONS = ("st1", "st2", "st3")
+# The company's accounts, known only to the company's listener.
+COMPANY_USERS = (HQ,)
 
 
 def free_port() -> int:
@@ -52,7 +56,7 @@ def needs_mosquitto() -> None:
 
 
 class Broker:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, stations: tuple[str, ...] = STATIONS) -> None:
         import trustme
 
         self.dir = directory
@@ -65,12 +69,16 @@ class Broker:
         cert.cert_chain_pems[0].write_to_path(str(directory / "server.crt"))
         cert.private_key_pem.write_to_path(str(directory / "server.key"))
         self.ca = ca
-        passwd = directory / "passwd"
-        passwd.touch()
-        for user in (HQ, *STATIONS, "intruder"):
-            subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, self.password(user)], check=True, capture_output=True)
+        # The stations' listener knows the stations (and an account with no station of its own);
+        # the company's listener knows only the company's accounts.
+        for name, users in (("passwd", (*stations, "intruder")), ("company-passwd", COMPANY_USERS)):
+            passwd = directory / name
+            passwd.touch()
+            for user in users:
+                subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, self.password(user)], check=True, capture_output=True)
         (directory / "data").mkdir()
         shutil.copy(SHIPPED / "acl", directory / "acl")
+        self.company_port = free_port()
         self.conf = directory / "mosquitto.conf"
         self.conf.write_text(self._config(), encoding="utf-8")
         self.log = directory / "mosquitto.log"
@@ -82,18 +90,19 @@ class Broker:
     def _config(self) -> str:
         text = (SHIPPED / "mosquitto.conf").read_text(encoding="utf-8")
         paths = {
-            "password_file": self.dir / "passwd",
-            "acl_file": self.dir / "acl",
-            "persistence_location": f"{self.dir / 'data'}/",
-            "certfile": self.dir / "server.crt",
-            "keyfile": self.dir / "server.key",
-            "cafile": self.ca_file,
+            "password_file /etc/mosquitto/fleet/passwd": f"password_file {self.dir / 'passwd'}",
+            "password_file /etc/mosquitto/fleet/company-passwd": f"password_file {self.dir / 'company-passwd'}",
+            "acl_file": f"acl_file {self.dir / 'acl'}",
+            "persistence_location": f"persistence_location {self.dir / 'data'}/",
+            "certfile": f"certfile {self.dir / 'server.crt'}",
+            "keyfile": f"keyfile {self.dir / 'server.key'}",
+            "cafile": f"cafile {self.ca_file}",
+            "listener 8883": f"listener {self.port} 127.0.0.1",
+            "listener 8884": f"listener {self.company_port} 127.0.0.1",
         }
         for key, value in paths.items():
-            text, count = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
-            assert count == 1, key
-        text, count = re.subn(r"^listener 8883$", f"listener {self.port} 127.0.0.1", text, flags=re.M)
-        assert count == 1
+            text, count = re.subn(rf"^{re.escape(key)}( .*)?$", value, text, flags=re.M)
+            assert count >= 1, key
         if os.geteuid() == 0:
             # As root, mosquitto drops to its own user, which cannot write a test's directory.
             text += "\nuser root\n"
@@ -105,7 +114,8 @@ class Broker:
         deadline = time.monotonic() + 10
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                for port in (self.port, self.company_port):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return self
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -125,7 +135,7 @@ class Broker:
 
     def settings(self, user: str, protocol: str = "5", **changes: object) -> BrokerConfig:
         fields: dict[str, object] = {
-            "host": "127.0.0.1", "port": self.port, "protocol": protocol, "ca_file": self.ca_file,
+            "host": "127.0.0.1", "port": self.company_port if user in COMPANY_USERS else self.port, "protocol": protocol, "ca_file": self.ca_file,
             "username": user, "password": self.password(user), "keepalive_s": 5, "connect_timeout_s": 5.0,
         }
         fields.update(changes)
@@ -206,8 +216,8 @@ def station_config(tmp_path: Path, broker: Broker, station: str, **fleet: Any) -
 
 
 def company_config(tmp_path: Path, broker: Broker, **changes: Any) -> CompanyConfig:
-    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li",
-                         database=f"sqlite:///{tmp_path / 'fleet.db'}", **changes)
+    fields: dict[str, Any] = {"database": f"sqlite:///{tmp_path / 'fleet.db'}", **changes}
+    return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li", **fields)
 
 
 def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
@@ -216,3 +226,64 @@ def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict
     with Connection(company_config(Path("."), broker), [topic], "probe") as conn:
         _drain(conn.messages, seconds, lambda t, p: seen.__setitem__(t, p))
     return seen
+
+
+def _postgres_bin() -> Path | None:
+    roots = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return roots[-1].parent if roots else None
+
+
+class Unavailable(Exception):
+    """What a throwaway server needs is not on this machine."""
+
+
+@contextlib.contextmanager
+def postgres_server(fsync: bool = False) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl) on a free port."""
+    import pwd
+    import tempfile
+
+    binaries = _postgres_bin()
+    if binaries is None:
+        raise Unavailable("Debian's postgresql server is not installed (scripts/system-deps.sh installs it)")
+    run_as: list[str] = []
+    directory = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
+    if os.geteuid() == 0:
+        # initdb refuses to run as root: the cluster belongs to the postgres account.
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            raise Unavailable("running as root and there is no postgres account to own a cluster") from None
+        os.chown(directory, owner.pw_uid, owner.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data, port = directory / "data", free_port()
+    subprocess.run([*run_as, str(binaries / "initdb"), "-D", str(data), "-U", "fleet", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}"
+    subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"),
+                    "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://fleet@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (it is in the test extra)")
+    try:
+        with postgres_server() as url:
+            yield url
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty database on the throwaway server, so each test starts from nothing."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server_url.rsplit("/", 1)[0] + f"/{name}"

@@ -18,7 +18,7 @@ from interlock import codes
 from interlock.reasons import Reason
 from interlock.rules import Policy, evaluate
 from sync.fleet import mqtt
-from sync.fleet.protocol import Command, command_payload, command_topic, encode
+from sync.fleet.protocol import Command, command_payload, command_topic, encode, signature
 from tests.fleet_support import (  # noqa: F401 (the broker fixture)
     COMPANY,
     Broker,
@@ -152,10 +152,13 @@ def test_replayed_stale_and_malformed_commands_are_refused(tmp_path: Path, broke
     assert all(r["outcome"] == "refused" and "future" in r["detail"] for r in ahead) and len(ahead) == 3
 
     garbage = _replies(tmp_path, broker, lambda: _publish_raw(broker, b"\xff{not json"))
-    assert garbage == []  # no id to answer to; journalled and logged
+    # No id to answer to: every station still says it refused something, and why.
+    assert sorted((r["station"], r["command_id"], r["detail"]) for r in garbage) == [
+        (s, "", "not UTF-8") for s in ("st1", "st2", "st3")
+    ]
     unknown = {**command_payload(_command("open-valve")), "action": "open-valve"}
     answered = _replies(tmp_path, broker, lambda: _publish_raw(broker, unknown))
-    assert all(r["outcome"] == "refused" and "unknown action" in r["detail"] for r in answered) and len(answered) == 3
+    assert all(r["outcome"] == "refused" and r["detail"].startswith("action: 'open-valve' is not one of") for r in answered) and len(answered) == 3
     for s in stations.values():
         assert reasons(s, row["qr_content"]) == []  # nothing refused was applied
         kinds = [json.loads(r["data"]).get("outcome") for r in s.store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")]
@@ -199,7 +202,18 @@ class Probe:
         self.client.loop_stop()
 
 
-def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broker, stations: dict[str, LightStation]) -> None:
+@pytest.fixture
+def st2(tmp_path: Path, broker: Broker) -> Iterator[LightStation]:
+    """Station st2 alone: the tests that log in with st1's account play st1 themselves (the broker
+    gives st1's account st1's client id, so a real st1 and a probe would take turns)."""
+    station = LightStation(station_config(tmp_path, broker, "st2")).start()
+    assert station.service.uplink.wait_connected(10)
+    yield station
+    station.stop()
+    station.close()
+
+
+def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broker, st2: LightStation) -> None:
     watcher = Probe(broker, "acme-hq", "5")
     assert watcher.connected()
     watcher.client.subscribe(f"{COMPANY}/#", qos=1)
@@ -213,7 +227,7 @@ def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broke
             assert v5.publish(topic).value == 135, topic
         assert v5.publish(f"{COMPANY}/st1/event/scan").value in (0, 16)  # its own topic: accepted
         # MQTT 3.1.1 has no refusal code: the publish is acknowledged and silently dropped.
-        v311 = Probe(broker, "st1", "3.1.1")
+        v311 = Probe(broker, "st3", "3.1.1")  # another account: st1's would take over v5's session
         assert v311.connected()
         for topic in foreign:
             v311.publish(topic)
@@ -227,7 +241,7 @@ def test_the_acl_keeps_a_station_to_its_own_topics(tmp_path: Path, broker: Broke
         # What the company sees: only st1's publish on its own topic arrived; st2 applied nothing.
         probes = [t for t in watcher.received if not t.endswith(("/health", "/reply")) and "/lane/" not in t]
         assert probes == [f"{COMPANY}/st1/event/scan"]
-        assert stations["st2"].service.ledger.locks() == {}
+        assert st2.service.ledger.locks() == {}
         v5.close()
         v311.close()
         # No account, a wrong password, or a broker certificate we do not trust: no connection.
@@ -252,3 +266,71 @@ def test_an_untrusted_broker_certificate_is_refused(tmp_path: Path, broker: Brok
     client = mqtt.make_client(settings, "mitm-check", persistent=False)
     with pytest.raises(ssl.SSLCertVerificationError):
         client.connect(settings.host, settings.port)
+
+
+def _signed(key: bytes, command: Command, **changes: Any) -> bytes:
+    """A command the company's key signs, with fields changed before signing: hostile, yet valid
+    as far as the signature goes."""
+    payload = {**command_payload(command), **changes}
+    payload["signature"] = signature(payload, key)
+    return encode(payload)
+
+
+def test_signed_hostile_commands_are_refused_before_any_effect(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    key_file = tmp_path / "command-key"
+    key_file.write_text("the-company-key\n", encoding="utf-8")
+    key = b"the-company-key"
+    keyed = {name: LightStation(station_config(tmp_path, broker, name, command_key_file=str(key_file))).start()
+             for name in ("st1", "st2", "st3")}
+    try:
+        for s in keyed.values():
+            assert s.service.uplink.wait_connected(10)
+        company = company_config(tmp_path, broker, command_key_file=key_file)
+        row = fillable(keyed["st1"], skip=3)
+        blocked = send_command(company, "block", identifier=row["id"], reason="reported stolen", wait_s=5)
+        assert {r["outcome"] for r in blocked.replies.values()} == {"applied"} and len(blocked.replies) == 3
+
+        unblock = _command("unblock", identifier=row["id"], reason="")
+        hostile = {
+            "reason: must be string, not number": _signed(key, unblock, reason=7),
+            "unknown field 'force'": _signed(key, _command("unblock", identifier=row["id"]), force=True),
+            "unknown field 'target.force'": _signed(key, _command("unblock", identifier=row["id"]),
+                                                  target={"station": "*", "force": True}),
+            "missing field 'identifier'": _signed(key, _command("unblock", identifier=None)),
+        }
+        for reason, raw in hostile.items():
+            answers = _replies(tmp_path, broker, lambda raw=raw: _publish_raw(broker, raw))
+            assert sorted((r["station"], r["outcome"], r["detail"]) for r in answers) == [
+                (s, "refused", reason) for s in ("st1", "st2", "st3")
+            ], reason
+        # Too large, or nested too deep to parse: refused before the JSON parser, still answered.
+        huge = _signed(key, _command("unblock", identifier=row["id"]), reason="x" * 1_000_000)
+        deep = b"[" * 100_000 + b"]" * 100_000
+        shallow_but_deep = b'{"v":1,"type":"command","x":' + b"[" * 1000 + b"]" * 1000 + b"}"
+        for raw, reason in ((huge, f"{len(huge)} bytes, more than the 4096 allowed"),
+                            (deep, "200000 bytes, more than the 4096 allowed"),
+                            (shallow_but_deep, "nested deeper than 6 levels")):
+            answers = _replies(tmp_path, broker, lambda raw=raw: _publish_raw(broker, raw))
+            assert sorted((r["station"], r["command_id"], r["detail"]) for r in answers) == [
+                (s, "", reason) for s in ("st1", "st2", "st3")
+            ]
+        # A valid unblock, then the same bytes replayed: the replay is answered with its reason.
+        good = _signed(key, _command("unblock", identifier=row["id"]))
+        applied = _replies(tmp_path, broker, lambda: _publish_raw(broker, good))
+        assert sorted(r["outcome"] for r in applied) == ["applied"] * 3
+        send_command(company, "block", identifier=row["id"], reason="reported stolen again", wait_s=5)
+        replayed = _replies(tmp_path, broker, lambda: _publish_raw(broker, good))
+        assert sorted((r["station"], r["outcome"], r["detail"]) for r in replayed) == [
+            (s, "refused", "replayed: this command id was already received") for s in ("st1", "st2", "st3")
+        ]
+        for s in keyed.values():
+            # No hostile unblock and no replay lifted the block; no handler raised.
+            assert Reason.BLOCKED_LOCALLY in reasons(s, row["qr_content"])
+            assert s.store.verify().ok
+        assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    finally:
+        for s in keyed.values():
+            s.stop()
+            s.close()

@@ -45,7 +45,7 @@ def test_events_reach_the_collector_once(tmp_path: Path, broker: Broker, collect
             station.reject_scan()
         wait_until(lambda: collector.db.count("scan") == 20, "20 scans collected")
         wait_until(lambda: station.service.outbox.counts()["pending"] == 0, "every event marked delivered")
-        events = [json.loads(r[0]) for r in collector.db._rows("SELECT payload FROM events")]
+        events = [json.loads(r[0]) for r in collector.db.query("SELECT payload FROM events")]
         for event in events:
             check_payload(event)
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -65,13 +66,25 @@ def cmd_command(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from fleet.console import ConsoleError, watch
 
+    config = _company(args)
+    db = None
     try:
-        watch(_company(args), sys.stdout, once=args.once)
+        # The collector's database adds since when an offline station is offline and the
+        # quarantine count; the live view works without it.
+        if _database_exists(config, args):
+            db = _database(config, args)
+    except Exception as exc:  # any driver's error: the view goes on without the database
+        log.warning("fleet watch without the collector's database (%s)", exc)
+    try:
+        watch(config, sys.stdout, once=args.once, database=db)
     except ConsoleError as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
+    finally:
+        if db is not None:
+            db.close()
     return 0
 
 
@@ -81,40 +94,74 @@ def _database(config: Any, args: argparse.Namespace) -> Any:
     return EventDatabase(config.database, base=Path(args.company).resolve().parent)
 
 
+def _segment(text: str) -> str:
+    from sync.fleet.settings import SEGMENT
+
+    if not re.match(SEGMENT, text):
+        raise argparse.ArgumentTypeError("1 to 32 letters, digits, _ or -, not starting with _ or -")
+    return text
+
+
+def _day(text: str) -> str:
+    if not re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        raise argparse.ArgumentTypeError("a day as YYYY-MM-DD")
+    return text
+
+
+def _database_exists(config: Any, args: argparse.Namespace) -> bool:
+    """A SQLite file the collector has made (the live view never creates one); a server, always."""
+    if not config.database.startswith("sqlite:///"):
+        return True
+    path = Path(config.database[len("sqlite:///"):])
+    return (path if path.is_absolute() else Path(args.company).resolve().parent / path).exists()
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from fleet.collector import Collector
 
     config = _company(args)
+    if args.id is not None:
+        config = config.model_copy(update={"collector_id": args.id})
     collector = Collector(config, _database(config, args))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     collector.start()
-    log.info("collecting %s events into %s", config.company, config.database)
+    if args.leave:
+        if not collector.connected.wait(config.broker.connect_timeout_s):
+            print(f"fleet: no connection to {config.broker.host}:{config.broker.port}", file=sys.stderr)
+            collector.stop()
+            collector.db.close()
+            return 1
+        quiet = collector.leave()
+        collector.db.close()
+        print(f"collector {config.collector_id} left the group: {collector.stored} events stored on the way out"
+              + ("" if quiet else "; still busy at the time limit: run --leave again"))
+        return 0 if quiet else 1
+    log.info("collector %s collecting %s events into %s", config.collector_id, config.company, config.database)
     stop.wait()
     collector.stop()
     collector.db.close()
-    log.info("stopped: %d events stored, %d repeats dropped", collector.stored, collector.duplicates)
+    log.info("stopped: %d events stored, %d repeats dropped, %d quarantined", collector.stored, collector.duplicates,
+             collector.quarantined)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from fleet import reports
+
     config = _company(args)
     db = _database(config, args)
     try:
-        daily = db.fills_per_day()
-        several = db.refused_at_several_stations()
+        report = {
+            "days": reports.daily(db, args.since),
+            "backlogs": reports.backlogs(db),
+            "refused_at_several_stations": reports.refused_at_several_stations(db),
+            "quarantined": db.quarantine_count(),
+        }
     finally:
         db.close()
-    rows = [{**r, "stations": ", ".join(f"{s} ({n})" for s, n in sorted(r["stations"].items()))} for r in several]
-    human = "\n".join([
-        "fills and overfills per station per day",
-        table(daily, ["day", "station", "fills", "overfills"]),
-        "",
-        "cylinders refused at more than one station",
-        table(rows, ["cylinder_id", "stations", "last"]),
-    ])
-    emit({"fills_per_day": daily, "refused_at_several_stations": several}, args.json, human)
+    emit(report, args.json, reports.render(report, table))
     return 0
 
 
@@ -135,11 +182,14 @@ def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
         blocks = store.query("SELECT identifier, cylinder_id, reason, sender, at FROM fleet_blocks ORDER BY at")
     finally:
         store.close()
+    from fleet.views import code_tail
+
+    shown = [{**b, "identifier": code_tail(b["identifier"])} for b in blocks]
     human = "\n".join([
         f"fleet outbox     {counts['pending']} pending, {counts['delivered']} delivered",
         f"company locks    {', '.join(f'{k}: {v}' for k, v in locks.items()) or 'none'}",
         "company blocks",
-        table(blocks, ["identifier", "cylinder_id", "reason", "sender", "at"]),
+        table(shown, ["identifier", "cylinder_id", "reason", "sender", "at"], tz=config.tz),
     ])
     emit_({"outbox": counts, "locks": locks, "blocks": blocks}, args.json, human)
     return 0
@@ -180,8 +230,14 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p.add_argument("station", nargs="?", default="*")
     p = company("watch", cmd_watch, "live view of every station and lane")
     p.add_argument("--once", action="store_true", help="print the present state once and exit")
-    company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
-    company("report", cmd_report, "fills and overfills per station per day; cylinders refused at several stations")
+    p = company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
+    p.add_argument("--id", type=_segment, help="this collector's id (its broker session), when several run at once"
+                   " (default: collector_id in the company config)")
+    p.add_argument("--leave", action="store_true", help="retire this collector for good: drop its share of the events,"
+                   " store what its broker session still holds, and exit")
+    p = company("report", cmd_report, "per station per day: fills, kg, overfills, refusals, trips, aborts; backlogs;"
+                " codes refused at several stations; the quarantine")
+    p.add_argument("--since", type=_day, help="only days from this one on (YYYY-MM-DD, each station's own day)")
     outbox = commands.add_parser("outbox", help="this station's events owed to the company, its company locks and blocks")
     outbox.set_defaults(handler=cmd_outbox)
     common(outbox)

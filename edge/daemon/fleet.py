@@ -9,10 +9,10 @@ local rule.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
+from datetime import datetime
 from typing import Any
 
 from interlock import codes
@@ -43,12 +43,22 @@ class FleetService:
         self.outbox = FleetOutbox(self.marks, clock)
         self.key = self.fleet.command_key()
         self.patterns = [codes.UrlPattern(re.compile(p.regex), p.kind) for p in config.codes.url_patterns]
-        self.uplink = Uplink(self.fleet.broker, self.fleet.company, self.fleet.station_id, self.outbox, self.handle, clock)
+        # What the station publishes is stamped in its own time zone, with the offset: the company
+        # reads each station's times as the station lived them.
+        self.uplink = Uplink(self.fleet.broker, self.fleet.company, self.fleet.station_id, self.outbox, self.handle,
+                             self._local_now)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published: dict[str, tuple[Any, ...]] = {}
 
+    def _local_now(self) -> datetime:
+        return self.clock().astimezone(self.config.tz)
+
     def start(self) -> None:
+        # The command checks load now, not at the first command: a block must not wait for them.
+        from sync.fleet.validation import prepare
+
+        prepare()
         # Locks survive a restart: a lane the company stopped stays stopped.
         locks = self.ledger.locks()
         for lane in self.lanes.values():
@@ -101,12 +111,19 @@ class FleetService:
         return {
             "online": True,
             "version": __version__,
+            "tz": self.config.station.timezone,
             "lanes": sorted(self.lanes),
             "outbox": self.outbox.counts(),
             "cache_age_s": self.store.cache_age_s(now),
+            "uploads": self._uploads(),
             "locks": self.ledger.locks(),
             "fleet_blocks": self.store.query("SELECT count(*) AS n FROM fleet_blocks")[0]["n"],
         }
+
+    def _uploads(self) -> dict[str, int]:
+        """The city upload outbox: records still to send, and those the city refused for good."""
+        counts = {r["status"]: r["n"] for r in self.store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
+        return {"pending": counts.get("pending", 0), "dead": counts.get("dead", 0)}
 
     # Commands --------------------------------------------------------------------------------
 
@@ -116,10 +133,11 @@ class FleetService:
         try:
             command = parse_command(raw, self.key)
         except CommandError as exc:
-            command_id = _claimed_id(raw)
-            log.warning("fleet command %s refused: %s", command_id or "(no id)", exc)
-            self.store.journal(now, "fleet_command", {"id": command_id, "outcome": "refused", "detail": str(exc)})
-            return None if command_id is None else self._reply(command_id, None, "refused", str(exc))
+            # Answered even without an id to quote: the company learns that something it (or
+            # someone with its account) sent was refused, and why.
+            log.warning("fleet command %s refused: %s", exc.command_id or "(no valid id)", exc)
+            self.store.journal(now, "fleet_command", {"id": exc.command_id, "outcome": "refused", "detail": str(exc)})
+            return self._reply(exc.command_id or "", None, "refused", str(exc))
         if not command.targets(self.fleet.station_id):
             return None
         fields = {"sent_at": command.ts.isoformat(), "sender": command.sender, "action": command.action,
@@ -204,7 +222,7 @@ class FleetService:
 
     def _reply(self, command_id: str, action: str | None, outcome: str, detail: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
         extra = {"status": status} if status is not None else {}
-        return envelope("reply", self.fleet.company, self.fleet.station_id, self.clock(),
+        return envelope("reply", self.fleet.company, self.fleet.station_id, self._local_now(),
                         command_id=command_id, action=action, outcome=outcome, detail=detail, **extra)
 
 
@@ -223,11 +241,3 @@ def lane_state(lane: Lane) -> dict[str, Any]:
         "scale_ok": lane.scale_ok,
         "gross_kg": lane.last_gross_kg,
     }
-
-
-def _claimed_id(raw: bytes) -> str | None:
-    try:
-        value = json.loads(raw).get("id")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, str) and 0 < len(value) <= 64 else None

@@ -1,4 +1,5 @@
-"""Event payloads from the station's own rows: a finished fill, a rejected scan."""
+"""Event payloads from the station's own rows: a finished fill, a rejected scan. Stamped in the
+station's time zone, with its offset."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def fill_event(fill: dict[str, Any], company: str, station: str, tz: tzinfo, ts:
     moment = fill["started_at"] or fill["authorised_at"]
     day = datetime.fromisoformat(moment).astimezone(tz).date().isoformat() if moment else ts.astimezone(tz).date().isoformat()
     return envelope(
-        "fill", company, station, ts,
+        "fill", company, station, ts.astimezone(tz),
         key=fill["id"],
         fill_id=fill["id"],
         day=day,
@@ -33,7 +34,7 @@ def fill_event(fill: dict[str, Any], company: str, station: str, tz: tzinfo, ts:
 def scan_event(key: str, lane: str | None, data: dict[str, Any], company: str, station: str, tz: tzinfo, ts: datetime) -> dict[str, Any]:
     """A scan the lane refused, with the reasons the operator was shown."""
     return envelope(
-        "scan", company, station, ts,
+        "scan", company, station, ts.astimezone(tz),
         key=key,
         lane=lane,
         day=ts.astimezone(tz).date().isoformat(),

@@ -71,7 +71,9 @@ class Uplink:
     # Life cycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        client = mqtt.make_client(self.broker, client_id=f"{self.company}-{self.station}", persistent=True)
+        # The client id is the station id, which is also its broker username: the company's broker
+        # ties the two together (use_username_as_clientid), so no account can take another's session.
+        client = mqtt.make_client(self.broker, client_id=self.station, persistent=True)
         # The broker publishes this, retained, when the station vanishes without saying goodbye.
         client.will_set(self.health_topic, encode(self._offline("connection lost")), qos=1, retain=True)
         client.on_connect = self._on_connect
