@@ -46,7 +46,8 @@ def fill(store: Store, n: int, lane: str, at: datetime, operator: str, outcome: 
 
 def test_the_ledger_names_the_checkers_recorded_pre_fill_check(tmp_path: Path) -> None:
     """A fill that relied on a pre-fill check from the staff app (fills.precheck_id) shows that
-    check and its checker in 充装前检查; a fill without one shows the eligibility check it passed."""
+    check and its checker in 充装前检查; a fill without one says nobody checked it (未检): passing the
+    lane's eligibility rules is not a checker's check."""
     from edge.store import staff
 
     config_path = write_config(tmp_path)
@@ -67,7 +68,30 @@ def test_the_ledger_names_the_checkers_recorded_pre_fill_check(tmp_path: Path) -
     result = edge("export", "--config", str(config_path), "-o", str(out))
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
-    assert [(r["记录编号"], r["充装前检查"]) for r in rows] == [("fill-001", "合格（王芳）"), ("fill-002", "合格")]
+    assert [(r["记录编号"], r["充装前检查"]) for r in rows] == [("fill-001", "合格（王芳）"), ("fill-002", "未检")]
+
+
+def test_an_aborted_fill_that_took_gas_carries_its_net_mass_in_the_ledger(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    store = open_store(load_config(config_path))
+    try:
+        for n, final in ((1, 22.0), (2, 15.5), (3, None)):  # gas went in; a rise within no_flow_kg; no reading
+            at = DAY + timedelta(hours=n)
+            store.apply_record("A", Record(f"fill-{n:03d}", "authorised", {"cylinder_id": f"CYL{n:03d}", "code": f"C{n}",
+                                                                            "authorised_at": at, "tare_kg": 15.3,
+                                                                            "target_net_kg": 14.5}), at, {"medium": "G13"})
+            store.apply_record("A", Record(f"fill-{n:03d}", "filling", {"started_at": at, "start_gross_kg": 15.45}), at, {})
+            fields: dict[str, Any] = {"finished_at": at, "outcome": "aborted", "cause": "OPERATOR_ABORT"}
+            if final is not None:
+                fields["final_gross_kg"] = final
+            store.apply_record("A", Record(f"fill-{n:03d}", "aborted", fields), at, {})
+    finally:
+        store.close()
+    out = tmp_path / "ledger.csv"
+    assert edge("export", "--config", str(config_path), "-o", str(out)).returncode == 0
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(r["实际充装量(kg)"], r["充装后检查"], r["充装前检查"]) for r in rows] == [
+        ("6.7", "中止", "未检"), ("", "中止", "未检"), ("", "中止", "未检")]
 
 
 def rejected(store: Store, at: datetime, lane: str, reasons: list[str], cylinder: str | None) -> None:
@@ -159,7 +183,7 @@ def test_export_csv_and_xlsx_with_chinese_headers(station: Path, tmp_path: Path)
     assert raw.startswith(b"\xef\xbb\xbf"), "a BOM, so Excel and WPS read the headers as UTF-8"
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
     assert [r["记录编号"] for r in rows] == ["fill-001", "fill-002", "fill-003", "fill-004", "fill-005"]
-    assert rows[1]["充装后检查"] == "超装" and rows[1]["充装前检查"] == "合格" and rows[3]["中止原因"] == "秤通讯中断" and rows[0]["充装前称重(kg)"] == "15.45"
+    assert rows[1]["充装后检查"] == "超装" and rows[1]["充装前检查"] == "未检" and rows[3]["中止原因"] == "秤通讯中断" and rows[0]["充装前称重(kg)"] == "15.45"
     assert rows[0]["充装日期"] == "2026-11-20" and rows[0]["开始时间"] == "09:00:05"  # Shanghai time
     assert rows[0]["上传状态"] == "待上传" and rows[4]["上传状态"].startswith("不上传")
 
