@@ -83,11 +83,16 @@ class PostCheck:
     flag: Reason | None  # the re-weigh's flag (OVERFILLED or UNDERFILLED blocks dispatch until a new check)
 
 
-def dispatch_findings(last_fill: FillSummary | None, postcheck: PostCheck | None, blocked: str | None) -> list[Finding]:
-    """Why a cylinder may not leave on a delivery vehicle (empty: it may)."""
+def dispatch_findings(
+    last_fill: FillSummary | None, postcheck: PostCheck | None, blocked: str | None, dispatched: str | None = None,
+) -> list[Finding]:
+    """Why a cylinder may not leave on a delivery vehicle (empty: it may). `dispatched` says when
+    its last fill already left (a cylinder goes out once per fill)."""
     findings: list[Finding] = []
     if blocked is not None:
         findings.append(Finding(Reason.BLOCKED_LOCALLY, blocked))
+    if dispatched is not None:
+        findings.append(Finding(Reason.ALREADY_DISPATCHED, f"out at {dispatched}"))
     if last_fill is None or last_fill.status != "complete":
         detail = "never filled here" if last_fill is None else f"last fill {last_fill.status}"
         findings.append(Finding(Reason.FILL_NOT_COMPLETE, detail))

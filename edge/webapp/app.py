@@ -259,7 +259,8 @@ class WebApp:
         try:
             result = bindings.bind(
                 self.store, self.config, session.actor, form.getunicode("stamp", ""), form.getunicode("tag", ""),
-                form.get("tag_kind") == "rfid", [p for p in photos if p], self.clock(),
+                bindings.tag_kind(form.getunicode("tag_kind", "")), [p for p in photos if p], self.clock(),
+                form.getunicode("rebind_reason", ""),
             )
             return self._page("bind", session, result=result, problem="")
         except (Refused, ValueError) as exc:
