@@ -264,3 +264,18 @@ def test_a_fill_records_the_shift_on_duty_when_authorised(make_station: Any) -> 
     second = s.start_fill("A", s.cylinder(skip=1))
     assert (s.fill_row(first["fill_id"])["operator"], s.fill_row(first["fill_id"])["checker"]) == ("张伟", "王芳")
     assert (s.fill_row(second["fill_id"])["operator"], s.fill_row(second["fill_id"])["checker"]) == ("陈静", "张伟")
+
+
+def test_cache_import_refuses_masses_physics_rules_out(tmp_path: Path) -> None:
+    """Tare, fill mass and volume typed into a ledger are checked before they become the records
+    the lane fills by: not a number, not above zero, or more gas than the cylinder holds."""
+    config_path = write_config(tmp_path)
+    path = tmp_path / "ledger.csv"
+    head = "ID,使用单位名称,充装介质,使用状态,容积,皮重,充装量\n"
+    rows = ["C1,站,G13,在用,35.5,15.1,14.5", "C2,站,G13,在用,35.5,nan,14.5", "C3,站,G13,在用,35.5,-15.1,14.5",
+            "C4,站,G13,在用,35.5,15.1,inf", "C5,站,G13,在用,35.5,15.1,145", "C6,站,G13,在用,0,15.1,14.5"]
+    path.write_text(head + "\n".join(rows) + "\n", encoding="utf-8")
+    result = edge("cache", "import", str(path), "--config", str(config_path))
+    assert result.returncode == 1 and "loaded 1 cylinders, skipped 5" in result.stdout, result.stdout + result.stderr
+    assert "tare_kg: got 'nan', expected a number above zero" in result.stderr
+    assert "fill_mass_kg: 145.0 kg does not fit in 35.5 L" in result.stderr

@@ -85,6 +85,18 @@ def test_who_prechecked_a_cylinder_never_fills_it_and_who_filled_it_never_checks
     assert web.station.store.verify().ok
 
 
+def test_who_operated_a_fill_never_post_fill_checks_it(web: SimStation) -> None:
+    assign(web, "B", "mgr-chen", "chk-wang")
+    fill = filled(web, 6)
+    assert fill["operator"] == "陈静" and fill["precheck_id"] is None
+    code = web.cylinder(skip=6).row["qr_content"]
+    before = count(web, "checks")
+    refused = logged_in(web, "mgr-chen").form("/check/post", {"code": code, **all_items(web, "post")})
+    assert refused.status_code == 422 and "充装人员不得检查自己充装的气瓶" in refused.text and "mgr-chen operated" in refused.text
+    assert count(web, "checks") == before
+    assert "合格 PASSED" in logged_in(web, "chk-wang").form("/check/post", {"code": code, **all_items(web, "post")}).text
+
+
 def filled(s: SimStation, skip: int) -> dict[str, Any]:
     """A cylinder filled to its target on lane B, nobody's pre-fill check needed."""
     cylinder = s.cylinder(skip=skip)

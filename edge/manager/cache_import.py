@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from interlock.checks import LIQUID_KG_PER_L
 from interlock.rules import parse_month
 
 from ..output import Problems
@@ -144,9 +146,15 @@ def clean_row(raw: Any) -> dict[str, Any]:
     for name in _FLOATS:
         if name in row:
             try:
-                row[name] = float(row[name])
+                value = float(row[name])
             except (TypeError, ValueError):
                 raise ValueError(f"{name}: got {row[name]!r}, expected a number") from None
+            # A typed mass, volume or pressure is a physical quantity: finite and above zero.
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: got {row[name]!r}, expected a number above zero")
+            row[name] = value
+    if "fill_mass_kg" in row and "volume_l" in row and row["fill_mass_kg"] > row["volume_l"] * LIQUID_KG_PER_L:
+        raise ValueError(f"fill_mass_kg: {row['fill_mass_kg']} kg does not fit in {row['volume_l']} L")
     if "service_life_years" in row:
         try:
             row["service_life_years"] = int(row["service_life_years"])
