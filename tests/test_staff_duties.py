@@ -91,7 +91,11 @@ def test_who_operated_a_fill_never_post_fill_checks_it(web: SimStation) -> None:
     assert fill["operator"] == "陈静" and fill["precheck_id"] is None
     code = web.cylinder(skip=6).row["qr_content"]
     before = count(web, "checks")
-    refused = logged_in(web, "mgr-chen").form("/check/post", {"code": code, **all_items(web, "post")})
+    manager = logged_in(web, "mgr-chen")
+    # Said as soon as the cylinder is looked up: no check list to tick.
+    looked_up = manager.get("/check/post", params={"code": code}).text
+    assert "充装人员不得检查自己充装的气瓶" in looked_up and 'id="checklist"' not in looked_up
+    refused = manager.form("/check/post", {"code": code, **all_items(web, "post")})
     assert refused.status_code == 422 and "充装人员不得检查自己充装的气瓶" in refused.text and "mgr-chen operated" in refused.text
     assert count(web, "checks") == before
     assert "合格 PASSED" in logged_in(web, "chk-wang").form("/check/post", {"code": code, **all_items(web, "post")}).text

@@ -79,6 +79,17 @@ def postfill_items(config: Config) -> list[Item]:
     return [i.item() for i in config.checks.postfill]
 
 
+def refuse_own(store: Store, config: Config, actor: Actor, kind: str, row: dict[str, Any]) -> None:
+    """Refused when the person rule forbids `actor` this check of the cylinder: said as soon as the
+    cylinder is looked up, before the checker ticks a list that could not be recorded."""
+    if kind == "pre":
+        refuse_precheck_by_operator(store, config, actor, row["medium"])
+        return
+    fill = last_fill(store, row["id"])
+    if fill is not None:
+        refuse_postcheck_by_operator(store, actor, fill)
+
+
 def prefill(store: Store, config: Config, actor: Actor, code: str, ticked: Mapping[str, bool], now: datetime) -> CheckResult:
     """Record a pre-fill check. Any failed item refuses the cylinder for filling, naming the item."""
     row = resolve(store, config, code)

@@ -208,6 +208,7 @@ class WebApp:
         if code:
             try:
                 row = resolve(self.store, self.config, code)
+                checks.refuse_own(self.store, self.config, session.actor, kind, row)
                 values["cylinder"] = summary(self.store, row)
                 values["items"] = checks.prefill_items(self.config, row["medium"]) if kind == "pre" else checks.postfill_items(self.config)
             except Refused as exc:
