@@ -133,7 +133,7 @@ def test_a_reweigh_must_be_physically_possible_and_a_short_one_fails_and_blocks_
     # An underfill typed 3 kg short of the filling scale's final reading: asked to confirm first.
     short = round(fill["final_gross_kg"] - 3.0, 2)
     ask = c.form("/check/post", {"code": code, **items, "reweigh_kg": str(short)})
-    assert ask.status_code == 422 and "请核对后确认" in ask.text and 'name="confirm_kg"' in ask.text
+    assert ask.status_code == 422 and "复秤重量与充装秤终重不符，请确认" in ask.text and 'name="confirm_kg"' in ask.text
     assert count(web, "checks") == before
     # Confirming a different value than the one asked about does not count.
     other = c.form("/check/post", {"code": code, **items, "reweigh_kg": str(short + 0.6), "confirm_kg": str(short)})

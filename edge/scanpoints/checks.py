@@ -19,7 +19,7 @@ from interlock.checks import (
     Item, cylinder_capacity_kg, failed_items, reweigh_flag, reweigh_plausible, reweigh_range, typed_needs_confirmation,
 )
 from interlock.reasons import Reason
-from interlock.rules import CheckRecord
+from interlock.rules import CheckRecord, Finding
 
 from ..config import Config
 from ..store import Store, journal
@@ -40,13 +40,9 @@ class Unconfirmed(Refused):
     """A typed re-weigh the checker must confirm before it is recorded."""
 
     def __init__(self, typed_kg: float, final_gross_kg: float, tolerance_kg: float) -> None:
-        super().__init__([])
+        detail = f"{typed_kg} kg; 充装秤终重 filling scale {final_gross_kg} kg, 允差 tolerance {tolerance_kg} kg"
+        super().__init__([Finding(Reason.REWEIGH_UNCONFIRMED, detail)])
         self.typed_kg = typed_kg
-        self.args = (
-            f"复秤 {typed_kg} kg 与充装秤终重 {final_gross_kg} kg 相差超过 {tolerance_kg} kg，请核对后确认"
-            f" / typed re-weigh {typed_kg} kg differs from the filling scale's final {final_gross_kg} kg"
-            f" by more than {tolerance_kg} kg: check it and confirm",
-        )
 
 
 def parse_reweigh(text: str) -> float:
