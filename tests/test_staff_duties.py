@@ -15,7 +15,7 @@ from edge.scanpoints import Actor, checks
 from interlock.reasons import Reason
 
 from .conftest import SimStation
-from .webapp_support import Client, all_items, enrol, webapp_override
+from .webapp_support import all_items, edge_verify, enrol, logged_in, webapp_override
 
 
 @pytest.fixture
@@ -23,12 +23,6 @@ def web(make_station: Callable[..., SimStation], tmp_path: Path) -> SimStation:
     s = make_station(webapp_override(tmp_path, precheck_lane=None))
     enrol(s)
     return s
-
-
-def logged_in(s: SimStation, person: str) -> Client:
-    c = Client(s)
-    assert c.login(person).status_code == 303
-    return c
 
 
 def count(s: SimStation, sql: str) -> int:
@@ -82,11 +76,11 @@ def test_who_prechecked_a_cylinder_never_fills_it_and_who_filled_it_never_checks
     assert manager.form("/check/post", {"code": code, **all_items(web, "post")}).status_code == 422
     # Someone else checks it.
     assert "合格 PASSED" in checker.form("/check/post", {"code": code, **all_items(web, "post")}).text
-    assert web.station.store.verify().ok
+    assert edge_verify(web)
 
 
 def test_who_operated_a_fill_never_post_fill_checks_it(web: SimStation) -> None:
-    assign(web, "B", "mgr-chen", "chk-wang")
+    assign(web, "A", "mgr-chen", "chk-wang")
     fill = filled(web, 6)
     assert fill["operator"] == "陈静" and fill["precheck_id"] is None
     code = web.cylinder(skip=6).row["qr_content"]
@@ -102,12 +96,12 @@ def test_who_operated_a_fill_never_post_fill_checks_it(web: SimStation) -> None:
 
 
 def filled(s: SimStation, skip: int) -> dict[str, Any]:
-    """A cylinder filled to its target on lane B, nobody's pre-fill check needed."""
+    """A cylinder filled to its target on lane A (Modbus TCP), nobody's pre-fill check needed."""
     cylinder = s.cylinder(skip=skip)
-    s.start_fill("B", cylinder)
-    end = s.wait("B", "fill_end", timeout=30)
+    s.start_fill("A", cylinder)
+    end = s.wait("A", "fill_end", timeout=30)
     assert end["status"] == "complete"
-    s.modbus("B").model.remove()
+    s.modbus("A").model.remove()
     return s.fill_row(end["fill_id"])
 
 
@@ -121,7 +115,7 @@ def test_a_reweigh_must_be_physically_possible_and_a_short_one_fails_and_blocks_
     # Below the tare: a typing error, refused with the range the cylinder can read.
     low = c.form("/check/post", {"code": code, **items, "reweigh_kg": "3.3"})
     assert low.status_code == 422 and "复秤重量不可能" in low.text
-    floor = round(cylinder["tare_kg"] - web.config.lanes[1].fill.tare_tolerance_kg, 3)
+    floor = round(cylinder["tare_kg"] - web.config.lanes[0].fill.tare_tolerance_kg, 3)
     assert f"{floor}–" in low.text and "合格" not in low.text.split('id="problem"')[1].split("</p>")[0]
     # Beyond tare + capacity, or not a number: refused in our words, never Python's.
     assert "复秤重量不可能" in c.form("/check/post", {"code": code, **items, "reweigh_kg": "999"}).text
@@ -153,7 +147,7 @@ def test_a_reweigh_must_be_physically_possible_and_a_short_one_fails_and_blocks_
     ok = c.form("/check/post", {"code": code, **items, "reweigh_kg": typed})
     assert ok.status_code == 200 and "合格 PASSED" in ok.text, ok.text
     assert d.form("/dispatch", {"code": code}).status_code == 200 and count(web, "dispatches") == 1
-    assert web.station.store.verify().ok
+    assert edge_verify(web)
 
 
 def test_a_check_recorded_passed_with_an_underfill_by_an_older_release_still_blocks_dispatch(web: SimStation) -> None:
