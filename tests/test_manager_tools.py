@@ -279,3 +279,29 @@ def test_cache_import_refuses_masses_physics_rules_out(tmp_path: Path) -> None:
     assert result.returncode == 1 and "loaded 1 cylinders, skipped 5" in result.stdout, result.stdout + result.stderr
     assert "tare_kg: got 'nan', expected a number above zero" in result.stderr
     assert "fill_mass_kg: 145.0 kg does not fit in 35.5 L" in result.stderr
+
+
+def test_cache_import_never_re_points_another_cylinders_identifier(tmp_path: Path) -> None:
+    """Promise 14: an identifier belongs to one cylinder. A ledger row reusing a cached cylinder's
+    stamp number or RFID tag, or an earlier row's, is skipped and named; its cylinder keeps it."""
+    from edge.scanpoints.common import resolve
+
+    config_path = write_config(tmp_path)
+    head = "ID,使用单位名称,充装介质,使用状态,产品编号,RFID\n"
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(head + "C1,站,G13,在用,YSP-001,E2000001\nC2,站,G13,在用,YSP-002,\n", encoding="utf-8")
+    second.write_text(head + "C3,站,G13,在用,YSP-001,\nC4,站,G13,在用,YSP-004,E2000001\nC5,站,G13,在用,YSP-005,\n"
+                      "C6,站,G13,在用,YSP-005,\nC2,站,G13,在用,YSP-002,E2000002\n", encoding="utf-8")
+    assert edge("cache", "import", str(first), "--config", str(config_path)).returncode == 0
+    result = edge("cache", "import", str(second), "--config", str(config_path))
+    assert result.returncode == 1 and "loaded 2 cylinders, skipped 3" in result.stdout, result.stdout + result.stderr
+    assert f"{second}:2: its product identifier belongs to cylinder C1" in result.stderr
+    assert f"{second}:3: its rfid identifier belongs to cylinder C1" in result.stderr
+    assert f"{second}:5: its product identifier belongs to cylinder C5" in result.stderr
+    config = load_config(config_path)
+    store = open_store(config)
+    try:
+        assert [resolve(store, config, code)["id"] for code in ("YSP-001", "YSP-005", "YSP-002")] == ["C1", "C5", "C2"]
+        assert store.query("SELECT cylinder_id FROM identifiers WHERE value = 'E2000001'") == [{"cylinder_id": "C1"}]
+    finally:
+        store.close()

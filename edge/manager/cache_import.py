@@ -22,6 +22,7 @@ from interlock.rules import parse_month
 
 from ..output import Problems
 from ..store import Store
+from ..store.database import identifier_pairs
 from ..store.schema import CITY_FIELDS, STATION_FIELDS
 
 _BY_LABEL = {label: name for name, label in {**CITY_FIELDS, **STATION_FIELDS}.items()}
@@ -179,14 +180,21 @@ def import_file(store: Store, path: Path, now: datetime, progress: Callable[[int
     report = ImportReport()
 
     def good_rows() -> Iterator[dict[str, Any]]:
+        # Rows are held back a batch at a time, so each batch is checked against the cache with one
+        # query, after the store committed the one before it.
+        chunk: list[tuple[int, dict[str, Any]]] = []
         for count, (line, raw) in enumerate(read_rows(path), start=1):
             try:
-                yield clean_row(raw)
+                chunk.append((line, clean_row(raw)))
             except ValueError as exc:
                 report.skipped += 1
                 report.problems.add(str(line), str(exc))
+            if len(chunk) >= batch:
+                yield from _unclaimed(store, chunk, report)
+                chunk = []
             if progress and count % 500 == 0:
                 progress(count)
+        yield from _unclaimed(store, chunk, report)
 
     report.loaded = store.upsert_cylinders(good_rows(), now, batch)
     if progress:
@@ -194,3 +202,19 @@ def import_file(store: Store, path: Path, now: datetime, progress: Callable[[int
     if report.loaded:
         store.mark_cache_refreshed(now)
     return report
+
+
+def _unclaimed(store: Store, chunk: list[tuple[int, dict[str, Any]]], report: ImportReport) -> Iterator[dict[str, Any]]:
+    """The rows none of whose identifiers (stamp number, codes, tags) belongs to another cylinder,
+    in the cache or in an earlier row: an import adds and corrects records, it never re-points an
+    identifier from one cylinder to another."""
+    owners = store.identifier_owners(pair for _, row in chunk for pair in identifier_pairs(row))
+    for line, row in chunk:
+        pairs = identifier_pairs(row)
+        taken = next(((kind, owners[(kind, value)]) for kind, value in pairs if owners.get((kind, value), row["id"]) != row["id"]), None)
+        if taken is not None:
+            report.skipped += 1
+            report.problems.add(str(line), f"its {taken[0]} identifier belongs to cylinder {taken[1]}")
+            continue
+        owners.update({pair: row["id"] for pair in pairs})
+        yield row
