@@ -31,6 +31,13 @@ class Reason(StrEnum):
     FILL_NOT_COMPLETE = "FILL_NOT_COMPLETE"
     POSTCHECK_MISSING = "POSTCHECK_MISSING"
     POSTCHECK_FAILED = "POSTCHECK_FAILED"
+    # Separation of duties by person, and values a person typed that physics rules out.
+    SAME_PERSON = "SAME_PERSON"
+    REWEIGH_IMPLAUSIBLE = "REWEIGH_IMPLAUSIBLE"
+    REWEIGH_UNCONFIRMED = "REWEIGH_UNCONFIRMED"
+    # One fill leaves the station once; an identifier belongs to one cylinder.
+    ALREADY_DISPATCHED = "ALREADY_DISPATCHED"
+    TAG_TAKEN = "TAG_TAKEN"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     # Warnings: shown to the operator, never block a fill.
     INSPECTION_DUE_SOON = "INSPECTION_DUE_SOON"
@@ -87,6 +94,11 @@ TEXT: dict[Reason, tuple[str, str]] = {
     Reason.FILL_NOT_COMPLETE: ("最近一次充装未完成", "last fill not completed"),
     Reason.POSTCHECK_MISSING: ("未做充装后检查", "no post-fill check"),
     Reason.POSTCHECK_FAILED: ("充装后检查不合格", "post-fill check failed"),
+    Reason.SAME_PERSON: ("充装人员不得检查自己充装的气瓶", "the person who operates a fill may not check it"),
+    Reason.REWEIGH_IMPLAUSIBLE: ("复秤重量不可能，请重新称重或核对输入", "re-weigh impossible for this cylinder: weigh again or check what was typed"),
+    Reason.REWEIGH_UNCONFIRMED: ("复秤重量与充装秤终重不符，请确认", "re-weigh differs from the filling scale's final reading: confirm it"),
+    Reason.ALREADY_DISPATCHED: ("本次充装的气瓶已出站", "this fill has already left the station"),
+    Reason.TAG_TAKEN: ("标识已属于另一只气瓶", "identifier belongs to another cylinder"),
     Reason.STORE_UNAVAILABLE: ("记录无法保存（磁盘满或只读），暂停充装", "records cannot be saved (disk full or read-only); filling paused"),
     Reason.INSPECTION_DUE_SOON: ("即将到检", "inspection due soon"),
     Reason.CACHE_AGING: ("气瓶数据较旧", "cylinder data getting old"),

@@ -60,8 +60,9 @@ class CheckRecord:
 
     passed: bool
     at: datetime
-    checker: str
+    checker: str  # the name the records show
     failed_items: tuple[str, ...] = ()
+    checker_id: str = ""  # the person, for the rule that an operator never checks their own fill
 
 
 @dataclass(frozen=True)

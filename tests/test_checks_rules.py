@@ -89,7 +89,9 @@ def post(passed: bool = True, flag: Reason | None = None) -> PostCheck:
     ("fill", "postcheck", "blocked", "reasons"),
     [
         (FillSummary("complete", "ok"), post(), None, []),
-        (FillSummary("complete", "UNDERFILLED"), post(flag=Reason.UNDERFILLED), None, []),
+        # A check recorded as passed with an UNDERFILLED flag (as older releases did) still blocks.
+        (FillSummary("complete", "UNDERFILLED"), post(flag=Reason.UNDERFILLED), None, [Reason.UNDERFILLED]),
+        (FillSummary("complete", "ok"), post(False, Reason.UNDERFILLED), None, [Reason.UNDERFILLED, Reason.POSTCHECK_FAILED]),
         (None, None, None, [Reason.FILL_NOT_COMPLETE]),
         (FillSummary("aborted", "aborted"), post(), None, [Reason.FILL_NOT_COMPLETE]),
         (FillSummary("filling", None), None, None, [Reason.FILL_NOT_COMPLETE]),

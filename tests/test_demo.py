@@ -37,6 +37,8 @@ def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
     assert summary["prefill_checks"] >= 4 and summary["prefill_refused"] == 1
     assert summary["rejected"][Reason.PRECHECK_MISSING] == 1 == summary["scans_refused_no_precheck"]
     assert summary["rejected"][Reason.PRECHECK_FAILED] == 1
+    # The scripted checker's person rule: lane A's operator may not pre-check for it.
+    assert "REFUSED: 充装人员不得检查自己充装的气瓶" in result.stderr
     assert summary["postfill_checks"] == summary["fills_completed"] == summary["dispatches"]
     assert summary["tag_bindings"] == 1
     assert summary["elapsed_s"] < 60

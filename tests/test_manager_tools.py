@@ -46,7 +46,8 @@ def fill(store: Store, n: int, lane: str, at: datetime, operator: str, outcome: 
 
 def test_the_ledger_names_the_checkers_recorded_pre_fill_check(tmp_path: Path) -> None:
     """A fill that relied on a pre-fill check from the staff app (fills.precheck_id) shows that
-    check and its checker in 充装前检查; a fill without one shows the eligibility check it passed."""
+    check and its checker in 充装前检查; a fill without one says nobody checked it (未检): passing the
+    lane's eligibility rules is not a checker's check."""
     from edge.store import staff
 
     config_path = write_config(tmp_path)
@@ -67,7 +68,30 @@ def test_the_ledger_names_the_checkers_recorded_pre_fill_check(tmp_path: Path) -
     result = edge("export", "--config", str(config_path), "-o", str(out))
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
-    assert [(r["记录编号"], r["充装前检查"]) for r in rows] == [("fill-001", "合格（王芳）"), ("fill-002", "合格")]
+    assert [(r["记录编号"], r["充装前检查"]) for r in rows] == [("fill-001", "合格（王芳）"), ("fill-002", "未检")]
+
+
+def test_an_aborted_fill_that_took_gas_carries_its_net_mass_in_the_ledger(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path)
+    store = open_store(load_config(config_path))
+    try:
+        for n, final in ((1, 22.0), (2, 15.5), (3, None)):  # gas went in; a rise within no_flow_kg; no reading
+            at = DAY + timedelta(hours=n)
+            store.apply_record("A", Record(f"fill-{n:03d}", "authorised", {"cylinder_id": f"CYL{n:03d}", "code": f"C{n}",
+                                                                            "authorised_at": at, "tare_kg": 15.3,
+                                                                            "target_net_kg": 14.5}), at, {"medium": "G13"})
+            store.apply_record("A", Record(f"fill-{n:03d}", "filling", {"started_at": at, "start_gross_kg": 15.45}), at, {})
+            fields: dict[str, Any] = {"finished_at": at, "outcome": "aborted", "cause": "OPERATOR_ABORT"}
+            if final is not None:
+                fields["final_gross_kg"] = final
+            store.apply_record("A", Record(f"fill-{n:03d}", "aborted", fields), at, {})
+    finally:
+        store.close()
+    out = tmp_path / "ledger.csv"
+    assert edge("export", "--config", str(config_path), "-o", str(out)).returncode == 0
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(r["实际充装量(kg)"], r["充装后检查"], r["充装前检查"]) for r in rows] == [
+        ("6.7", "中止", "未检"), ("", "中止", "未检"), ("", "中止", "未检")]
 
 
 def rejected(store: Store, at: datetime, lane: str, reasons: list[str], cylinder: str | None) -> None:
@@ -159,7 +183,7 @@ def test_export_csv_and_xlsx_with_chinese_headers(station: Path, tmp_path: Path)
     assert raw.startswith(b"\xef\xbb\xbf"), "a BOM, so Excel and WPS read the headers as UTF-8"
     rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
     assert [r["记录编号"] for r in rows] == ["fill-001", "fill-002", "fill-003", "fill-004", "fill-005"]
-    assert rows[1]["充装后检查"] == "超装" and rows[1]["充装前检查"] == "合格" and rows[3]["中止原因"] == "秤通讯中断" and rows[0]["充装前称重(kg)"] == "15.45"
+    assert rows[1]["充装后检查"] == "超装" and rows[1]["充装前检查"] == "未检" and rows[3]["中止原因"] == "秤通讯中断" and rows[0]["充装前称重(kg)"] == "15.45"
     assert rows[0]["充装日期"] == "2026-11-20" and rows[0]["开始时间"] == "09:00:05"  # Shanghai time
     assert rows[0]["上传状态"] == "待上传" and rows[4]["上传状态"].startswith("不上传")
 
@@ -240,3 +264,44 @@ def test_a_fill_records_the_shift_on_duty_when_authorised(make_station: Any) -> 
     second = s.start_fill("A", s.cylinder(skip=1))
     assert (s.fill_row(first["fill_id"])["operator"], s.fill_row(first["fill_id"])["checker"]) == ("张伟", "王芳")
     assert (s.fill_row(second["fill_id"])["operator"], s.fill_row(second["fill_id"])["checker"]) == ("陈静", "张伟")
+
+
+def test_cache_import_refuses_masses_physics_rules_out(tmp_path: Path) -> None:
+    """Tare, fill mass and volume typed into a ledger are checked before they become the records
+    the lane fills by: not a number, not above zero, or more gas than the cylinder holds."""
+    config_path = write_config(tmp_path)
+    path = tmp_path / "ledger.csv"
+    head = "ID,使用单位名称,充装介质,使用状态,容积,皮重,充装量\n"
+    rows = ["C1,站,G13,在用,35.5,15.1,14.5", "C2,站,G13,在用,35.5,nan,14.5", "C3,站,G13,在用,35.5,-15.1,14.5",
+            "C4,站,G13,在用,35.5,15.1,inf", "C5,站,G13,在用,35.5,15.1,145", "C6,站,G13,在用,0,15.1,14.5"]
+    path.write_text(head + "\n".join(rows) + "\n", encoding="utf-8")
+    result = edge("cache", "import", str(path), "--config", str(config_path))
+    assert result.returncode == 1 and "loaded 1 cylinders, skipped 5" in result.stdout, result.stdout + result.stderr
+    assert "tare_kg: got 'nan', expected a number above zero" in result.stderr
+    assert "fill_mass_kg: 145.0 kg does not fit in 35.5 L" in result.stderr
+
+
+def test_cache_import_never_re_points_another_cylinders_identifier(tmp_path: Path) -> None:
+    """Promise 14: an identifier belongs to one cylinder. A ledger row reusing a cached cylinder's
+    stamp number or RFID tag, or an earlier row's, is skipped and named; its cylinder keeps it."""
+    from edge.scanpoints.common import resolve
+
+    config_path = write_config(tmp_path)
+    head = "ID,使用单位名称,充装介质,使用状态,产品编号,RFID\n"
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(head + "C1,站,G13,在用,YSP-001,E2000001\nC2,站,G13,在用,YSP-002,\n", encoding="utf-8")
+    second.write_text(head + "C3,站,G13,在用,YSP-001,\nC4,站,G13,在用,YSP-004,E2000001\nC5,站,G13,在用,YSP-005,\n"
+                      "C6,站,G13,在用,YSP-005,\nC2,站,G13,在用,YSP-002,E2000002\n", encoding="utf-8")
+    assert edge("cache", "import", str(first), "--config", str(config_path)).returncode == 0
+    result = edge("cache", "import", str(second), "--config", str(config_path))
+    assert result.returncode == 1 and "loaded 2 cylinders, skipped 3" in result.stdout, result.stdout + result.stderr
+    assert f"{second}:2: its product identifier belongs to cylinder C1" in result.stderr
+    assert f"{second}:3: its rfid identifier belongs to cylinder C1" in result.stderr
+    assert f"{second}:5: its product identifier belongs to cylinder C5" in result.stderr
+    config = load_config(config_path)
+    store = open_store(config)
+    try:
+        assert [resolve(store, config, code)["id"] for code in ("YSP-001", "YSP-005", "YSP-002")] == ["C1", "C5", "C2"]
+        assert store.query("SELECT cylinder_id FROM identifiers WHERE value = 'E2000001'") == [{"cylinder_id": "C1"}]
+    finally:
+        store.close()

@@ -235,8 +235,11 @@ def test_postfill_check_and_dispatch_at_the_gate(web: SimStation) -> None:
     assert refused.status_code == 422 and "未做充装后检查" in refused.text
     c = checker(web)
     # An overfill found at the re-weigh (on a check scale) fails the check and blocks dispatch.
-    heavy = row["tare_kg"] + row["fill_mass_kg"] + 2.0
-    flagged = c.form("/check/post", {"code": code, **all_items(web, "post"), "reweigh_kg": str(heavy)})
+    heavy = str(round(row["tare_kg"] + row["fill_mass_kg"] + 2.0, 2))
+    # Typed 2 kg above the filling scale's final reading: the checker confirms the value first.
+    asked = c.form("/check/post", {"code": code, **all_items(web, "post"), "reweigh_kg": heavy})
+    assert asked.status_code == 422 and 'name="confirm_kg"' in asked.text
+    flagged = c.form("/check/post", {"code": code, **all_items(web, "post"), "reweigh_kg": heavy, "confirm_kg": heavy})
     assert "OVERFILLED" in flagged.text and "不合格 REFUSED" in flagged.text
     refused = d.form("/dispatch", {"code": code})
     assert "超装" in refused.text and "充装后检查不合格" in refused.text

@@ -85,3 +85,16 @@ class Client:
 def all_items(s: SimStation, kind: str, medium: str = "G13") -> dict[str, str]:
     items = s.config.checks.prefill[medium] if kind == "pre" else s.config.checks.postfill
     return {f"item_{i.id}": "pass" for i in items}
+
+
+def logged_in(s: SimStation, person: str) -> Client:
+    c = Client(s)
+    assert c.login(person).status_code == 303, f"{person} could not log in"
+    return c
+
+
+def edge_verify(s: SimStation) -> bool:
+    """`edge verify` on the running station's store: the chain, and every row the journal implies."""
+    from edge.cli import main
+
+    return main(["verify", "--config", str(Path(str(s.config.store.path)).parent / "station.yaml")]) == 0

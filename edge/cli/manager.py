@@ -187,7 +187,8 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     try:
         problem = _verified(store, args, "ledger export")
         filters = _filters(args, config, store)
-        rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit)
+        rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit,
+                                  {lane.id: lane.fill.no_flow_kg for lane in config.lanes})
     finally:
         store.close()
     days = [row["date"] for row in rows if row["date"] is not None]

@@ -62,8 +62,23 @@ class Checker:
         """The lane refuses a cylinder nobody checked, then one whose check failed an item."""
         code = cylinder.row["qr_content"]
         scan(code, "own cylinder, not checked")
+        self._operator_checks(cylinder)
         self.precheck(cylinder, fail="valve")
         scan(code, "own cylinder, check failed")
+
+    def _operator_checks(self, cylinder: Generated) -> None:
+        """The lane's operator, though a manager who may check, may not pre-check what the lane fills."""
+        on_shift = self.store.query(
+            "SELECT s.operator AS id, o.name FROM shifts s JOIN staff o ON o.id = s.operator WHERE s.lane = ?", [PRECHECK_LANE]
+        )[0]
+        operator = Actor(on_shift["id"], on_shift["name"], "manager")
+        said = f"operator   {operator.name} pre-fill check of {cylinder.row['id']} for lane {PRECHECK_LANE}"
+        try:
+            checks.prefill(self.store, self.config, operator, cylinder.row["qr_content"], self._items("pre"), utc_now())
+        except Refused as exc:
+            self.say(f"{said}: REFUSED: {exc}")
+            return
+        self.say(f"{said}: RECORDED, the person rule did not hold")
 
     def after_fills(self, unfilled: Generated, tag_for: Generated) -> None:
         """Post-fill checks and dispatch of every completed fill, a refused dispatch, a binding."""

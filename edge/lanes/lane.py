@@ -42,6 +42,7 @@ from interlock.fill import (
     Weight,
     step,
 )
+from interlock.duties import Act, Duty, conflicts
 from interlock.reasons import Reason, text
 from interlock.rules import (
     CheckRecord,
@@ -58,6 +59,7 @@ from interlock.rules import (
 from ..config import Config, LaneConfig
 from ..logs import LaneLog
 from ..scanpoints.checks import latest_precheck
+from ..scanpoints.duties import lane_operator
 from ..store import Store, StoreUnavailable, staff
 from ..textsafe import scanned_text
 from .lookup import Answer, LiveLookup, Source
@@ -478,6 +480,7 @@ class Lane:
         if self.lookup is not None and not decision.allowed:
             cylinder, decision = self._with_city_record(self.lookup, identifier, cylinder, decision, now)
         self._scanned = cylinder.id if cylinder else None
+        decision = self._separate_duties(decision)
         if not decision.allowed or cylinder is None:
             return decision, None
         plan = self._plan(cylinder, identifier.value)
@@ -513,6 +516,16 @@ class Lane:
         """The cylinder's latest pre-fill check, kept for the fill record that may follow."""
         self._precheck = latest_precheck(self.store, cylinder.id) if cylinder else None
         return self._precheck[1] if self._precheck else None
+
+    def _separate_duties(self, decision: Decision) -> Decision:
+        """The lane's operator may not fill a cylinder they pre-checked themselves."""
+        if self._precheck is None:
+            return decision
+        check = self._precheck[1]
+        found = conflicts(
+            Act.by(Duty.OPERATE, lane_operator(self.store, self.id)), [Act.by(Duty.PRECHECK, check.checker_id, at=check.at)]
+        )
+        return Decision(False, decision.findings + tuple(found)) if found else decision
 
     def _await_city(self, pending: Future[Answer], deadline_s: float) -> Answer:
         """The city's answer, or a timeout at the deadline; the loop's heartbeat goes on meanwhile."""

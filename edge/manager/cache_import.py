@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from interlock.checks import LIQUID_KG_PER_L
 from interlock.rules import parse_month
 
 from ..output import Problems
 from ..store import Store
+from ..store.database import identifier_pairs
 from ..store.schema import CITY_FIELDS, STATION_FIELDS
 
 _BY_LABEL = {label: name for name, label in {**CITY_FIELDS, **STATION_FIELDS}.items()}
@@ -144,9 +147,15 @@ def clean_row(raw: Any) -> dict[str, Any]:
     for name in _FLOATS:
         if name in row:
             try:
-                row[name] = float(row[name])
+                value = float(row[name])
             except (TypeError, ValueError):
                 raise ValueError(f"{name}: got {row[name]!r}, expected a number") from None
+            # A typed mass, volume or pressure is a physical quantity: finite and above zero.
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name}: got {row[name]!r}, expected a number above zero")
+            row[name] = value
+    if "fill_mass_kg" in row and "volume_l" in row and row["fill_mass_kg"] > row["volume_l"] * LIQUID_KG_PER_L:
+        raise ValueError(f"fill_mass_kg: {row['fill_mass_kg']} kg does not fit in {row['volume_l']} L")
     if "service_life_years" in row:
         try:
             row["service_life_years"] = int(row["service_life_years"])
@@ -171,14 +180,21 @@ def import_file(store: Store, path: Path, now: datetime, progress: Callable[[int
     report = ImportReport()
 
     def good_rows() -> Iterator[dict[str, Any]]:
+        # Rows are held back a batch at a time, so each batch is checked against the cache with one
+        # query, after the store committed the one before it.
+        chunk: list[tuple[int, dict[str, Any]]] = []
         for count, (line, raw) in enumerate(read_rows(path), start=1):
             try:
-                yield clean_row(raw)
+                chunk.append((line, clean_row(raw)))
             except ValueError as exc:
                 report.skipped += 1
                 report.problems.add(str(line), str(exc))
+            if len(chunk) >= batch:
+                yield from _unclaimed(store, chunk, report)
+                chunk = []
             if progress and count % 500 == 0:
                 progress(count)
+        yield from _unclaimed(store, chunk, report)
 
     report.loaded = store.upsert_cylinders(good_rows(), now, batch)
     if progress:
@@ -186,3 +202,19 @@ def import_file(store: Store, path: Path, now: datetime, progress: Callable[[int
     if report.loaded:
         store.mark_cache_refreshed(now)
     return report
+
+
+def _unclaimed(store: Store, chunk: list[tuple[int, dict[str, Any]]], report: ImportReport) -> Iterator[dict[str, Any]]:
+    """The rows none of whose identifiers (stamp number, codes, tags) belongs to another cylinder,
+    in the cache or in an earlier row: an import adds and corrects records, it never re-points an
+    identifier from one cylinder to another."""
+    owners = store.identifier_owners(pair for _, row in chunk for pair in identifier_pairs(row))
+    for line, row in chunk:
+        pairs = identifier_pairs(row)
+        taken = next(((kind, owners[(kind, value)]) for kind, value in pairs if owners.get((kind, value), row["id"]) != row["id"]), None)
+        if taken is not None:
+            report.skipped += 1
+            report.problems.add(str(line), f"its {taken[0]} identifier belongs to cylinder {taken[1]}")
+            continue
+        owners.update({pair: row["id"] for pair in pairs})
+        yield row

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ LEDGER_COLUMNS = [
     ("id", "记录编号"),
 ]
 WEIGHTS = ("tare_kg", "target_net_kg", "start_gross_kg", "final_gross_kg", "net_kg")
+UNCHECKED = "未检"  # no checker's recorded pre-fill check
 RESULT_TEXT = {"ok": "合格", "OVERFILLED": "超装", "UNDERFILLED": "欠装", "aborted": "中止"}
 UPLOAD_TEXT = {"sent": "已上传", "pending": "待上传", "dead": "被拒收", None: "不上传(未开始充装)"}
 
@@ -181,9 +183,13 @@ def reason_text(code: str | None) -> str:
 # The filling ledger --------------------------------------------------------------------------------
 
 
-def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> list[dict[str, Any]]:
+def ledger_rows(
+    store: Store, tz: ZoneInfo, f: Filters, filling_unit: str, no_flow_kg: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
     """The ledger, oldest first: local dates and times as date/time values, weights as numbers,
-    the cylinder's model, volume and next inspection from the cache, the medium by its name."""
+    the cylinder's model, volume and next inspection from the cache, the medium by its name.
+    `no_flow_kg` is each lane's smallest rise that counts as gas (fill.no_flow_kg): an aborted
+    fill whose last weight rose more than that carries the net mass it holds."""
     from .documents import medium_name
 
     uploads = {
@@ -222,6 +228,7 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
             "medium": medium_name(fill["medium"]),
             # Weights as the scale shows them, without binary floating-point tails.
             **{k: None if fill[k] is None else round(fill[k], 3) for k in WEIGHTS},
+            "net_kg": _net(fill, no_flow_kg or {}),
             "pre_check": _pre_check(prechecks.get(fill["precheck_id"] or "")),
             "result": RESULT_TEXT.get(fill["outcome"] or "", fill["outcome"] or "进行中"),
             "cause": reason_text(fill["cause"]),
@@ -233,11 +240,23 @@ def ledger_rows(store: Store, tz: ZoneInfo, f: Filters, filling_unit: str) -> li
 
 def _pre_check(check: dict[str, Any] | None) -> str:
     """The pre-fill check column: the checker's recorded check with their name where the fill
-    names one; otherwise the eligibility check every authorised fill passed (only an eligible scan
-    is authorised)."""
+    names one; otherwise 未检. Passing the lane's eligibility rules is not a checker's check, and
+    the ledger does not say one happened."""
     if check is None:
-        return "合格"
+        return UNCHECKED
     return f"{'合格' if check['passed'] else '不合格'}（{check['checker_name']}）"
+
+
+def _net(fill: dict[str, Any], no_flow_kg: Mapping[str, float]) -> float | None:
+    """The net mass the cylinder holds: a completed fill's, or an aborted one's whose last weight
+    shows that gas went in (a blank would say it holds nothing)."""
+    if fill["net_kg"] is not None:
+        return round(fill["net_kg"], 3)
+    final, start, tare = fill["final_gross_kg"], fill["start_gross_kg"], fill["tare_kg"]
+    if fill["status"] != "aborted" or fill["started_at"] is None or None in (final, start, tare):
+        return None
+    threshold = no_flow_kg.get(fill["lane"], max(no_flow_kg.values(), default=0.0))
+    return round(final - tare, 3) if final - start > threshold else None
 
 
 def day_totals(rows: list[dict[str, Any]]) -> dict[date | None, tuple[int, float]]:

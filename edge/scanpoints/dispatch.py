@@ -41,7 +41,7 @@ def dispatch(store: Store, config: Config, actor: Actor, vehicle: dict[str, str]
             record = CheckRecord(bool(check["passed"]), datetime.fromisoformat(check["at"]), check["checker_name"])
             post = PostCheck(record, Reason(check["flag"]) if check["flag"] else None)
     summary = None if fill is None else FillSummary(fill["status"], fill["outcome"])
-    findings = dispatch_findings(summary, post, row.get("blocked_reason"))
+    findings = dispatch_findings(summary, post, row.get("blocked_reason"), _dispatched(store, fill))
     if findings:
         raise Refused(findings)
     assert fill is not None
@@ -51,11 +51,23 @@ def dispatch(store: Store, config: Config, actor: Actor, vehicle: dict[str, str]
     node = {"cylinder_id": row["id"], "time": now.astimezone(config.tz).isoformat(timespec="seconds"),
             "node": "dispatch", "actor": vehicle["courier"], "plate": vehicle["plate"]}
     with store.transaction() as conn:
+        # Asked again inside the write: two dispatchers scanning the same cylinder at once.
+        again = _dispatched(store, fill)
+        if again is not None:
+            raise Refused.one(Reason.ALREADY_DISPATCHED, f"out at {again}")
         store.db["dispatches"].insert(entry)
         journal.append(conn, iso(now), "dispatch", {**entry, "by": actor.id}, fill_id=fill["id"], cylinder_id=row["id"])
         queue_upload(conn, "trace", f"dispatch:{dispatch_id}", node, now)
     log.info("dispatch %s on %s (%s) by %s", row["id"], vehicle["plate"], vehicle["courier"], actor.id)
     return entry
+
+
+def _dispatched(store: Store, fill: dict[str, Any] | None) -> str | None:
+    """When the fill already left the station (None: it has not)."""
+    if fill is None:
+        return None
+    rows = store.query("SELECT at FROM dispatches WHERE fill_id = ? ORDER BY at LIMIT 1", [fill["id"]])
+    return rows[0]["at"] if rows else None
 
 
 def trip_cylinders(store: Store, vehicle: dict[str, str], since: str) -> list[dict[str, Any]]:

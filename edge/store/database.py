@@ -236,13 +236,17 @@ class Store:
             count += self._upsert_batch(pending, from_city)
         return count
 
+    def identifier_owners(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The cylinder each cached (kind, value) identifier belongs to, for those the cache holds."""
+        rows = self.query(
+            "SELECT i.kind, i.value, i.cylinder_id FROM json_each(?) j JOIN identifiers i"
+            " ON i.kind = json_extract(j.value, '$[0]') AND i.value = json_extract(j.value, '$[1]')",
+            [json.dumps(list(pairs))],
+        )
+        return {(r["kind"], r["value"]): r["cylinder_id"] for r in rows}
+
     def _upsert_batch(self, rows: list[dict[str, Any]], from_city: bool = False) -> int:
-        identifiers = [
-            (kind.value, normalise(str(row[field])), row["id"])
-            for row in rows
-            for field, (kind, normalise) in _IDENTIFIER_FIELDS.items()
-            if row.get(field)
-        ]
+        identifiers = [(kind, value, row["id"]) for row in rows for kind, value in identifier_pairs(row)]
         # Only the kinds a row carries are replaced: a city record has no RFID or traceable
         # number, and refreshing it must not unbind the station's own tags.
         carried = [(row["id"], kind.value) for row in rows for field, (kind, _) in _IDENTIFIER_FIELDS.items() if field in row]
@@ -421,6 +425,11 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
     conn.execute(
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
     )
+
+
+def identifier_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (kind, value) identifiers a cylinder row gives, normalised as the cache keeps them."""
+    return [(kind.value, normalise(str(row[field]))) for field, (kind, normalise) in _IDENTIFIER_FIELDS.items() if row.get(field)]
 
 
 def _db_value(value: Any) -> Any:

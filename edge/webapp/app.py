@@ -215,6 +215,7 @@ class WebApp:
         if code:
             try:
                 row = resolve(self.store, self.config, code)
+                checks.refuse_own(self.store, self.config, session.actor, kind, row)
                 values["cylinder"] = summary(self.store, row)
                 values["items"] = checks.prefill_items(self.config, row["medium"]) if kind == "pre" else checks.postfill_items(self.config)
             except Refused as exc:
@@ -231,10 +232,18 @@ class WebApp:
             if kind == "pre":
                 result = checks.prefill(self.store, self.config, session.actor, code, ticked, self.clock())
             else:
-                typed = form.getunicode("reweigh_kg", "").strip()
-                reweigh, source = (float(typed), "typed") if typed else (self._read_check_scale(), "check_scale")
-                result = checks.postfill(self.store, self.config, session.actor, code, ticked, self.clock(), reweigh, source)
+                typed = form.getunicode("reweigh_kg", "").strip()[:40]
+                reweigh, source = (checks.parse_reweigh(typed), "typed") if typed else (self._read_check_scale(), "check_scale")
+                # Confirmed only for the very value the checker was asked about.
+                confirmed = reweigh is not None and form.getunicode("confirm_kg", "") == str(reweigh)
+                result = checks.postfill(self.store, self.config, session.actor, code, ticked, self.clock(), reweigh, source, confirmed)
             values["result"] = result
+        except checks.Unconfirmed as exc:
+            # The same form again, as filled in, asking the checker to confirm the typed value.
+            row = resolve(self.store, self.config, code)
+            values.update(code=code, cylinder=summary(self.store, row), items=checks.postfill_items(self.config),
+                          problem=str(exc), ticked=ticked, confirm_kg=exc.typed_kg)
+            bottle.response.status = 422
         except (Refused, ValueError) as exc:
             values["problem"] = str(exc)
             bottle.response.status = 422
@@ -258,7 +267,8 @@ class WebApp:
         try:
             result = bindings.bind(
                 self.store, self.config, session.actor, form.getunicode("stamp", ""), form.getunicode("tag", ""),
-                form.get("tag_kind") == "rfid", [p for p in photos if p], self.clock(),
+                bindings.tag_kind(form.getunicode("tag_kind", "")), [p for p in photos if p], self.clock(),
+                form.getunicode("rebind_reason", ""),
             )
             return self._page("bind", session, result=result, problem="")
         except (Refused, ValueError) as exc:

@@ -4,7 +4,10 @@
 % end
 % if result is not None:
 <div id="result" class="ok">
-  <p class="verdict">已绑定 BOUND · {{result['cylinder_id']}}</p>
+  <p class="verdict">{{'已改绑 REBOUND' if result['rebound_from'] else '已绑定 BOUND'}} · {{result['cylinder_id']}}</p>
+% if result['rebound_from']:
+  <p id="rebound">原属气瓶 taken from cylinder {{result['rebound_from']}}</p>
+% end
   <p>{{result['tag_kind']}}: {{result['tag_value']}} · {{len(result['photos'])}} 张照片 photos, 待上传 queued for the city</p>
 </div>
 % end
@@ -18,5 +21,9 @@
   <label>钢印照片 Stamp photos (1-4)
     <input type="file" name="photos" id="photos" accept="image/jpeg,image/png" capture="environment" multiple required></label>
   <div id="previews" class="previews"></div>
+% if me is not None and me.role == 'manager':
+  <label>改绑原因 Reason to rebind a tag bound to another cylinder (站长 manager only)
+    <input name="rebind_reason" id="rebind_reason" maxlength="200"></label>
+% end
   <button id="bind">核对后提交 Review and submit</button>
 </form>
