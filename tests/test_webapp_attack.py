@@ -250,33 +250,29 @@ def test_role_boundaries_hold_on_every_route(web: SimStation) -> None:
     verified(web)
 
 
-# The person rule (issue 21 item 1: the person who operates a fill is never its pre-fill or
-# post-fill checker, whatever roles they hold) lands with the interlock's person rule. When it is
-# merged, this attempt passes and strict xfail turns that into a failure: remove the marker then.
-PERSON_RULE_PENDING = pytest.mark.xfail(strict=True, reason="the operator-never-checker person rule is not on this branch yet")
-
-
 @pytest.mark.slow
-@PERSON_RULE_PENDING
 def test_role_boundaries_person_rule_the_operator_never_checks_their_own_fill(web: SimStation) -> None:
+    """A checker put on lane A's shift as its operator can neither pre-check what the lane will fill
+    nor post-check the fill they operated; both attempts write nothing."""
     from edge.store import staff
 
     assert web.station.store is not None
-    # The checker is put on lane A's shift as its operator: the fill then names them as operator.
     staff.assign(web.station.store, web.config, "A", "chk-wang", "mgr-chen", utc_now())
-    c = Client(web)
-    assert c.login("chk-wang").status_code == 303
+    operator, checker = Client(web), Client(web)
+    assert operator.login("chk-wang").status_code == 303 and checker.login("mgr-chen").status_code == 303
     cylinder = web.cylinder(skip=8)
     code = cylinder.row["qr_content"]
-    pre = c.form("/check/pre", {"code": code, **all_items(web, "pre")})
+    attempt = Attempts(web)
+    own_pre = attempt("the lane's operator pre-checks a cylinder", lambda: operator.form("/check/pre", {"code": code, **all_items(web, "pre")}))
+    assert own_pre.status_code == 422 and "充装人员不得检查自己充装的气瓶" in own_pre.text
+    pre = checker.form("/check/pre", {"code": code, **all_items(web, "pre")})
     assert pre.status_code == 200 and "合格 PASSED" in pre.text
-    verdict = web.scan("A", code)
-    if verdict["accepted"]:  # without the rule the lane lets the checker fill it: then the post check
-        web.modbus("A").model.place(cylinder.row["tare_kg"] + 0.1)
-        assert web.wait("A", "fill_end", timeout=30)["status"] == "complete"
-        web.modbus("A").model.remove()
-        post = Attempts(web)("the fill's operator post-checks it", lambda: c.form("/check/post", {"code": code, **all_items(web, "post")}))
-        assert post.status_code == 422, "the person who operated the fill recorded its post-fill check"
+    assert web.scan("A", code)["accepted"]
+    web.modbus("A").model.place(cylinder.row["tare_kg"] + 0.1)
+    assert web.wait("A", "fill_end", timeout=30)["status"] == "complete"
+    web.modbus("A").model.remove()
+    post = attempt("the fill's operator post-checks it", lambda: operator.form("/check/post", {"code": code, **all_items(web, "post")}))
+    assert post.status_code == 422 and "充装人员不得检查" in post.text
     verified(web)
 
 
