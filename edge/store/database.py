@@ -17,6 +17,7 @@ from interlock.codes import Identifier, Kind
 from interlock.inflight import Learned
 from interlock.rules import Cylinder
 
+from . import audit as auditing
 from . import journal, replay
 from .schema import MIGRATIONS, migrate
 
@@ -211,13 +212,26 @@ class Store:
         with self._lock:
             return replay.check(self._conn, _FILL_COLUMNS)
 
+    def audit(self, full: bool = False, checkpoint: bool = True, budget: int = auditing.BUDGET_ROWS) -> auditing.Audit:
+        """Verify the chain and the rows (from the last checkpoint; from the genesis with full=True)
+        in one snapshot, then journal a checkpoint of what was proven, so the next run starts there."""
+        with self._lock:
+            self._conn.execute("BEGIN")  # one read snapshot: the daemon's writes meanwhile wait for the next run
+            try:
+                result = auditing.run(self._conn, _FILL_COLUMNS, full, budget)
+            finally:
+                self._conn.execute("COMMIT")
+            if result.checkpoint is not None and checkpoint:
+                try:
+                    with self.transaction() as conn:
+                        journal.append(conn, iso(datetime.now(timezone.utc)), auditing.CHECKPOINT, result.checkpoint)
+                except (StoreUnavailable, sqlite3.Error) as exc:  # a read-only store still verifies
+                    log.warning("verified, but the checkpoint could not be journalled: %s", exc)
+        return result
+
     def audit_problem(self) -> str | None:
         """None when the chain holds and every row is what the journal implies; else the first problem."""
-        chain = self.verify()
-        if not chain.ok:
-            return f"journal broken at entry {chain.first_bad_seq}: {chain.problem}"
-        first = self.verify_records().first
-        return None if first is None else str(first)
+        return self.audit().problem()
 
     # Cylinder cache --------------------------------------------------------------------------
 
@@ -335,11 +349,16 @@ class Store:
         """Commit one fill milestone: fills row, journal entry and, when final, the outbox row."""
         fields = {k: _db_value(v) for k, v in record.fields.items() if k in _FILL_COLUMNS}
         with self.transaction() as conn:
+            # Plain statements, not sqlite-utils: its insert/update/get read the table's schema on
+            # every call, which was most of a milestone's cost (columns are ours, never input).
             if record.status == "authorised":
-                self.db["fills"].insert({"id": record.fill_id, "lane": lane, "status": record.status, **context, **fields})
+                row = {"id": record.fill_id, "lane": lane, "status": record.status, **context, **fields}
+                conn.execute(f"INSERT INTO fills ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
             else:
-                self.db["fills"].update(record.fill_id, {"status": record.status, **fields})
-            fill = self.db["fills"].get(record.fill_id)
+                row = {"status": record.status, **fields}
+                conn.execute(f"UPDATE fills SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ?", [*row.values(), record.fill_id])
+            cursor = conn.execute("SELECT * FROM fills WHERE id = ?", (record.fill_id,))
+            fill = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
             entry = {k: _db_value(v) for k, v in record.fields.items()}
             if record.status == "authorised":
                 # Who was on shift goes in the journal too: `edge verify` rebuilds the row from it.
