@@ -1,0 +1,149 @@
+"""Years of records: what the manager's commands cost as the history grows.
+
+Builds one store through the daemon's own write calls (tests/history_support.py: the scan, the
+fill's milestones, the in-flight learned, the outbox rows and fleet events, the city's and broker's
+acknowledgements) and, at each size, measures each command in its own process (wall time and peak
+RSS): `edge verify --full` (which journals a checkpoint), one more day of fills, then `edge verify`
+(incremental), `edge report daily`, `edge export` of the last month, `edge status`, `edge records
+--limit 50`, `edge sync status`. Prints bytes per fill on disk and the ratio of each figure to the
+first size's.
+
+Usage: python bench/history.py [--fills 10000 100000 1000000] [--keep DIR]
+       python bench/history.py --store h10000.db --store h100000.db   (measure stores built before)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
+from tests.history_support import FILL_EVERY, START, build, cylinders, open_history_store  # noqa: E402
+
+DAY = int(timedelta(days=1) / FILL_EVERY)  # a busy station's fills in a day
+
+
+def fills_in(store_path: Path) -> int:
+    store = open_history_store(store_path, durable=False)
+    try:
+        return int(store.query("SELECT count(*) AS n FROM fills")[0]["n"])
+    finally:
+        store.close()
+
+
+def grow(store_path: Path, fills: int, first: int) -> float:
+    store = open_history_store(store_path, durable=False)
+    started = time.monotonic()
+    try:
+        if first == 0:
+            store.upsert_cylinders(cylinders(), datetime.now(UTC))
+        for _ in build(store, fills, first=first, ack_every=500):
+            pass
+        store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        store.close()
+    return time.monotonic() - started
+
+
+def run(argv: list[str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit status) of one command in its own process."""
+    started = time.monotonic()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.monotonic() - started
+    if child.returncode != 0:
+        assert child.stderr is not None
+        print(f"    {' '.join(argv[1:3])} exited {child.returncode}: {child.stderr.read().decode()[-300:]}")
+    return elapsed, usage.ru_maxrss / 1024, child.returncode
+
+
+def measure(store_path: Path, work: Path) -> dict[str, tuple[float, float]]:
+    """Each command's (seconds, MB) on a copy of the store (the copy gets the checkpoint and a day)."""
+    copy = work / "measured.db"
+    shutil.copy(store_path, copy)
+    raw = yaml.safe_load(effective_config(BUNDLED_CONFIG, work).read_text(encoding="utf-8"))
+    raw["store"]["path"] = str(copy)
+    config = work / "station.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    edge = [sys.executable, "-m", "edge.cli"]
+    n = fills_in(copy)
+    figures: dict[str, tuple[float, float]] = {}
+    seconds, mb, _ = run([*edge, "verify", "--full", "--config", str(config)])
+    figures["verify --full"] = (seconds, mb)
+    grow(copy, DAY, n)  # the day since the last verify
+    last = (START + (n + DAY - 1) * FILL_EVERY).astimezone(raw_tz(raw)).date()
+    month_start = last.replace(day=1)
+    commands = {
+        "verify (incremental)": ["verify"],
+        "report daily": ["report", "daily", last.isoformat()],
+        "export a month": ["export", "--since", month_start.isoformat(), "--until", last.isoformat(), "-o", str(work / "m.csv")],
+        "status": ["status"],
+        "records --limit 50": ["records", "--limit", "50"],
+        "sync status": ["sync", "status"],
+    }
+    for name, args in commands.items():
+        seconds, mb, _ = run([*edge, *args, "--config", str(config)])
+        figures[name] = (seconds, mb)
+    copy.unlink()
+    return figures
+
+
+def raw_tz(raw: dict) -> object:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(raw["station"].get("timezone", "Asia/Shanghai"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fills", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--store", type=Path, action="append", help="measure this store (built before) instead of building")
+    parser.add_argument("--keep", type=Path, help="keep the store built at each size in this directory")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="edge-history-"))
+    results: list[tuple[int, float, dict[str, tuple[float, float]]]] = []
+    try:
+        stores: list[Path] = list(args.store or [])
+        if not stores:
+            grown, done = work / "grown.db", 0
+            for size in sorted(args.fills):
+                took = grow(grown, size - done, done)
+                print(f"built {size} fills ({size - done} in {took:.0f} s, {(size - done) / took:.0f} fills/s)", flush=True)
+                done = size
+                kept = (args.keep or work) / f"h{size}.db"
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(grown, kept)
+                stores.append(kept)
+        for store in stores:
+            n = fills_in(store)
+            figures = measure(store, work)
+            results.append((n, store.stat().st_size / n, figures))
+            report(results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(results: list[tuple[int, float, dict[str, tuple[float, float]]]]) -> None:
+    n, per_fill, figures = results[-1]
+    base_n, _, base = results[0]
+    print(f"\n{n} fills: {per_fill:.0f} bytes per fill on disk")
+    for name, (seconds, mb) in figures.items():
+        ratio = "" if n == base_n else f"   x{seconds / base[name][0]:.2f} time, x{mb / base[name][1]:.2f} RSS of {base_n}"
+        print(f"  {name:<22} {seconds:7.2f} s  {mb:7.1f} MB{ratio}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
