@@ -75,10 +75,10 @@ def rejected_scan(store: Store, n: int, at: datetime, cylinder: dict[str, Any]) 
 
 
 def build(store: Store, fills: int, first: int = 0, start: datetime = START, fleet: bool = True,
-          pool: list[dict[str, Any]] | None = None, ack_every: int = 200) -> Iterator[int]:
+          pool: list[dict[str, Any]] | None = None, ack_every: int = 200, acknowledge: bool = True) -> Iterator[int]:
     """Write `fills` fills (and a rejected scan every REJECT_EVERY) from fill number `first`; the
     city's and broker's acknowledgements follow every `ack_every` fills, as the uploader's rounds
-    do. Each round's fills commit together (the calls nest in one transaction: the same rows, fewer
+    do (acknowledge=False: the rows stay pending). Each round's fills commit together (the calls nest in one transaction: the same rows, fewer
     commits). Yields the count written after each round, so a caller can report its progress."""
     pool = pool or cylinders()
     rng = random.Random(first)
@@ -94,7 +94,8 @@ def build(store: Store, fills: int, first: int = 0, start: datetime = START, fle
                 fill(store, n, at, cylinder, outcome)
                 if n % REJECT_EVERY == 0:
                     rejected_scan(store, n, at + timedelta(seconds=2), pool[(n * 7) % len(pool)])
-        _acknowledge(store, outbox, events if fleet else None, at)
+        if acknowledge:
+            _acknowledge(store, outbox, events if fleet else None, at)
         yield n + 1 - first
 
 

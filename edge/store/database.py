@@ -191,6 +191,14 @@ class Store:
             columns = [d[0] for d in cursor.description or ()]
             return [dict(zip(columns, row)) for row in cursor]
 
+    def stream(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Like query(), a row at a time: for results as long as the history (a month's ledger)."""
+        with self._lock:
+            cursor = self._conn.execute(sql, tuple(params))
+            columns = [d[0] for d in cursor.description or ()]
+            for row in cursor:
+                yield dict(zip(columns, row))
+
     # Journal ---------------------------------------------------------------------------------
 
     def journal(self, now: datetime, kind: str, data: dict[str, Any], **where: str | None) -> int:
