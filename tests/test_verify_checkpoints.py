@@ -126,3 +126,16 @@ def test_a_forged_checkpoint_breaks_the_chain(checkpointed: Path) -> None:
         conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (json.dumps(forged), seq))
     result = _audit(checkpointed)
     assert not result.chain.ok and result.chain.first_bad_seq == seq
+
+
+def test_a_report_rechecks_the_old_rows_it_reads(checkpointed: Path) -> None:
+    """A report's verify re-checks the pieces holding its fills, not the round of the whole history."""
+    with sqlite3.connect(checkpointed) as conn:
+        conn.execute("UPDATE fills SET net_kg = 20.0 WHERE rowid = 3")
+    store = open_history_store(checkpointed)
+    try:
+        assert store.audit_problem(fills=(125, 150)) is None  # a range after the checkpoint: new rows only
+        problem = store.audit_problem(fills=(1, 10))
+        assert problem is not None and "net_kg is 20.0" in problem, problem
+    finally:
+        store.close()

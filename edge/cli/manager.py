@@ -102,10 +102,12 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return 0
 
 
-def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
-    """None when the records are what the journal implies. Otherwise the problem, which refuses
-    the output unless --allow-unverified asked for it, and then marks it."""
-    problem = store.audit_problem()
+def _verified(store: Any, args: argparse.Namespace, what: str, filters: ledger.Filters, tz: Any) -> str | None:
+    """None when the records it reads are what the journal implies. Otherwise the problem, which
+    refuses the output unless --allow-unverified asked for it, and then marks it."""
+    from ..manager import ledger
+
+    problem = store.audit_problem(ledger.fill_rowids(store, tz, filters))
     if problem is None:
         return None
     if not args.allow_unverified:
@@ -125,8 +127,11 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     day = args.day or now.astimezone(config.tz).date()
     store = _open(config)
     try:
-        problem = _verified(store, args, "daily report")
+        problem = _verified(store, args, "daily report", ledger.Filters(since=day, until=day), config.tz)
         report = ledger.daily_report(store, config.tz, day, now)
+        # Printed and signed, the head witnesses the history so far: `edge verify --witness` holds
+        # the chain to it later, so a history rewritten even from its first entry is found.
+        report["chain_head"] = store.chain_head()
     finally:
         store.close()
     report["unverified"] = problem
@@ -170,6 +175,8 @@ def _report_text(r: dict[str, Any]) -> str:
                   f" {upload['dead']} dead letters"]
     lines += [f"  dead #{d['id']} {d['kind']} fill {d['fill_id']}: {d['last_error']}" for d in upload["dead_letters"]]
     lines += ["", "dispatches by vehicle", table(r["dispatches"], ["plate", "courier", "cylinders"])]
+    head = r["chain_head"]
+    lines += ["", f"chain head: entry {head['entry']} sha256 {head['hash']}"]
     return "\n".join(lines)
 
 
@@ -185,8 +192,8 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         raise CommandError(f"{out}: directory {out.parent} does not exist")
     store = _open(config)
     try:
-        problem = _verified(store, args, "ledger export")
         filters = _filters(args, config, store)
+        problem = _verified(store, args, "ledger export", filters, config.tz)
         if kind == "csv" and problem is None:
             # Streamed: a busy month's ledger is written without holding it in memory.
             return _export_csv(store, config, filters, out, args, emit)

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
@@ -35,6 +36,9 @@ def add_commands(command: Command) -> None:
     verify = command("verify", cmd_verify, "check the journal's hash chain, and every fill, outbox, staff and shift row against it")
     verify.add_argument("--full", action="store_true",
                         help="replay the whole journal from its first entry instead of from the last checkpoint")
+    verify.add_argument("--witness", metavar="FILE",
+                        help="chain heads witnessed outside the station (a daily report's JSON or printed head lines):"
+                             " each must be in the local chain")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
 
@@ -160,10 +164,18 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..store.audit import parse_heads
+
     config = load(args.config)
+    witness = None
+    if args.witness:
+        try:
+            witness = parse_heads(Path(args.witness).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CommandError(f"--witness {args.witness}: {exc}") from None
     store = open_existing(config)
     try:
-        audit = store.audit(full=args.full)
+        audit = store.audit(full=args.full, witness=witness)
         # integrity_check reads every page: only the full replay pays for it.
         integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"] if args.full else None
     finally:
@@ -172,6 +184,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     first = None if records is None else records.first
     data = {"ok": audit.ok and integrity in ("ok", None), "full": audit.full, "entries": report.entries,
             "from_checkpoint": audit.since or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
+            "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed,
             "older_rows_rechecked": audit.rechecked_rows, "older_rows": audit.older_rows, "changed_since_verified": audit.changed,
             "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
             "records_checked": None if records is None else records.checked,
@@ -189,6 +202,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if audit.older_rows:
         lines.append(f"older rows: {audit.rechecked_rows} of {audit.older_rows} re-checked against their digests"
                      + ("" if not audit.changed else f"; CHANGED: {audit.changed[0]}"))
+    if audit.witnessed:
+        lines.append(f"witnessed heads: {audit.witnessed - len(audit.unwitnessed)} of {audit.witnessed} held by the local chain"
+                     + "".join(f"\n  DIFFERS: {problem}" for problem in audit.unwitnessed))
     if records is not None and records.ok:
         lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
     elif records is not None:

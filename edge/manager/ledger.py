@@ -92,6 +92,13 @@ def _where(tz: ZoneInfo, f: Filters, time_column: str, cylinder_column: str) -> 
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def fill_rowids(store: Store, tz: ZoneInfo, f: Filters) -> tuple[int, int] | None:
+    """The first and last rowid of the fills in range: which checkpointed rows a report reads."""
+    where, params = _where(tz, f, "authorised_at", "cylinder_id")
+    row = store.query(f"SELECT min(rowid) AS lo, max(rowid) AS hi FROM fills{where}", params)[0]
+    return None if row["lo"] is None else (row["lo"], row["hi"])
+
+
 def _shifted(bound: str, days: int) -> str:
     return (datetime.fromisoformat(bound) + timedelta(days=days)).isoformat()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,19 +68,68 @@ class Audit:
     rechecked_rows: int = 0
     older_rows: int = 0
     cursor: list[int] = field(default_factory=lambda: [0, 0])  # where the next run's re-check resumes
+    witnessed: int = 0  # heads given from outside (a printed report, the fleet) that were compared
+    unwitnessed: list[str] = field(default_factory=list)  # those the local chain does not hold
     checkpoint: dict[str, Any] | None = None  # what to journal when ok
 
     @property
     def ok(self) -> bool:
-        return self.chain.ok and self.records is not None and self.records.ok and not self.changed
+        return self.chain.ok and self.records is not None and self.records.ok and not self.changed and not self.unwitnessed
 
     def problem(self) -> str | None:
         if not self.chain.ok:
             return f"journal broken at entry {self.chain.first_bad_seq}: {self.chain.problem}"
+        if self.unwitnessed:  # first: a history rewritten from the genesis holds together otherwise
+            return self.unwitnessed[0]
         first = None if self.records is None else self.records.first
         if first is not None:
             return str(first)
         return f"rows changed after they were verified: {self.changed[0]}" if self.changed else None
+
+
+@dataclass(frozen=True)
+class Head:
+    """A chain head as it was witnessed outside the station: entry number and its hash."""
+
+    entry: int
+    hash: str
+
+
+def parse_heads(text: str) -> list[Head]:
+    """Heads from a witness file: the JSON of `edge report daily --json` (its chain_head), a JSON
+    head {"entry": n, "hash": h} or a list of them, or text lines "ENTRY HASH" (as a report prints
+    them: "chain head: entry 123 sha256 ab12..."). ValueError when nothing in it is a head."""
+    heads: list[Head] = []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if data is not None:
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            item = item.get("chain_head", item) if isinstance(item, dict) else item
+            if not (isinstance(item, dict) and isinstance(item.get("entry"), int) and isinstance(item.get("hash"), str)):
+                raise ValueError(f"not a chain head: {json.dumps(item, ensure_ascii=False)[:80]}")
+            heads.append(Head(item["entry"], item["hash"].lower()))
+    else:
+        for match in re.finditer(r"(\d+)\D{1,20}?([0-9a-fA-F]{64})", text):
+            heads.append(Head(int(match.group(1)), match.group(2).lower()))
+    if not heads:
+        raise ValueError("no chain head in it (expected entry numbers with their 64-digit sha256 hashes)")
+    return heads
+
+
+def compare_heads(conn: sqlite3.Connection, audit: Audit, heads: list[Head]) -> None:
+    """Each witnessed head against the local chain: a station that rewrote its history, even every
+    hash from the genesis on, holds other hashes than the ones it sent out before."""
+    for head in heads:
+        audit.witnessed += 1
+        row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (head.entry,)).fetchone()
+        if row is None:
+            audit.unwitnessed.append(f"witnessed head entry {head.entry} is not in the journal (removed or archived)")
+        elif row[0] != head.hash:
+            audit.unwitnessed.append(f"entry {head.entry} has hash {row[0][:16]}… but {head.hash[:16]}… was witnessed:"
+                                     " the history was rewritten after it was sent out")
 
 
 def last_checkpoint(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None:
@@ -87,8 +137,20 @@ def last_checkpoint(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]] | No
     return None if row is None else (row[0], json.loads(row[1]))
 
 
-def run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool = False, budget: int = BUDGET_ROWS) -> Audit:
-    """Verify (in the caller's read transaction, so every figure is of one snapshot)."""
+def run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool = False, budget: int = BUDGET_ROWS,
+        witness: list[Head] | None = None, fills: tuple[int, int] | None = None) -> Audit:
+    """Verify (in the caller's read transaction, so every figure is of one snapshot). `fills`: a
+    report's rows (first and last fills rowid): their pieces are re-checked, whatever the budget."""
+    audit = _run(conn, fill_columns, full, budget, fills)
+    if witness:
+        compare_heads(conn, audit, witness)
+        if audit.unwitnessed:
+            audit.checkpoint = None
+    return audit
+
+
+def _run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool, budget: int,
+         fills: tuple[int, int] | None = None) -> Audit:
     last = last_checkpoint(conn)
     base = None if full or last is None else last[1]
     after = None if base is None else (base["upto"], base["head"])
@@ -103,10 +165,10 @@ def run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool = Fal
     if not audit.records.ok:
         return audit
     if last is not None and not full:
-        _recheck(conn, audit, last, budget)
+        _recheck(conn, audit, last, budget, fills)
         if audit.changed:
             # Name the entry or the row itself: the full replay does (on this, the failure path, only).
-            named = run(conn, fill_columns, full=True)
+            named = _run(conn, fill_columns, True, budget)
             named.changed, named.rechecked_rows, named.older_rows = audit.changed, audit.rechecked_rows, audit.older_rows
             named.checkpoint = None
             return named
@@ -147,15 +209,22 @@ def _checkpoint(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[st
     }
 
 
-def _recheck(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[str, Any]], budget: int) -> None:
-    """Re-digest older pieces from the last checkpoint's cursor, round the history, within budget."""
+def _recheck(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[str, Any]], budget: int,
+             fills: tuple[int, int] | None) -> None:
+    """Re-digest older pieces from the last checkpoint's cursor, round the history, within budget;
+    and every piece of the fills a report reads."""
+    audit.cursor = list(last[1].get("cursor", [0, 0]))
     listed: list[tuple[int, int, list[Any], dict[str, list[str]]]] = []  # (checkpoint seq, index, piece, columns)
     for seq, data in conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND seq <= ? ORDER BY seq",
                                   (CHECKPOINT, audit.chain.head_seq)):
         entry = json.loads(data)
         listed += [(seq, i, piece, entry["columns"]) for i, piece in enumerate(entry.get("pieces", []))]
     audit.older_rows = sum(p[2] - p[1] for _, _, p, _ in listed)
-    if not listed:
+    if fills is not None:
+        for seq, _, (table, lo, hi, expected), columns in listed:
+            if table == "fills" and lo < fills[1] and hi >= fills[0]:
+                _check_piece(conn, audit, seq, table, lo, hi, expected, columns)
+    if not listed or budget <= 0:
         return
     cursor = tuple(last[1].get("cursor", [0, 0]))
     start = next((n for n, (seq, i, _, _) in enumerate(listed) if (seq, i) >= cursor), 0)
@@ -164,10 +233,14 @@ def _recheck(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[str, 
         seq, i, (table, lo, hi, expected), columns = listed[n]
         if audit.rechecked_rows and audit.rechecked_rows + (hi - lo) > budget:
             break
-        audit.rechecked_rows += hi - lo
-        if digest(conn, table, columns[table], lo, hi) != expected:
-            what = {"journal": "journal entries", "fills": "fills rows (by rowid)", "outbox": "outbox rows"}[table]
-            audit.changed.append(f"{what} {lo + 1}-{hi}, verified by the checkpoint at entry {seq}, differ from their digest")
+        _check_piece(conn, audit, seq, table, lo, hi, expected, columns)
         n = (n + 1) % len(listed)
     audit.cursor = [listed[n][0], listed[n][1]]
 
+
+def _check_piece(conn: sqlite3.Connection, audit: Audit, seq: int, table: str, lo: int, hi: int, expected: str,
+                 columns: dict[str, list[str]]) -> None:
+    audit.rechecked_rows += hi - lo
+    if digest(conn, table, columns[table], lo, hi) != expected:
+        what = {"journal": "journal entries", "fills": "fills rows (by rowid)", "outbox": "outbox rows"}[table]
+        audit.changed.append(f"{what} {lo + 1}-{hi}, verified by the checkpoint at entry {seq}, differ from their digest")

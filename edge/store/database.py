@@ -220,13 +220,14 @@ class Store:
         with self._lock:
             return replay.check(self._conn, _FILL_COLUMNS)
 
-    def audit(self, full: bool = False, checkpoint: bool = True, budget: int = auditing.BUDGET_ROWS) -> auditing.Audit:
+    def audit(self, full: bool = False, checkpoint: bool = True, budget: int = auditing.BUDGET_ROWS,
+              witness: list[auditing.Head] | None = None, fills: tuple[int, int] | None = None) -> auditing.Audit:
         """Verify the chain and the rows (from the last checkpoint; from the genesis with full=True)
         in one snapshot, then journal a checkpoint of what was proven, so the next run starts there."""
         with self._lock:
             self._conn.execute("BEGIN")  # one read snapshot: the daemon's writes meanwhile wait for the next run
             try:
-                result = auditing.run(self._conn, _FILL_COLUMNS, full, budget)
+                result = auditing.run(self._conn, _FILL_COLUMNS, full, budget, witness, fills)
             finally:
                 self._conn.execute("COMMIT")
             if result.checkpoint is not None and checkpoint:
@@ -237,9 +238,16 @@ class Store:
                     log.warning("verified, but the checkpoint could not be journalled: %s", exc)
         return result
 
-    def audit_problem(self) -> str | None:
-        """None when the chain holds and every row is what the journal implies; else the first problem."""
-        return self.audit().problem()
+    def chain_head(self) -> dict[str, Any]:
+        """The newest entry and its hash: what a report prints and the fleet is sent, to witness."""
+        rows = self.query("SELECT c.seq AS entry, c.hash, j.ts AS at FROM chain_head c JOIN journal j ON j.seq = c.seq")
+        return rows[0] if rows else {"entry": 0, "hash": journal.GENESIS, "at": None}
+
+    def audit_problem(self, fills: tuple[int, int] | None = None) -> str | None:
+        """None when the chain holds and every row is what the journal implies; else the first problem.
+        For a report: what is new since the last checkpoint, and the pieces holding the fills it
+        reads (`fills`: their first and last rowid); the round of older rows is `edge verify`'s."""
+        return self.audit(budget=0, fills=fills).problem()
 
     # Cylinder cache --------------------------------------------------------------------------
 
