@@ -91,3 +91,20 @@ def test_a_witness_file_that_holds_no_head_is_refused(tmp_path: Path) -> None:
     junk.write_text("nothing here\n", encoding="utf-8")
     result = subprocess.run([*EDGE, "verify", "--witness", str(junk), "--config", str(config)], capture_output=True, text=True)
     assert result.returncode == 2 and "no chain head" in result.stderr, result.stderr
+
+
+def test_each_verified_head_goes_to_the_fleet(tmp_path: Path) -> None:
+    from tests.fleet_support import check_payload
+
+    db, _ = _station(tmp_path)
+    store = open_history_store(db)  # with the fleet's journal sink, as the daemon and commands open it
+    try:
+        result = store.audit()
+        assert result.ok and result.checkpoint is not None
+        rows = store.query("SELECT key, payload FROM fleet_outbox WHERE kind = 'chain_head'")
+    finally:
+        store.close()
+    assert len(rows) == 1
+    event = json.loads(rows[0]["payload"])
+    check_payload(event)
+    assert (event["entry"], event["hash"]) == (result.checkpoint["upto"], result.checkpoint["head"])

@@ -233,7 +233,7 @@ class Store:
             if result.checkpoint is not None and checkpoint:
                 try:
                     with self.transaction() as conn:
-                        journal.append(conn, iso(datetime.now(timezone.utc)), auditing.CHECKPOINT, result.checkpoint)
+                        self._append(conn, iso(datetime.now(timezone.utc)), auditing.CHECKPOINT, result.checkpoint)
                 except (StoreUnavailable, sqlite3.Error) as exc:  # a read-only store still verifies
                     log.warning("verified, but the checkpoint could not be journalled: %s", exc)
         return result
