@@ -30,6 +30,7 @@ bench: venv
 	$(BIN)/python bench/fleet_rates.py
 	$(BIN)/python bench/webapp.py
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/history.py --fills 10000 100000
 
 system-deps:
 	@sh scripts/system-deps.sh
