@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from edge.demo.run import BUNDLED_CONFIG, effective_config
-from edge.store import journal
+from edge.store import audit, journal
 from tests.history_support import START, build, cylinders, open_history_store
 
 EDGE = [sys.executable, "-m", "edge.cli"]
@@ -82,7 +82,14 @@ def test_a_rechained_history_is_caught_against_the_head_a_report_printed(tmp_pat
     typed = tmp_path / "typed.txt"
     typed.write_text(f"entry {head['entry']} sha256 {head['hash']}\n", encoding="utf-8")
     caught = subprocess.run([*EDGE, "verify", "--witness", str(typed), "--config", str(config)], capture_output=True, text=True)
-    assert caught.returncode == 1 and "rewritten" in caught.stdout
+    assert caught.returncode == 1 and f"DIFFERS: entry {head['entry']} has hash" in caught.stdout, caught.stdout
+
+
+def test_witness_heads_are_read_as_printed() -> None:
+    digest = "ab" * 32
+    assert audit.parse_heads(f"chain head: entry 487 sha256 {digest}\n12 {digest.upper()}\n") == [
+        audit.Head(487, digest), audit.Head(12, digest)]
+    assert audit.parse_heads(json.dumps({"date": "2025-01-01", "chain_head": {"entry": 5, "hash": digest}})) == [audit.Head(5, digest)]
 
 
 def test_a_witness_file_that_holds_no_head_is_refused(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def parse_heads(text: str) -> list[Head]:
                 raise ValueError(f"not a chain head: {json.dumps(item, ensure_ascii=False)[:80]}")
             heads.append(Head(item["entry"], item["hash"].lower()))
     else:
-        for match in re.finditer(r"(\d+)\D{1,20}?([0-9a-fA-F]{64})", text):
+        for match in re.finditer(r"(\d+)\s+(?:sha256[:\s]+)?([0-9a-fA-F]{64})\b", text):
             heads.append(Head(int(match.group(1)), match.group(2).lower()))
     if not heads:
         raise ValueError("no chain head in it (expected entry numbers with their 64-digit sha256 hashes)")
