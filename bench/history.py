@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main() -> None:
             figures = measure(store, work)
             results.append((n, store.stat().st_size / n, figures))
             report(results)
+            where_the_bytes_go(store, n)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -160,6 +162,22 @@ def report(results: list[tuple[int, float, dict[str, tuple[float, float, float]]
                                         f" x{mb / base[name][1]:.2f} RSS of {base_n} fills")
         print(f"  {name:<22} {seconds:7.2f} s wall {cpu:7.2f} s CPU {mb:7.1f} MB{ratio}")
     sys.stdout.flush()
+
+
+def where_the_bytes_go(store_path: Path, fills: int) -> None:
+    """Bytes per fill by table and index (SQLite's dbstat), and the journal's by entry kind."""
+    conn = sqlite3.connect(store_path)
+    try:
+        try:
+            sizes = conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 10").fetchall()
+        except sqlite3.OperationalError:  # an SQLite built without the dbstat table
+            return
+        print("  bytes per fill by table or index: " + ", ".join(f"{name} {size / fills:.0f}" for name, size in sizes))
+        kinds = conn.execute("SELECT kind, count(*), sum(length(data)) FROM journal GROUP BY kind ORDER BY 3 DESC LIMIT 8").fetchall()
+        print("  journal data per fill by kind: " + ", ".join(f"{kind} {size / fills:.0f} ({count / fills:.1f}/fill)"
+                                                          for kind, count, size in kinds))
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":
