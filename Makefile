@@ -31,6 +31,7 @@ bench: venv
 	$(BIN)/python bench/webapp.py
 	$(BIN)/python bench/photo_uploads.py
 	$(BIN)/python bench/lookup.py
+	$(BIN)/python bench/history.py --fills 10000 100000
 
 system-deps:
 	@sh scripts/system-deps.sh

@@ -102,10 +102,12 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return 0
 
 
-def _verified(store: Any, args: argparse.Namespace, what: str) -> str | None:
-    """None when the records are what the journal implies. Otherwise the problem, which refuses
-    the output unless --allow-unverified asked for it, and then marks it."""
-    problem = store.audit_problem()
+def _verified(store: Any, args: argparse.Namespace, what: str, filters: ledger.Filters, tz: Any) -> str | None:
+    """None when the records it reads are what the journal implies. Otherwise the problem, which
+    refuses the output unless --allow-unverified asked for it, and then marks it."""
+    from ..manager import ledger
+
+    problem = store.audit_problem(ledger.fill_rowids(store, tz, filters))
     if problem is None:
         return None
     if not args.allow_unverified:
@@ -125,8 +127,11 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     day = args.day or now.astimezone(config.tz).date()
     store = _open(config)
     try:
-        problem = _verified(store, args, "daily report")
+        problem = _verified(store, args, "daily report", ledger.Filters(since=day, until=day), config.tz)
         report = ledger.daily_report(store, config.tz, day, now)
+        # Printed and signed, the head witnesses the history so far: `edge verify --witness` holds
+        # the chain to it later, so a history rewritten even from its first entry is found.
+        report["chain_head"] = store.chain_head()
     finally:
         store.close()
     report["unverified"] = problem
@@ -170,6 +175,8 @@ def _report_text(r: dict[str, Any]) -> str:
                   f" {upload['dead']} dead letters"]
     lines += [f"  dead #{d['id']} {d['kind']} fill {d['fill_id']}: {d['last_error']}" for d in upload["dead_letters"]]
     lines += ["", "dispatches by vehicle", table(r["dispatches"], ["plate", "courier", "cylinders"])]
+    head = r["chain_head"]
+    lines += ["", f"chain head: entry {head['entry']} sha256 {head['hash']}"]
     return "\n".join(lines)
 
 
@@ -185,10 +192,12 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         raise CommandError(f"{out}: directory {out.parent} does not exist")
     store = _open(config)
     try:
-        problem = _verified(store, args, "ledger export")
         filters = _filters(args, config, store)
-        rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit,
-                                  {lane.id: lane.fill.no_flow_kg for lane in config.lanes})
+        problem = _verified(store, args, "ledger export", filters, config.tz)
+        if kind == "csv" and problem is None:
+            # Streamed: a busy month's ledger is written without holding it in memory.
+            return _export_csv(store, config, filters, out, args, emit)
+        rows = ledger.ledger_rows(store, config.tz, filters, config.station.owner_unit, _no_flow_kg(config))
     finally:
         store.close()
     days = [row["date"] for row in rows if row["date"] is not None]
@@ -206,6 +215,31 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
                      None if problem is None else f"未经核验 UNVERIFIED ({problem})")
     said = f"{out}: {len(rows)} filling records ({span})" + ("" if problem is None else f"; UNVERIFIED: {problem}")
     emit({"file": str(out), "rows": len(rows), "unverified": problem}, args.json, said)
+    return 0
+
+
+def _no_flow_kg(config: Config) -> dict[str, float]:
+    """Each lane's smallest rise that counts as gas: an aborted fill above it holds what it shows."""
+    return {lane.id: lane.fill.no_flow_kg for lane in config.lanes}
+
+
+def _export_csv(store: Any, config: Config, filters: ledger.Filters, out: Path, args: argparse.Namespace, emit: Emit) -> int:
+    from ..manager import ledger
+
+    seen = {"rows": 0, "first": None, "last": None}
+
+    def counted(rows: Any) -> Any:
+        for row in rows:
+            seen["rows"] += 1
+            if row["date"] is not None:
+                seen["first"] = min(seen["first"] or row["date"], row["date"])
+                seen["last"] = max(seen["last"] or row["date"], row["date"])
+            yield row
+
+    ledger.write_csv(counted(ledger.iter_ledger_rows(store, config.tz, filters, config.station.owner_unit, _no_flow_kg(config))), out)
+    first, last = filters.since or seen["first"], filters.until or seen["last"]
+    span = f"{first or '最早'} 至 {last or '最新'}" if first or last else "全部记录"
+    emit({"file": str(out), "rows": seen["rows"], "unverified": None}, args.json, f"{out}: {seen['rows']} filling records ({span})")
     return 0
 
 

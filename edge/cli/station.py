@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
@@ -34,7 +35,12 @@ def add_commands(command: Command) -> None:
     check.add_argument("file", nargs="?", help="the YAML to check (default: --config)")
     check.add_argument("--strict", action="store_true", help="also load each configured driver (GPIO backend, scanner libraries)")
     command("status", cmd_status, "cache, fills, outbox and lane activity")
-    command("verify", cmd_verify, "check the journal's hash chain, and every fill, outbox, staff and shift row against it")
+    verify = command("verify", cmd_verify, "check the journal's hash chain, and every fill, outbox, staff and shift row against it")
+    verify.add_argument("--full", action="store_true",
+                        help="replay the whole journal from its first entry instead of from the last checkpoint")
+    verify.add_argument("--witness", metavar="FILE",
+                        help="chain heads witnessed outside the station (a daily report's JSON or printed head lines):"
+                             " each must be in the local chain")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
 
@@ -174,27 +180,47 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..store.audit import parse_heads
+
     config = load(args.config)
+    witness = None
+    if args.witness:
+        try:
+            witness = parse_heads(Path(args.witness).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CommandError(f"--witness {args.witness}: {exc}") from None
     store = open_existing(config)
     try:
-        report = store.verify()
-        integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"]
-        # Rows are replayed only from a journal that holds: a broken chain implies nothing.
-        records = store.verify_records() if report.ok else None
+        audit = store.audit(full=args.full, witness=witness)
+        # integrity_check reads every page: only the full replay pays for it.
+        integrity = store.query("PRAGMA integrity_check")[0]["integrity_check"] if args.full else None
     finally:
         store.close()
+    report, records = audit.chain, audit.records
     first = None if records is None else records.first
-    data = {"ok": report.ok and integrity == "ok" and records is not None and records.ok, "entries": report.entries,
+    data = {"ok": audit.ok and integrity in ("ok", None), "full": audit.full, "entries": report.entries,
+            "from_checkpoint": audit.since or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
+            "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed,
+            "older_rows_rechecked": audit.rechecked_rows, "older_rows": audit.older_rows, "changed_since_verified": audit.changed,
             "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
             "records_checked": None if records is None else records.checked,
             "first_difference": None if first is None else
             {"table": first.table, "key": first.key, "field": first.field, "stored": first.stored, "journal": first.journalled},
             "differences": None if records is None else [str(m) for m in records.mismatches]}
+    since = f" since the checkpoint at entry {audit.since}" if audit.since else " from the first entry"
     lines = [
-        f"journal OK: {report.entries} entries, hash chain intact; integrity_check {integrity}"
+        f"journal OK: {report.entries} entries{since}, hash chain intact to entry {report.head_seq} ({report.head_hash[:16]})"
+        + ("" if integrity is None else f"; integrity_check {integrity}")
         if report.ok
-        else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}; integrity_check {integrity}"
+        else f"journal BROKEN at entry {report.first_bad_seq}: {report.problem}"
+        + ("" if integrity is None else f"; integrity_check {integrity}")
     ]
+    if audit.older_rows:
+        lines.append(f"older rows: {audit.rechecked_rows} of {audit.older_rows} re-checked against their digests"
+                     + ("" if not audit.changed else f"; CHANGED: {audit.changed[0]}"))
+    if audit.witnessed:
+        lines.append(f"witnessed heads: {audit.witnessed - len(audit.unwitnessed)} of {audit.witnessed} held by the local chain"
+                     + "".join(f"\n  DIFFERS: {problem}" for problem in audit.unwitnessed))
     if records is not None and records.ok:
         lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
     elif records is not None:
@@ -261,5 +287,6 @@ def _inflight(store: Any, lane: str) -> dict[str, dict[str, Any]]:
 
 
 def _last_activity(store: Any, lane: str) -> dict[str, Any]:
-    rows = store.query("SELECT ts, kind, data FROM journal WHERE lane = ? ORDER BY seq DESC LIMIT 1", [lane])
+    # The (lane, ts) index answers this at once; ordered by seq it read all the lane's entries.
+    rows = store.query("SELECT ts, kind FROM journal WHERE lane = ? ORDER BY ts DESC, seq DESC LIMIT 1", [lane])
     return {"ts": rows[0]["ts"], "kind": rows[0]["kind"]} if rows else {"ts": None, "kind": None}

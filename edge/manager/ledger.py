@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -76,13 +76,14 @@ def _where(tz: ZoneInfo, f: Filters, time_column: str, cylinder_column: str) -> 
     clauses: list[str] = []
     params: list[Any] = []
     start, end = day_bounds(tz, f.since, f.until)
-    # Stored timestamps are UTC with an offset; compare instants, not strings, to be safe.
+    # Stored timestamps are UTC with an offset; compare instants, not strings, to be safe. The
+    # string range a day wider on each side (wider than any offset) lets the index find the rows.
     if start:
-        clauses.append(f"julianday({time_column}) >= julianday(?)")
-        params.append(start)
+        clauses.append(f"{time_column} >= ? AND julianday({time_column}) >= julianday(?)")
+        params += [_shifted(start, -1), start]
     if end:
-        clauses.append(f"julianday({time_column}) < julianday(?)")
-        params.append(end)
+        clauses.append(f"{time_column} < ? AND julianday({time_column}) < julianday(?)")
+        params += [_shifted(end, 1), end]
     if f.lane:
         clauses.append("lane = ?")
         params.append(f.lane)
@@ -92,7 +93,22 @@ def _where(tz: ZoneInfo, f: Filters, time_column: str, cylinder_column: str) -> 
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def fill_rowids(store: Store, tz: ZoneInfo, f: Filters) -> tuple[int, int] | None:
+    """The first and last rowid of the fills in range: which checkpointed rows a report reads."""
+    where, params = _where(tz, f, "authorised_at", "cylinder_id")
+    row = store.query(f"SELECT min(rowid) AS lo, max(rowid) AS hi FROM fills{where}", params)[0]
+    return None if row["lo"] is None else (row["lo"], row["hi"])
+
+
+def _shifted(bound: str, days: int) -> str:
+    return (datetime.fromisoformat(bound) + timedelta(days=days)).isoformat()
+
+
 def fills(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
+    return store.query(*_fills_sql(tz, f))
+
+
+def _fills_sql(tz: ZoneInfo, f: Filters, oldest_first: bool = False) -> tuple[str, list[Any]]:
     where, params = _where(tz, f, "authorised_at", "cylinder_id")
     extra: list[str] = []
     if f.operator:
@@ -103,10 +119,11 @@ def fills(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
         params.append(f.outcome)
     if extra:
         where = (where + " AND " if where else " WHERE ") + " AND ".join(extra)
-    sql = f"SELECT * FROM fills{where} ORDER BY authorised_at DESC, id"
+    order = "authorised_at, id DESC" if oldest_first else "authorised_at DESC, id"
+    sql = f"SELECT * FROM fills{where} ORDER BY {order}"
     if f.limit:
         sql += f" LIMIT {int(f.limit)}"
-    return store.query(sql, params)
+    return sql, params
 
 
 def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
@@ -114,7 +131,8 @@ def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any
     where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND json_extract(data, '$.accepted') = 0"
     # The entry is decoded here, not with json_extract: SQLite's text functions stop at a NUL, and
     # a code scanned as "AB\x00CD" must not be shown as "AB".
-    sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal{where} ORDER BY seq DESC"
+    # The scans' own index (by time): the planner would otherwise walk every scan by kind.
+    sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal INDEXED BY journal_scans{where} ORDER BY seq DESC"
     if f.limit:
         sql += f" LIMIT {int(f.limit)}"
     rows = store.query(sql, params)
@@ -190,33 +208,44 @@ def ledger_rows(
     the cylinder's model, volume and next inspection from the cache, the medium by its name.
     `no_flow_kg` is each lane's smallest rise that counts as gas (fill.no_flow_kg): an aborted
     fill whose last weight rose more than that carries the net mass it holds."""
+    return list(iter_ledger_rows(store, tz, f, filling_unit, no_flow_kg))
+
+
+def iter_ledger_rows(
+    store: Store, tz: ZoneInfo, f: Filters, filling_unit: str, no_flow_kg: Mapping[str, float] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """ledger_rows() a row at a time (a CSV of a busy month is written without holding it)."""
     from .documents import medium_name
 
+    # Only the rows of the fills in range: the cost of a month's ledger is the month's.
+    where, params = _where(tz, f, "authorised_at", "cylinder_id")
     uploads = {
         r["fill_id"]: r["status"]
-        for r in store.query("SELECT fill_id, status FROM outbox WHERE kind = 'filling'")
+        for r in store.query(f"SELECT fill_id, status FROM outbox WHERE kind = 'filling' AND fill_id IN (SELECT id FROM fills{where})",
+                             params)
     }
     # The checker's recorded pre-fill check a fill relied on (the staff app), where there was one.
     prechecks = {
         r["id"]: r for r in store.query(
             "SELECT id, passed, checker_name FROM checks WHERE kind = 'prefill' AND id IN"
-            " (SELECT precheck_id FROM fills WHERE precheck_id IS NOT NULL)")
+            f" (SELECT precheck_id FROM fills{where}{' AND' if where else ' WHERE'} precheck_id IS NOT NULL)", params)
     }
     cylinders = {
         r["id"]: r for r in store.query(
-            "SELECT id, model, volume_l, next_inspection FROM cylinders WHERE id IN"
-            " (SELECT DISTINCT cylinder_id FROM fills)")
+            f"SELECT id, model, volume_l, next_inspection FROM cylinders WHERE id IN (SELECT DISTINCT cylinder_id FROM fills{where})",
+            params)
     }
 
     def local(value: str | None) -> datetime | None:
         return None if not value else datetime.fromisoformat(value).astimezone(tz).replace(tzinfo=None)
 
-    rows = []
-    for seq, fill in enumerate(reversed(fills(store, tz, f)), start=1):  # oldest first, as a ledger reads
+    # Oldest first, as a ledger reads (the limit, when given, keeps the newest).
+    rows = reversed(fills(store, tz, f)) if f.limit else store.stream(*_fills_sql(tz, f, oldest_first=True))
+    for seq, fill in enumerate(rows, start=1):
         started, finished = local(fill["started_at"]), local(fill["finished_at"])
         day = started or local(fill["authorised_at"])
         cylinder = cylinders.get(fill["cylinder_id"], {})
-        rows.append({
+        yield {
             "seq": seq,
             "date": None if day is None else day.date(),
             "started": None if started is None else started.time(),
@@ -234,8 +263,7 @@ def ledger_rows(
             "cause": reason_text(fill["cause"]),
             "filling_unit": filling_unit,
             "uploaded": UPLOAD_TEXT.get(uploads.get(fill["id"]), "?"),
-        })
-    return rows
+        }
 
 
 def _pre_check(check: dict[str, Any] | None) -> str:
@@ -270,7 +298,7 @@ def day_totals(rows: list[dict[str, Any]]) -> dict[date | None, tuple[int, float
     return totals
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path, warning: str | None = None) -> None:
+def write_csv(rows: Iterable[dict[str, Any]], path: Path, warning: str | None = None) -> None:
     # utf-8 with a BOM: Excel and WPS then read the Chinese headers as Chinese, not mojibake.
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)

@@ -17,6 +17,7 @@ from interlock.codes import Identifier, Kind
 from interlock.inflight import Learned
 from interlock.rules import Cylinder
 
+from . import audit as auditing
 from . import journal, replay
 from .schema import MIGRATIONS, migrate
 
@@ -190,6 +191,14 @@ class Store:
             columns = [d[0] for d in cursor.description or ()]
             return [dict(zip(columns, row)) for row in cursor]
 
+    def stream(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Like query(), a row at a time: for results as long as the history (a month's ledger)."""
+        with self._lock:
+            cursor = self._conn.execute(sql, tuple(params))
+            columns = [d[0] for d in cursor.description or ()]
+            for row in cursor:
+                yield dict(zip(columns, row))
+
     # Journal ---------------------------------------------------------------------------------
 
     def journal(self, now: datetime, kind: str, data: dict[str, Any], **where: str | None) -> int:
@@ -211,13 +220,34 @@ class Store:
         with self._lock:
             return replay.check(self._conn, _FILL_COLUMNS)
 
-    def audit_problem(self) -> str | None:
-        """None when the chain holds and every row is what the journal implies; else the first problem."""
-        chain = self.verify()
-        if not chain.ok:
-            return f"journal broken at entry {chain.first_bad_seq}: {chain.problem}"
-        first = self.verify_records().first
-        return None if first is None else str(first)
+    def audit(self, full: bool = False, checkpoint: bool = True, budget: int = auditing.BUDGET_ROWS,
+              witness: list[auditing.Head] | None = None, fills: tuple[int, int] | None = None) -> auditing.Audit:
+        """Verify the chain and the rows (from the last checkpoint; from the genesis with full=True)
+        in one snapshot, then journal a checkpoint of what was proven, so the next run starts there."""
+        with self._lock:
+            self._conn.execute("BEGIN")  # one read snapshot: the daemon's writes meanwhile wait for the next run
+            try:
+                result = auditing.run(self._conn, _FILL_COLUMNS, full, budget, witness, fills)
+            finally:
+                self._conn.execute("COMMIT")
+            if result.checkpoint is not None and checkpoint:
+                try:
+                    with self.transaction() as conn:
+                        self._append(conn, iso(datetime.now(timezone.utc)), auditing.CHECKPOINT, result.checkpoint)
+                except (StoreUnavailable, sqlite3.Error) as exc:  # a read-only store still verifies
+                    log.warning("verified, but the checkpoint could not be journalled: %s", exc)
+        return result
+
+    def chain_head(self) -> dict[str, Any]:
+        """The newest entry and its hash: what a report prints and the fleet is sent, to witness."""
+        rows = self.query("SELECT c.seq AS entry, c.hash, j.ts AS at FROM chain_head c JOIN journal j ON j.seq = c.seq")
+        return rows[0] if rows else {"entry": 0, "hash": journal.GENESIS, "at": None}
+
+    def audit_problem(self, fills: tuple[int, int] | None = None) -> str | None:
+        """None when the chain holds and every row is what the journal implies; else the first problem.
+        For a report: what is new since the last checkpoint, and the pieces holding the fills it
+        reads (`fills`: their first and last rowid); the round of older rows is `edge verify`'s."""
+        return self.audit(budget=0, fills=fills).problem()
 
     # Cylinder cache --------------------------------------------------------------------------
 
@@ -339,11 +369,16 @@ class Store:
         """Commit one fill milestone: fills row, journal entry and, when final, the outbox row."""
         fields = {k: _db_value(v) for k, v in record.fields.items() if k in _FILL_COLUMNS}
         with self.transaction() as conn:
+            # Plain statements, not sqlite-utils: its insert/update/get read the table's schema on
+            # every call, which was most of a milestone's cost (columns are ours, never input).
             if record.status == "authorised":
-                self.db["fills"].insert({"id": record.fill_id, "lane": lane, "status": record.status, **context, **fields})
+                row = {"id": record.fill_id, "lane": lane, "status": record.status, **context, **fields}
+                conn.execute(f"INSERT INTO fills ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
             else:
-                self.db["fills"].update(record.fill_id, {"status": record.status, **fields})
-            fill = self.db["fills"].get(record.fill_id)
+                row = {"status": record.status, **fields}
+                conn.execute(f"UPDATE fills SET {', '.join(f'{k} = ?' for k in row)} WHERE id = ?", [*row.values(), record.fill_id])
+            cursor = conn.execute("SELECT * FROM fills WHERE id = ?", (record.fill_id,))
+            fill = dict(zip([d[0] for d in cursor.description], cursor.fetchone()))
             entry = {k: _db_value(v) for k, v in record.fields.items()}
             if record.status == "authorised":
                 # Who was on shift goes in the journal too: `edge verify` rebuilds the row from it.

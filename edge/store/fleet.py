@@ -14,11 +14,12 @@ import uuid
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sync.fleet.events import fill_event, scan_event
+from sync.fleet.events import chain_head_event, fill_event, scan_event
 from sync.fleet.protocol import encode
 from sync.fleet.uplink import PendingEvent
 
 from . import journal
+from .audit import CHECKPOINT
 from .database import JournalSink, Store, iso
 
 FINAL_FILL_KINDS = ("fill_complete", "fill_aborted")
@@ -37,6 +38,9 @@ def journal_sink(company: str, station: str, tz: tzinfo) -> JournalSink:
             key = f"{station}:scan:{uuid.uuid4().hex}"
             event = scan_event(key, where.get("lane"), data, company, station, tz, moment)
             kind = "scan"
+        elif kind == CHECKPOINT:  # a verify's proven head goes upstream, where the station cannot rewrite it
+            event = chain_head_event(data["upto"], data["head"], company, station, tz, moment)
+            kind, key = "chain_head", event["key"]
         else:
             return
         conn.execute(

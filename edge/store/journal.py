@@ -10,6 +10,8 @@ from typing import Any
 
 GENESIS = "0" * 64
 _COLUMNS = ("seq", "ts", "lane", "kind", "fill_id", "cylinder_id", "data")
+# Every stored column but the key, as a checkpoint digests them.
+STORED_COLUMNS = _COLUMNS[1:] + ("prev_hash", "hash")
 
 
 def canonical(data: Any) -> str:
@@ -62,15 +64,23 @@ class ChainReport:
     entries: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    head_seq: int = 0  # the last entry proven, and its hash (when ok)
+    head_hash: str = GENESIS
 
 
-def verify(conn: sqlite3.Connection) -> ChainReport:
-    """Walk the whole chain: altered, removed, inserted or reordered rows all break it."""
-    prev = GENESIS
-    expected_seq = 1
+def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> ChainReport:
+    """Walk the chain (from the entry `after` = (seq, hash), already proven, else from the genesis):
+    altered, removed, inserted or reordered rows all break it. Streams: constant memory."""
+    start_seq, prev = after or (0, GENESIS)
+    if after is not None:
+        row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (start_seq,)).fetchone()
+        if row is None or row[0] != prev:
+            return ChainReport(False, 0, start_seq, f"entry {start_seq}, the last checkpoint's head, was altered or removed")
+    expected_seq = start_seq + 1
     count = 0
     cursor = conn.execute(
-        "SELECT seq, ts, lane, kind, fill_id, cylinder_id, data, prev_hash, hash FROM journal ORDER BY seq"
+        "SELECT seq, ts, lane, kind, fill_id, cylinder_id, data, prev_hash, hash FROM journal WHERE seq > ? ORDER BY seq",
+        (start_seq,),
     )
     for values in cursor:
         row = dict(zip(_COLUMNS + ("prev_hash", "hash"), values))
@@ -84,8 +94,9 @@ def verify(conn: sqlite3.Connection) -> ChainReport:
         prev = row["hash"]
         expected_seq += 1
         count += 1
+    last = expected_seq - 1
     head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
     head_seq, head_hash = head if head else (0, GENESIS)
-    if head_seq != count or head_hash != prev:
-        return ChainReport(False, count, count + 1, f"entries after {count} were removed (head is {head_seq})")
-    return ChainReport(True, count)
+    if head_seq != last or head_hash != prev:
+        return ChainReport(False, count, last + 1, f"entries after {last} were removed (head is {head_seq})")
+    return ChainReport(True, count, head_seq=last, head_hash=prev)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ BASELINE = "records_baseline"
 # The fills columns a journalled milestone can set; anything else keeps its schema default.
 FILL_CONTEXT = ("operator", "checker", "medium")
 STAFF_COLUMNS = ("name", "source", "active")
+FINAL_STATUSES = ("complete", "aborted")
 SHIFT_COLUMNS = ("operator", "checker")
 
 
@@ -62,112 +62,200 @@ def outbox_digest(kind: str, fill_id: str | None, key: str, payload: str) -> str
 
 
 @dataclass
-class _Replay:
-    fills: dict[str, dict[str, Any]] = field(default_factory=dict)  # in order of authorisation
-    legacy_context: dict[str, list[Any]] = field(default_factory=dict)
-    outbox: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)  # outbox_slot -> key, payload
-    legacy_outbox: dict[int, str] = field(default_factory=dict)  # outbox id -> digest
+class State:
+    """What the replay knows at a point of the journal: the staff and shift rows as they stand, the
+    fills still open (their rows may change yet), and how many fills and outbox rows exist. A
+    checkpoint carries it, so a later replay starts there instead of at the genesis entry."""
+
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
     shifts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open_fills: dict[str, dict[str, Any]] = field(default_factory=dict)  # in order of authorisation
+    legacy: list[str] = field(default_factory=list)  # open fills journalled without their shift context
+    fills: int = 0
+    outbox: int = 0
+
+    def as_data(self) -> dict[str, Any]:
+        return {"staff": self.staff, "shifts": self.shifts, "open_fills": self.open_fills, "legacy": self.legacy,
+                "fills": self.fills, "outbox": self.outbox}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> State:
+        return cls(**{k: data[k] for k in ("staff", "shifts", "open_fills", "legacy", "fills", "outbox")})
 
 
-def _entries(conn: sqlite3.Connection) -> Iterator[tuple[str, str | None, str | None, dict[str, Any]]]:
-    for kind, lane, fill_id, data in conn.execute("SELECT kind, lane, fill_id, data FROM journal ORDER BY seq"):
-        yield kind, lane, fill_id, json.loads(data)
+class _Checker:
+    """Replays journal entries in order and holds each row to them as soon as it is final: memory
+    holds only the fills in progress and the (small) staff and shift tables, whatever the history."""
 
+    def __init__(self, conn: sqlite3.Connection, fill_columns: frozenset[str], state: State, report: RecordsReport) -> None:
+        self.conn, self.fill_columns, self.state, self.out = conn, fill_columns, state, report.mismatches
+        self.legacy = set(state.legacy)
+        self.report = report
 
-def _replay(conn: sqlite3.Connection, fill_columns: frozenset[str]) -> _Replay:
-    r = _Replay()
-    for kind, lane, fill_id, data in _entries(conn):
+    def compare(self, table: str, key: str, stored: dict[str, Any] | None, expected: dict[str, Any] | None,
+                columns: Any) -> None:
+        if stored is None or expected is None:
+            self.out.append(Mismatch(table, key, "(row)", "missing" if stored is None else "present",
+                                     "missing" if expected is None else "present"))
+            return
+        for column in columns:
+            if column in stored and stored[column] != expected.get(column):
+                self.out.append(Mismatch(table, key, column, stored[column], expected.get(column)))
+                return
+
+    def entry(self, kind: str, lane: str | None, fill_id: str | None, data: dict[str, Any]) -> None:
+        s = self.state
         if kind.startswith("fill_") and fill_id is not None:
             status = kind.removeprefix("fill_")
-            fields = {k: v for k, v in data.items() if k in fill_columns}
+            fields = {k: v for k, v in data.items() if k in self.fill_columns}
             if status == "authorised":
                 context = {k: v for k, v in (data.get("context") or {}).items() if k in FILL_CONTEXT}
-                r.fills[fill_id] = {"id": fill_id, "lane": lane, **{c: None for c in fill_columns}, "tripped": 0,
-                                    **{c: None for c in FILL_CONTEXT}, **context, "status": status, **fields}
+                s.open_fills[fill_id] = {"id": fill_id, "lane": lane, **{c: None for c in self.fill_columns}, "tripped": 0,
+                                         **{c: None for c in FILL_CONTEXT}, **context, "status": status, **fields}
+                s.fills += 1
                 if "context" not in data:
-                    r.legacy_context[fill_id] = []
-            elif fill_id in r.fills:
-                r.fills[fill_id].update({"status": status, **fields})
+                    self.legacy.add(fill_id)
+            elif fill_id in s.open_fills:
+                s.open_fills[fill_id].update({"status": status, **fields})
+                if status in FINAL_STATUSES:
+                    self.fill_final(fill_id)
         elif kind == "outbox_queued":
             for row in data["rows"]:
-                r.outbox[outbox_slot(fill_id, row["kind"], row["key"])] = (row["key"], journal.canonical(row["payload"]))
+                self.queued(fill_id, row["kind"], row["key"], journal.canonical(row["payload"]))
         elif kind in ("staff_registered", "staff_configured"):
-            person = r.staff.setdefault(data["id"], {"source": "command" if kind == "staff_registered" else "config", "active": 1})
+            person = s.staff.setdefault(data["id"], {"source": "command" if kind == "staff_registered" else "config", "active": 1})
             person["name"] = data["name"]
             if kind == "staff_configured":
                 # The config names a person again: one `edge staff remove` retired stays retired.
                 person["source"] = "config"
             else:
                 person["active"] = 1
-        elif kind == "staff_removed" and data["id"] in r.staff:
-            r.staff[data["id"]]["active"] = 0
+        elif kind == "staff_removed" and data["id"] in s.staff:
+            s.staff[data["id"]]["active"] = 0
         elif kind == "shift_configured" and lane is not None:
-            r.shifts.setdefault(lane, {"operator": data["operator"], "checker": data["checker"]})
+            s.shifts.setdefault(lane, {"operator": data["operator"], "checker": data["checker"]})
         elif kind == "shift_changed" and lane is not None:
-            r.shifts[lane] = {"operator": data["operator"], "checker": data["checker"]}
+            s.shifts[lane] = {"operator": data["operator"], "checker": data["checker"]}
         elif kind == BASELINE:
-            # Rows written before their changes were journalled, as they stood at the upgrade.
-            r.staff.update({p["id"]: {k: p[k] for k in STAFF_COLUMNS} for p in data.get("staff", [])})
-            r.shifts.update({s["lane"]: {k: s[k] for k in SHIFT_COLUMNS} for s in data.get("shifts", [])})
-            r.legacy_context.update(data.get("fill_context", {}))
-            r.legacy_outbox.update({int(k): v for k, v in data.get("outbox", {}).items()})
-    for fill_id, context in r.legacy_context.items():
-        if fill_id in r.fills and context:
-            r.fills[fill_id].update(dict(zip(FILL_CONTEXT, context)))
-    return r
+            self.baseline(data)
+
+    def baseline(self, data: dict[str, Any]) -> None:
+        """Rows written before their changes were journalled, as they stood at the upgrade."""
+        s = self.state
+        s.staff.update({p["id"]: {k: p[k] for k in STAFF_COLUMNS} for p in data.get("staff", [])})
+        s.shifts.update({x["lane"]: {k: x[k] for k in SHIFT_COLUMNS} for x in data.get("shifts", [])})
+        for fill_id, context in data.get("fill_context", {}).items():
+            if not context:
+                continue
+            if fill_id in s.open_fills:
+                s.open_fills[fill_id].update(dict(zip(FILL_CONTEXT, context)))
+                self.legacy.discard(fill_id)
+                continue
+            stored = _row(self.conn, "SELECT * FROM fills WHERE id = ?", (fill_id,))
+            if stored is not None:  # a missing row was named when the fill was final
+                self.compare("fills", fill_id, stored, dict(zip(FILL_CONTEXT, context)), FILL_CONTEXT)
+        for outbox_id, digest in data.get("outbox", {}).items():
+            row = _row(self.conn, "SELECT id, kind, fill_id, idempotency_key, payload FROM outbox WHERE id = ?", (int(outbox_id),))
+            s.outbox += 1
+            if row is None:
+                self.out.append(Mismatch("outbox", outbox_id, "(row)", "missing", "present"))
+            elif digest != outbox_digest(row["kind"], row["fill_id"], row["idempotency_key"], row["payload"]):
+                self.out.append(Mismatch("outbox", outbox_id, "payload", "changed since the upgrade baseline", digest))
+
+    def fill_final(self, fill_id: str) -> None:
+        expected = self.state.open_fills.pop(fill_id)
+        self.check_fill(fill_id, expected)
+
+    def check_fill(self, fill_id: str, expected: dict[str, Any]) -> None:
+        legacy = fill_id in self.legacy
+        self.legacy.discard(fill_id)
+        columns = [c for c in expected if c != "id" and not (legacy and c in FILL_CONTEXT)]
+        self.compare("fills", fill_id, _row(self.conn, "SELECT * FROM fills WHERE id = ?", (fill_id,)), expected, columns)
+
+    def queued(self, fill_id: str | None, kind: str, key: str, payload: str) -> None:
+        self.state.outbox += 1
+        if fill_id:
+            # A fill owes one row of each kind: found by (fill, kind), an edited key shows as that field.
+            row = _row(self.conn, "SELECT id, kind, fill_id, idempotency_key, payload FROM outbox WHERE fill_id = ? AND kind = ?",
+                       (fill_id, kind))
+        else:
+            # A scan point's row has no fill, and a cylinder has many: found by its key.
+            row = _row(self.conn, "SELECT id, kind, fill_id, idempotency_key, payload FROM outbox"
+                       " WHERE idempotency_key = ? AND kind = ? AND fill_id IS NULL", (key, kind))
+        name = f"(fill {fill_id or None}, {kind}{'' if fill_id else ', ' + key})" if row is None else \
+            f"{row['id']} (fill {row['fill_id']}, {row['kind']})"
+        self.compare("outbox", name, row, {"idempotency_key": key, "payload": payload}, ("idempotency_key", "payload"))
+
+    def finish(self, fills_after: int, outbox_after: int) -> None:
+        """The rows no entry has closed yet, the staff and shift tables, and rows no entry made.
+        fills_after / outbox_after: where the rows this replay did not see end (their count was
+        carried by the checkpoint)."""
+        s = self.state
+        for fill_id, expected in s.open_fills.items():
+            self.check_fill(fill_id, expected)
+        self.legacy = set()
+        for table, key_column, columns, expected_rows in (
+            ("staff", "id", STAFF_COLUMNS, s.staff),
+            ("shifts", "lane", SHIFT_COLUMNS, s.shifts),
+        ):
+            stored_rows = {row[key_column]: row for row in _rows(self.conn, f"SELECT * FROM {table}")}
+            for key in sorted(set(stored_rows) | set(expected_rows)):
+                self.compare(table, key, stored_rows.get(key), expected_rows.get(key), columns)
+            self.report.checked[table] = len(stored_rows)
+        stored_fills = self.conn.execute("SELECT count(*) FROM fills").fetchone()[0]
+        stored_outbox = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        self.report.checked["fills"], self.report.checked["outbox"] = stored_fills, stored_outbox
+        if stored_fills > s.fills:
+            self.extra_fills(fills_after)
+        if stored_outbox > s.outbox:
+            self.extra_outbox(outbox_after)
+
+    def extra_fills(self, after_rowid: int) -> None:
+        # Only when some row has no entry: name it (the ids are gathered here, not on every verify).
+        journalled = {r[0] for r in self.conn.execute("SELECT fill_id FROM journal WHERE kind = 'fill_authorised'")}
+        for (fill_id,) in self.conn.execute("SELECT id FROM fills WHERE rowid > ? ORDER BY rowid", (after_rowid,)):
+            if fill_id not in journalled:
+                self.out.append(Mismatch("fills", fill_id, "(row)", "present", "missing"))
+
+    def extra_outbox(self, after_id: int) -> None:
+        slots = set()
+        for fill_id, data in self.conn.execute("SELECT fill_id, data FROM journal WHERE kind = 'outbox_queued'"):
+            slots.update(outbox_slot(fill_id, row["kind"], row["key"]) for row in json.loads(data)["rows"])
+        legacy = set()
+        for (data,) in self.conn.execute("SELECT data FROM journal WHERE kind = ?", (BASELINE,)):
+            legacy.update(int(k) for k in json.loads(data).get("outbox", {}))
+        for row in _rows(self.conn, f"SELECT id, kind, fill_id, idempotency_key FROM outbox WHERE id > {int(after_id)} ORDER BY id"):
+            if row["id"] not in legacy and outbox_slot(row["fill_id"], row["kind"], row["idempotency_key"]) not in slots:
+                self.out.append(Mismatch("outbox", f"{row['id']} (fill {row['fill_id']}, {row['kind']})", "(row)", "present", "missing"))
+
+
+def replay_check(conn: sqlite3.Connection, fill_columns: frozenset[str], state: State | None = None, after_seq: int = 0,
+                 upto_seq: int | None = None, fills_after: int = 0, outbox_after: int = 0,
+                 limit: int = 20) -> tuple[RecordsReport, State]:
+    """Replay the entries after `after_seq` (up to `upto_seq`) from `state` (the genesis when None),
+    holding every row they imply to them; returns the report and the state reached."""
+    report = RecordsReport()
+    checker = _Checker(conn, fill_columns, state or State(), report)
+    sql = "SELECT kind, lane, fill_id, data FROM journal WHERE seq > ?" + ("" if upto_seq is None else " AND seq <= ?")
+    params = (after_seq,) if upto_seq is None else (after_seq, upto_seq)
+    for kind, lane, fill_id, data in conn.execute(sql + " ORDER BY seq", params):
+        checker.entry(kind, lane, fill_id, json.loads(data))
+    reached = State(**{**checker.state.__dict__, "open_fills": dict(checker.state.open_fills),
+                       "legacy": sorted(checker.legacy)})
+    checker.finish(fills_after, outbox_after)
+    del report.mismatches[limit:]
+    return report, reached
 
 
 def check(conn: sqlite3.Connection, fill_columns: frozenset[str], limit: int = 20) -> RecordsReport:
-    """Every fills, outbox, staff and shifts row against the journal's replay."""
-    r = _replay(conn, fill_columns)
-    report = RecordsReport()
-    out = report.mismatches
+    """Every fills, outbox, staff and shifts row against the journal's replay from the genesis."""
+    return replay_check(conn, fill_columns, limit=limit)[0]
 
-    def compare(table: str, key: str, stored: dict[str, Any] | None, expected: dict[str, Any] | None, columns: Any) -> None:
-        if stored is None or expected is None:
-            out.append(Mismatch(table, key, "(row)", "missing" if stored is None else "present",
-                                "missing" if expected is None else "present"))
-            return
-        for column in columns:
-            if column in stored and stored[column] != expected.get(column):
-                out.append(Mismatch(table, key, column, stored[column], expected.get(column)))
-                return
 
-    stored_fills = {row["id"]: row for row in _rows(conn, "SELECT * FROM fills")}
-    unchecked_context = {k for k, v in r.legacy_context.items() if not v}
-    for fill_id, expected in r.fills.items():
-        columns = [c for c in expected if c != "id" and not (fill_id in unchecked_context and c in FILL_CONTEXT)]
-        compare("fills", fill_id, stored_fills.pop(fill_id, None), expected, columns)
-    for fill_id in stored_fills:
-        compare("fills", fill_id, stored_fills[fill_id], None, ())
-    report.checked["fills"] = len(r.fills)
-
-    outbox = _rows(conn, "SELECT id, kind, fill_id, idempotency_key, payload FROM outbox ORDER BY id")
-    for row in outbox:
-        digest = r.legacy_outbox.get(row["id"])
-        if digest is not None:
-            if digest != outbox_digest(row["kind"], row["fill_id"], row["idempotency_key"], row["payload"]):
-                out.append(Mismatch("outbox", str(row["id"]), "payload", "changed since the upgrade baseline", digest))
-            continue
-        queued = r.outbox.pop(outbox_slot(row["fill_id"], row["kind"], row["idempotency_key"]), None)
-        expected = None if queued is None else {"idempotency_key": queued[0], "payload": queued[1]}
-        compare("outbox", f"{row['id']} (fill {row['fill_id']}, {row['kind']})", row, expected, ("idempotency_key", "payload"))
-    for (fill_id, kind, key), _ in r.outbox.items():
-        compare("outbox", f"(fill {fill_id or None}, {kind}{'' if fill_id else ', ' + key})", None, {}, ())
-    report.checked["outbox"] = len(outbox)
-
-    for table, key_column, columns, expected_rows in (
-        ("staff", "id", STAFF_COLUMNS, r.staff),
-        ("shifts", "lane", SHIFT_COLUMNS, r.shifts),
-    ):
-        stored_rows = {row[key_column]: row for row in _rows(conn, f"SELECT * FROM {table}")}
-        for key in sorted(set(stored_rows) | set(expected_rows)):
-            compare(table, key, stored_rows.get(key), expected_rows.get(key), columns)
-        report.checked[table] = len(stored_rows)
-    del out[limit:]
-    return report
+def _row(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    cursor = conn.execute(sql, params)
+    values = cursor.fetchone()
+    return None if values is None else dict(zip([d[0] for d in cursor.description], values))
 
 
 def _rows(conn: sqlite3.Connection, sql: str) -> list[dict[str, Any]]:

@@ -310,6 +310,18 @@ def _v8(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v9(conn: sqlite3.Connection) -> None:
+    """Reports that cost what they show: a day's scans found by time (a partial index: scans only,
+    a fraction of the journal's size), fills counted by status from an index, not the table."""
+    _run_script(
+        conn,
+        """
+        CREATE INDEX journal_scans ON journal(ts) WHERE kind = 'scan';
+        CREATE INDEX fills_status ON fills(status)
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -317,7 +329,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

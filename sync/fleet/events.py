@@ -1,5 +1,5 @@
-"""Event payloads from the station's own rows: a finished fill, a rejected scan. Stamped in the
-station's time zone, with its offset."""
+"""Event payloads from the station's own rows: a finished fill, a rejected scan, the journal's head.
+Stamped in the station's time zone, with its offset."""
 
 from __future__ import annotations
 
@@ -42,4 +42,16 @@ def scan_event(key: str, lane: str | None, data: dict[str, Any], company: str, s
         cylinder_id=data.get("cylinder_id"),
         reasons=list(data.get("reasons", [])),
         details=[str(d)[:200] for d in data.get("details", [])],
+    )
+
+
+def chain_head_event(entry: int, digest: str, company: str, station: str, tz: tzinfo, ts: datetime) -> dict[str, Any]:
+    """The journal's head as a verify proved it: kept by the company, it witnesses the station's
+    history (`edge verify --witness`), which the station could otherwise rewrite from its start."""
+    return envelope(
+        "chain_head", company, station, ts,
+        key=f"{station}:head:{entry}",
+        entry=entry,
+        hash=digest,
+        day=ts.astimezone(tz).date().isoformat(),
     )

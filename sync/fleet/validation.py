@@ -30,7 +30,7 @@ COMMAND_MAX_BYTES = 4 * 1024
 EVENT_MAX_BYTES = 64 * 1024
 # Events the collector keeps, one row each keyed on (station, key); each is published on
 # <company>/<station>/event/<type>.
-EVENT_TYPES = ("fill", "scan")
+EVENT_TYPES = ("fill", "scan", "chain_head")
 # Retained station state the collector keeps as the latest per station.
 STATE_TYPES = ("health",)
 

@@ -97,6 +97,9 @@ def write_daily_pdf(report: dict[str, Any], path: Path, station: str, unit_code:
         Paragraph(f"上传：待上传 {upload['pending']} 条，最早已等待 {(upload['oldest_pending_age_s'] or 0) / 3600:.1f} 小时；"
                   f"被拒收 {upload['dead']} 条。", body),
     ]
+    if report.get("chain_head"):  # the journal's head when printed: a signed copy witnesses the history
+        head = report["chain_head"]
+        story.append(Paragraph(f"日志链头：第 {head['entry']} 条 sha256 {head['hash']}", ParagraphStyle("head", parent=body, fontSize=7)))
 
     def footer(canvas: Any, doc: Any) -> None:
         canvas.saveState()
