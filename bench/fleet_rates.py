@@ -82,7 +82,7 @@ def events_into_postgresql(state: Path, broker: Broker, server: str, count: int)
         config_file.write_text(yaml.safe_dump(json.loads(company(directory, broker, url).model_dump_json())), encoding="utf-8")
         processes = [subprocess.Popen([sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(config_file),
                                        # the same ids in both rounds: a session left behind would keep its share
-                                       "--id", f"bench-{i}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       "--id", f"bench-{i}", "--share"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for i in range(collectors)]
         db = EventDatabase(url)
         stations = []

@@ -47,8 +47,17 @@ class Collector:
         return [f"{company}/+/event/+", f"{company}/+/health"]
 
     @property
-    def share(self) -> str:
-        return f"$share/{self.config.company}-collectors"
+    def subscriptions(self) -> list[str]:
+        """What this collector subscribes to: the topics, or its group's share of them."""
+        if not self.config.share:
+            return self.topics
+        return [f"$share/{self.config.company}-collectors/{topic}" for topic in self.topics]
+
+    @property
+    def other_subscriptions(self) -> list[str]:
+        """The other mode's filters: a session that ran in it would get every event twice over."""
+        shared = [f"$share/{self.config.company}-collectors/{topic}" for topic in self.topics]
+        return self.topics if self.config.share else shared
 
     def start(self) -> None:
         client = mqtt.make_client(self.config.broker, client_id=f"{self.config.company}-{self.config.collector_id}", persistent=True)
@@ -62,12 +71,12 @@ class Collector:
         mqtt.connect_async(client, self.config.broker, persistent=True)
 
     def leave(self, quiet_s: float = 1.0, timeout_s: float = 60.0) -> bool:
-        """Retire this collector for good: drop its share of the subscription, store what its
-        session still holds, then stop. Without this a retired collector's session would go on
-        collecting its share of the events, for nobody, until it expires. False if it never got
-        quiet within timeout_s (it stops anyway; what is left is redelivered if it runs again)."""
+        """Retire this collector for good: drop its subscription (its share of a group's), store
+        what its session still holds, then stop. Without this a retired collector's session would
+        go on collecting events, for nobody, until it expires. False if it never got quiet within
+        timeout_s (it stops anyway; what is left is redelivered if it runs again)."""
         self._leaving = True
-        self.client.unsubscribe([f"{self.share}/{topic}" for topic in self.topics])
+        self.client.unsubscribe(self.subscriptions)
         deadline = time.monotonic() + timeout_s
         quiet = False
         while time.monotonic() < deadline and not quiet:
@@ -89,11 +98,10 @@ class Collector:
             return
         if self._leaving:
             return
-        # A shared subscription (MQTT 5, and Mosquitto for 3.1.1 too): the broker hands each message
-        # to one collector of the group, so several collectors split the stations' events.
-        client.subscribe([(f"{self.share}/{topic}", 1) for topic in self.topics])
-        # A session from a release that subscribed without sharing would get every event twice over.
-        client.unsubscribe(self.topics)
+        # In a group, a shared subscription (MQTT 5, and Mosquitto for 3.1.1 too): the broker hands
+        # each message to one collector of the group, so several collectors split the events.
+        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        client.unsubscribe(self.other_subscriptions)
         log.info("collector connected to %s:%d", self.config.broker.host, self.config.broker.port)
         self.connected.set()
 

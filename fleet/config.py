@@ -21,6 +21,11 @@ class CompanyConfig(Strict):
     # The MQTT client id of the collector: its persistent session is where the broker queues
     # events while the collector is away, so it must stay the same from run to run.
     collector_id: str = Field(default="collector", pattern=SEGMENT)
+    # Several collectors in one group: a shared subscription, the broker spreads the events over
+    # them. Off for a single collector, whose own subscription Mosquitto keeps across a broker
+    # restart; Mosquitto 2.0 does not restore a shared one, so a group loses what stations publish
+    # between the broker's restart and the collectors' return (`edge fleet collect --share`).
+    share: bool = False
 
     def command_key(self) -> bytes | None:
         if self.command_key_file is None:

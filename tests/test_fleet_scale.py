@@ -38,7 +38,7 @@ class CollectorProcess:
         self.name = name
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(company), "--id", name],
+            [sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(company), "--id", name, "--share"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -139,7 +139,7 @@ def test_a_retired_collector_leaves_its_share_to_the_others(tmp_path: Path, own_
             station.publish(f"{COMPANY}/st1/event/scan", encode(good_scan(f"a{i}")))
         wait_until(lambda: db.count() >= 10, "the remaining collector storing")
         assert db.count() < 40  # part of them wait in the stopped collector's session
-        leaving = subprocess.run([sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(company), "--id", "retired",
+        leaving = subprocess.run([sys.executable, "-m", "edge.cli", "fleet", "collect", "--company", str(company), "--id", "retired", "--share",
                                   "--leave"], capture_output=True, text=True, timeout=60)
         assert leaving.returncode == 0, leaving.stdout + leaving.stderr
         assert "left the group" in leaving.stdout

@@ -99,6 +99,32 @@ def test_three_stations_through_a_broker_restart_and_an_outage(tmp_path: Path, b
             station.close()
 
 
+def test_a_single_collector_away_over_a_broker_restart_misses_nothing(tmp_path: Path, broker: Broker) -> None:
+    """The default collector's subscription is its session's: the broker restores it from its
+    persistence after a restart, so what stations publish while the collector is still away waits
+    for it. (A shared subscription is not restored by Mosquitto 2.0: the README says so.)"""
+    config = company_config(tmp_path, broker)
+    first = Collector(config, EventDatabase(config.database))
+    first.start()
+    assert first.connected.wait(10)
+    first.stop()
+    broker.restart(down_s=0.3)
+    station = LightStation(station_config(tmp_path, broker, "st1")).start()
+    back = Collector(config, first.db)
+    try:
+        for _ in range(10):
+            station.reject_scan()
+        wait_until(lambda: station.service.outbox.counts()["pending"] == 0, "every event delivered to the broker")
+        back.start()
+        assert back.connected.wait(10)
+        wait_until(lambda: back.db.count("scan") == 10, "the 10 scans published while the collector was away")
+    finally:
+        back.stop()
+        station.stop()
+        station.close()
+        back.db.close()
+
+
 def test_retained_health_and_the_last_will(tmp_path: Path, broker: Broker) -> None:
     station = LightStation(station_config(tmp_path, broker, "st2")).start()
     try:

@@ -122,6 +122,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     config = _company(args)
     if args.id is not None:
         config = config.model_copy(update={"collector_id": args.id})
+    if args.share:
+        config = config.model_copy(update={"share": True})
     collector = Collector(config, _database(config, args))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -233,8 +235,10 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p = company("collect", cmd_collect, "store every station's events in the company database (until SIGTERM)")
     p.add_argument("--id", type=_segment, help="this collector's id (its broker session), when several run at once"
                    " (default: collector_id in the company config)")
-    p.add_argument("--leave", action="store_true", help="retire this collector for good: drop its share of the events,"
-                   " store what its broker session still holds, and exit")
+    p.add_argument("--share", action="store_true", help="one of several collectors: the broker spreads the events over"
+                   " every collector started with --share (or share: true in the company config)")
+    p.add_argument("--leave", action="store_true", help="retire this collector for good: drop its subscription (its share"
+                   " of the events), store what its broker session still holds, and exit")
     p = company("report", cmd_report, "per station per day: fills, kg, overfills, refusals, trips, aborts; backlogs;"
                 " codes refused at several stations; the quarantine")
     p.add_argument("--since", type=_day, help="only days from this one on (YYYY-MM-DD, each station's own day)")
