@@ -208,16 +208,21 @@ def render_hard(text: str, kind: str, severity: float, seed: int) -> Frame:
     return Frame(image, text, kind, severity)
 
 
-def scene(codes: list[tuple[str, int, int]], module_px: int = 4) -> Any:
+def scene(codes: list[tuple[str, int, int]], module_px: int = 4, gloved: tuple[int, ...] = ()) -> Any:
     """One frame with several labels in view, each (text, left, top) in pixels: the cylinder on
-    the scale and its neighbours, as a camera over a lane sees them."""
+    the scale and its neighbours, as a camera over a lane sees them. The labels numbered in
+    `gloved` have a gloved fingertip over the outer corner of their top-left finder pattern (about
+    three of its seven modules each way), which some decoders read past and others do not."""
     frame = np.full((HEIGHT, WIDTH), 235, np.uint8)
-    for text, left, top in codes:
+    for index, (text, left, top) in enumerate(codes):
         canvas = _canvas(_modules(text), module_px)
         size = canvas.shape[0]
         if left < 0 or top < 0 or left + size > WIDTH or top + size > HEIGHT:
             raise ValueError(f"a {size} px code at ({left}, {top}) does not fit a {WIDTH} x {HEIGHT} frame")
         frame[top : top + size, left : left + size] = canvas
+        if index in gloved:
+            corner = (left + 4 * module_px + module_px // 2, top + 4 * module_px)
+            cv2.ellipse(frame, corner, (int(3.5 * module_px), 3 * module_px), 30, 0, 360, 70, -1)
     return frame
 
 
