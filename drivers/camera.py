@@ -77,15 +77,15 @@ class CameraReader:
         if found is None:
             return None
         self.decoded += 1
+        seen = self._last
+        if len(found.texts) == 1 and not (seen is not None and now - seen[1] < self.repeat_s and seen[0] == set(found.texts)):
+            # One code, not simply the one still in view: before it is taken as the cylinder, every
+            # decoder and retry looks at the rest of the frame, since the one that read it may have
+            # missed another (the cylinder's own, with this one the neighbour's). Once per new view
+            # (or per frame while fewer codes are read than were just seen), not on every frame.
+            found = self.cascade.look_further(frame, found, self.region)
         if self._debounced(frozenset(found.texts), now):
             return None
-        if len(found.texts) == 1:
-            # About to be taken as the cylinder: first every decoder and retry looks at the rest of
-            # the frame, since the one that read this code may have missed another (the cylinder's
-            # own, with this one the neighbour's). Once per new view, not per frame.
-            found = self.cascade.look_further(frame, found, self.region)
-            if len(found.texts) > 1 and self._debounced(frozenset(found.texts), now):
-                return None
         texts = found.texts
         self._last = (frozenset(texts), now)
         if len(texts) > 1:

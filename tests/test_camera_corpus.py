@@ -96,6 +96,12 @@ def test_a_second_code_one_decoder_misses_is_found_before_one_code_is_taken(tmp_
     scans = [s for s in (reader.read() for _ in range(5)) if s is not None]
     assert [s.codes_in_view for s in scans] == [2], scans
     assert set(scans[0].data.split(b" | ")) == {CYLINDER.encode(), NEIGHBOUR.encode()}
+    # The same view over more than repeat_s is still one refusal: each frame's look further shows
+    # both codes again, so the view is the one just seen, not a new one.
+    for index in range(3, 8):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), frame)
+    steady = CameraReader(str(folder), repeat_s=0.25, fps=10)
+    assert [s.codes_in_view for s in (steady.read() for _ in range(8)) if s is not None] == [2]
 
 
 def test_the_look_further_keeps_to_the_region(tmp_path: Path) -> None:
