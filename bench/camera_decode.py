@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.qr_decode import DECODERS, DEFAULT, Cascade  # noqa: E402
-from simulators.qr_frames import HARD_KINDS, KINDS, Frame, degraded_set, hard_set, scene  # noqa: E402
+from simulators.qr_frames import HARD_KINDS, HEIGHT, KINDS, WIDTH, Frame, degraded_set, hard_set, scene  # noqa: E402
 
 PREVIOUS = ("zxing", "pyzbar", "zxing_preprocessed")
 
@@ -60,6 +62,28 @@ def two_label_frames(count: int) -> list[tuple[Any, set[str]]]:
     return found
 
 
+def empty_frames(count: int, seed: int = 11) -> list[Any]:
+    """An empty platter: no label in view, only edges and noise (what a lane camera sees most)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        image = scene([]).astype(np.float32)
+        for _ in range(4):
+            left, top = int(rng.integers(0, WIDTH - 100)), int(rng.integers(0, HEIGHT - 100))
+            image[top : top + int(rng.integers(40, 100)), left : left + int(rng.integers(40, 100))] = rng.uniform(40, 200)
+        frames.append(np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8))
+    return frames
+
+
+def median_ms(cascade: Cascade, images: list[Any]) -> float:
+    times = []
+    for image in images:
+        started = time.perf_counter()
+        cascade.decode(image)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def look_further(cascade: Cascade, frames: list[Frame]) -> tuple[float, float, int]:
     """Median ms of the cascade alone and of the cascade plus the look at the rest of the frame,
     over the frames read as one code; and how many of those showed a second code."""
@@ -88,6 +112,10 @@ def main() -> None:
     cascades["cascade " + ">".join(DEFAULT)] = default = Cascade(DEFAULT)
     table("Flat corpus", {name: run(c, flat, KINDS) for name, c in cascades.items()}, KINDS, args.per_kind)
     table("Harder corpus", {name: run(c, hard, HARD_KINDS) for name, c in cascades.items()}, HARD_KINDS, args.per_kind)
+
+    empty = empty_frames(args.per_kind)
+    print(f"\nNo code in view (an empty platter, the whole cascade fails on every frame), median ms: previous cascade "
+          f"{median_ms(cascades['previous cascade ' + '>'.join(PREVIOUS)], empty):.2f}, default cascade {median_ms(default, empty):.2f}")
 
     print("\nBefore one code is taken, the reader covers it and runs the whole cascade over the rest of the frame")
     print("(once per new view, not per frame); median ms over the frames read as one code:")
