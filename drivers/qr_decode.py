@@ -70,6 +70,7 @@ def decode_zxing(gray: Any) -> list[Code]:
 # error correction decides, as for any frame).
 UNWARP_TURNS = (25, -25, 40, -40, 55, -55)
 UNWARP_HALVES = (18, 28)
+UNWARP_MARGIN = 20  # pixels of border round a flattened code, so its quiet zone is complete
 
 
 def decode_zxing_unwarped(gray: Any) -> list[Code]:
@@ -82,7 +83,7 @@ def decode_zxing_unwarped(gray: Any) -> list[Code]:
     for outline in _zxing_read(gray)[1]:
         xs, ys = [x for x, _ in outline], [y for _, y in outline]
         left, span = min(xs), max(xs) - min(xs)
-        if span < 20:
+        if span < 20:  # a few modules at most: no code to flatten
             continue
         top = max(0, int(min(ys) - 0.15 * span))
         rows = np.arange(top, min(height, int(max(ys) + 0.15 * span)), dtype=np.float32)
@@ -96,11 +97,12 @@ def decode_zxing_unwarped(gray: Any) -> list[Code]:
             source_x = (axis + radius * np.sin(arc / radius)).astype(np.float32)
             flat = cv2.remap(gray, np.repeat(source_x[None, :], len(rows), 0), np.repeat(rows[:, None], len(arc), 1),
                              cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            codes = decode_zxing(cv2.copyMakeBorder(flat, 20, 20, 20, 20, cv2.BORDER_REPLICATE))
+            margin = UNWARP_MARGIN
+            codes = decode_zxing(cv2.copyMakeBorder(flat, margin, margin, margin, margin, cv2.BORDER_REPLICATE))
             if codes:
                 # Back to the frame's pixels, so a region of interest applies as to any code.
                 last = len(arc) - 1
-                found += [Code(c.text, tuple((float(source_x[int(min(max(x - 20, 0), last))]), float(top + y - 20))
+                found += [Code(c.text, tuple((float(source_x[int(min(max(x - margin, 0), last))]), float(top + y - margin))
                                              for x, y in c.corners)) for c in codes]
                 break
     return found
