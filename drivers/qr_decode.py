@@ -108,6 +108,61 @@ def decode_zxing_unwarped(gray: Any) -> list[Code]:
     return found
 
 
+def _finder_patterns(gray: Any) -> list[Any]:
+    """Finder-pattern-like squares (a dark square ring round a dark core): OpenCV rotated
+    rectangles ((x, y), (width, height), angle)."""
+    cv2 = _load("cv2")
+    _, dark = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    contours, hierarchy = cv2.findContours(dark, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    found = []
+    for index, contour in enumerate(contours if hierarchy is not None else ()):
+        hole = hierarchy[0][index][2]
+        core = hierarchy[0][hole][2] if hole >= 0 else -1
+        if core < 0:
+            continue
+        rect = cv2.minAreaRect(contour)
+        width, height = rect[1]
+        if min(width, height) < 14 or max(width, height) > 1.3 * min(width, height):
+            continue
+        # The core is 3 x 3 of the finder's 7 x 7 modules: 18 % of its area.
+        if 0.1 < cv2.contourArea(contours[core]) / max(cv2.contourArea(contour), 1.0) < 0.35:
+            found.append(rect)
+    return found
+
+
+def decode_zxing_refinder(gray: Any) -> list[Code]:
+    """A code with one finder pattern covered (a glove, a smear): where exactly two finders are
+    seen, a whole finder is drawn where the third would be, for each place it can be (beside
+    either finder, or between them when they are diagonal), and zxing-cpp reads again. A wrong
+    place only fails to read: the code's error correction decides."""
+    cv2, np = _load("cv2"), _load("numpy")
+    finders = _finder_patterns(gray)
+    if len(finders) != 2:
+        return []
+    (first, size_a, angle), (second, size_b, _) = finders
+    p, q = np.array(first), np.array(second)
+    module = (sum(size_a) + sum(size_b)) / 4 / 7
+    along = q - p
+    length = float(np.linalg.norm(along))
+    normal = np.array([-along[1], along[0]])
+    places = [p + normal, p - normal, q + normal, q - normal, (p + q + normal) / 2, (p + q - normal) / 2]
+    theta = np.radians(angle)
+    across, down = np.array([np.cos(theta), np.sin(theta)]), np.array([-np.sin(theta), np.cos(theta)])
+    height, width = gray.shape[:2]
+    for place in places:
+        if not (0 <= place[0] < width and 0 <= place[1] < height) or length < 10 * module:
+            continue
+        image = gray.copy()
+        # Outermost first: the white separator (9 x 9), the dark ring (7 x 7), white (5 x 5), the core.
+        for half, shade in ((4.5, 255), (3.5, 0), (2.5, 255), (1.5, 0)):
+            corners = [place + (sx * across + sy * down) * half * module for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+            cv2.fillConvexPoly(image, np.round(np.array(corners)).astype(np.int32), shade)
+        codes = decode_zxing(image)
+        if codes:
+            return codes
+    return []
+
+
 def decode_pyzbar(gray: Any) -> list[Code]:
     pyzbar = _load("pyzbar.pyzbar")
     return [
@@ -139,10 +194,11 @@ def variants(gray: Any) -> list[Any]:
 
 
 # The base decoders; "NAME_preprocessed" runs NAME over every preprocessed variant of a frame.
-BASE: dict[str, Decoder] = {"zxing": decode_zxing, "pyzbar": decode_pyzbar, "zxing_unwarped": decode_zxing_unwarped}
+BASE: dict[str, Decoder] = {"zxing": decode_zxing, "pyzbar": decode_pyzbar, "zxing_unwarped": decode_zxing_unwarped,
+                            "zxing_refinder": decode_zxing_refinder}
 PREPROCESSED = "_preprocessed"
 DECODERS = (*BASE, *(f"{name}{PREPROCESSED}" for name in ("zxing", "pyzbar")))
-DEFAULT = ("zxing", "pyzbar", "zxing_unwarped", "zxing_preprocessed")
+DEFAULT = ("zxing", "pyzbar", "zxing_unwarped", "zxing_refinder", "zxing_preprocessed")
 
 
 @dataclass(frozen=True)

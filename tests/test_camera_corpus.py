@@ -15,11 +15,11 @@ from drivers.qr_decode import DEFAULT, Cascade, decode_pyzbar, decode_zxing
 from simulators.qr_frames import HARD_KINDS, KINDS, Frame, degraded_set, hard_set, render_hard, scene
 
 PER_KIND = 12
-# Codes read of PER_KIND per condition. The default cascade reads curved 12, gloved 10, dot_peen 1,
-# scratched 10, rolling_shutter 11 of these seeded frames (the previous cascade read 0 curved);
-# the floors leave a margin for another zxing-cpp or zbar release. The README has the rates on 50
-# per condition.
-HARD_FLOORS = {"curved": 11, "gloved": 8, "dot_peen": 1, "scratched": 8, "rolling_shutter": 9}
+# Codes read of PER_KIND per condition. The default cascade reads curved 12, gloved 12, dot_peen 1,
+# scratched 10, rolling_shutter 11 of these seeded frames (the previous cascade read 0 curved and
+# 10 gloved); the floors leave a margin for another zxing-cpp or zbar release. The README has the
+# rates on 50 per condition.
+HARD_FLOORS = {"curved": 11, "gloved": 11, "dot_peen": 1, "scratched": 8, "rolling_shutter": 9}
 FLAT_FLOOR = 0.85  # of every flat frame (0.905 read)
 
 
@@ -49,6 +49,16 @@ def test_the_flat_corpus_is_read_as_before_and_never_wrongly() -> None:
     assert wrong == []
     assert set(hits) == set(KINDS)
     assert sum(hits.values()) >= FLAT_FLOOR * len(frames), hits
+
+
+def test_a_gloved_finder_is_redrawn_and_read() -> None:
+    """A glove over most of one finder pattern: zxing-cpp alone does not find the code; with a
+    whole finder drawn where the covered one must be, it reads it."""
+    for seed in range(3):
+        frame = render_hard("https://qp.cqsjj.example.cn/trace?code=CQ500113000078", "gloved", 1.0, seed)
+        assert decode_zxing(frame.image) == []
+        found = Cascade(("zxing", "zxing_refinder")).decode(frame.image)
+        assert found is not None and found.decoder == "zxing_refinder" and found.texts == (frame.text,)
 
 
 def test_a_curved_label_is_read_only_once_unwarped() -> None:
