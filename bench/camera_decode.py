@@ -45,10 +45,10 @@ def run(cascade: Cascade, frames: list[Frame], kinds: tuple[str, ...]) -> tuple[
 
 def table(title: str, results: dict[str, tuple[dict[str, int], int, float]], kinds: tuple[str, ...], per_kind: int) -> None:
     print(f"\n{title}: codes read of {per_kind} per condition")
-    print(f"{'decoder':<56}" + "".join(f"{kind:>16}" for kind in kinds) + f"{'total':>10}{'wrong':>7}{'median ms':>11}")
+    print(f"{'decoder':<72}" + "".join(f"{kind:>16}" for kind in kinds) + f"{'total':>10}{'wrong':>7}{'median ms':>11}")
     for name, (hits, wrong, median) in results.items():
         total = sum(hits.values())
-        print(f"{name:<56}" + "".join(f"{hits[k]:>16}" for k in kinds)
+        print(f"{name:<72}" + "".join(f"{hits[k]:>16}" for k in kinds)
               + f"{100 * total / (per_kind * len(kinds)):>9.1f}%{wrong:>7}{median:>11.2f}")
 
 
