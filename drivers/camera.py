@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .base import Scan
-from .qr_decode import Cascade, Region, _load
+from .qr_decode import DEFAULT, Cascade, Region, _load
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm"}
 
 
 class CameraReader:
-    def __init__(self, source: str, decoders: tuple[str, ...] = ("zxing", "pyzbar", "zxing_preprocessed"),
+    def __init__(self, source: str, decoders: tuple[str, ...] = DEFAULT,
                  repeat_s: float = 3.0, fps: float = 10.0, reconnect_s: float = 1.0, region: Region | None = None) -> None:
         self.cv2 = _load("cv2")
         self.cascade = Cascade(decoders)
@@ -77,24 +77,35 @@ class CameraReader:
         if found is None:
             return None
         self.decoded += 1
-        texts = found.texts
-        view = frozenset(texts)
         seen = self._last
-        if seen is not None and now - seen[1] < self.repeat_s:
-            if seen[0] == view:
-                self._last = (view, now)
-                return None  # the same code(s) still in view: one scan, however many frames show them
-            if view < seen[0]:
-                # Fewer of the codes just seen together: the others are most likely still there,
-                # only not read in this frame. Taking one alone could authorise the neighbour; it
-                # counts once a whole repeat_s has passed without a frame showing them together.
-                return None
-        self._last = (view, now)
+        if len(found.texts) == 1 and not (seen is not None and now - seen[1] < self.repeat_s and seen[0] == set(found.texts)):
+            # One code, not simply the one still in view: before it is taken as the cylinder, every
+            # decoder and retry looks at the rest of the frame, since the one that read it may have
+            # missed another (the cylinder's own, with this one the neighbour's). Once per new view
+            # (or per frame while fewer codes are read than were just seen), not on every frame.
+            found = self.cascade.look_further(frame, found, self.region)
+        if self._debounced(frozenset(found.texts), now):
+            return None
+        texts = found.texts
+        self._last = (frozenset(texts), now)
         if len(texts) > 1:
             log.info("camera %s: %d codes in one frame, none taken", self.source, len(texts))
             return Scan(" | ".join(texts).encode("utf-8"), now, codes_in_view=len(texts))
         log.debug("camera %s: decoded by %s in %.1f ms", self.source, found.decoder, found.seconds * 1000)
         return Scan(texts[0].encode("utf-8"), now)
+
+    def _debounced(self, view: frozenset[str], now: float) -> bool:
+        """Whether this view is no new scan: the same code(s) as just seen, or fewer of them."""
+        seen = self._last
+        if seen is None or now - seen[1] >= self.repeat_s:
+            return False
+        if seen[0] == view:
+            self._last = (view, now)
+            return True  # the same code(s) still in view: one scan, however many frames show them
+        # Fewer of the codes just seen together: the others are most likely still there, only not
+        # read in this frame. Taking one alone could authorise the neighbour; it counts once a
+        # whole repeat_s has passed without a frame showing them together.
+        return view < seen[0]
 
     def close(self) -> None:
         if self._capture is not None:

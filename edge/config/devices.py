@@ -256,8 +256,8 @@ class CameraScannerConfig(Strict):
 
     driver: Literal["camera"]
     source: str
-    decoders: list[Literal["zxing", "pyzbar", "zxing_preprocessed", "pyzbar_preprocessed"]] = Field(
-        default_factory=lambda: ["zxing", "pyzbar", "zxing_preprocessed"], min_length=1
+    decoders: list[Literal["zxing", "pyzbar", "zxing_unwarped", "zxing_refinder", "zxing_preprocessed", "pyzbar_preprocessed"]] = Field(
+        default_factory=lambda: ["zxing", "pyzbar", "zxing_unwarped", "zxing_refinder", "zxing_preprocessed"], min_length=1
     )
     repeat_s: Kg = 3.0  # the same code seen again within this window is one scan
     fps: Annotated[float, Field(gt=0, le=60)] = 10.0
