@@ -8,6 +8,7 @@ every machine."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,19 +229,20 @@ def scene(codes: list[tuple[str, int, int]], module_px: int = 4, gloved: tuple[i
 
 def degraded_set(count_per_kind: int, seed: int = 2026) -> list[Frame]:
     """count_per_kind frames of every kind, severity spread evenly from mild to harsh."""
-    frames = []
-    for k, kind in enumerate(KINDS):
-        for i in range(count_per_kind):
-            text = f"https://qp.cqsjj.example.cn/trace?code=CQ500112{seed % 1000:03d}{k}{i:05d}"
-            frames.append(render(text, kind, i / max(1, count_per_kind - 1), seed * 1000 + k * 100 + i))
-    return frames
+    return _seeded_set(KINDS, render, "CQ500112", count_per_kind, seed)
 
 
 def hard_set(count_per_kind: int, seed: int = 2027) -> list[Frame]:
     """count_per_kind frames of every hard kind, severity spread evenly from mild to harsh."""
+    return _seeded_set(HARD_KINDS, render_hard, "CQ500113", count_per_kind, seed)
+
+
+def _seeded_set(kinds: Sequence[str], draw: Callable[[str, str, float, int], Frame], prefix: str, count_per_kind: int,
+                seed: int) -> list[Frame]:
+    """Each kind's frames, each with a code of its own: the same seed draws the same frames."""
     frames = []
-    for k, kind in enumerate(HARD_KINDS):
+    for k, kind in enumerate(kinds):
         for i in range(count_per_kind):
-            text = f"https://qp.cqsjj.example.cn/trace?code=CQ500113{seed % 1000:03d}{k}{i:05d}"
-            frames.append(render_hard(text, kind, i / max(1, count_per_kind - 1), seed * 1000 + k * 100 + i))
+            text = f"https://qp.cqsjj.example.cn/trace?code={prefix}{seed % 1000:03d}{k}{i:05d}"
+            frames.append(draw(text, kind, i / max(1, count_per_kind - 1), seed * 1000 + k * 100 + i))
     return frames
