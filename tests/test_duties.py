@@ -73,7 +73,7 @@ def test_capacity_is_the_water_capacity_or_twice_the_fill() -> None:
      (1e9, False)],
 )
 def test_the_reweigh_range(gross: float, plausible: bool) -> None:
-    # The cylinder: tare 15.02 kg, 35.5 L; the scale's tolerance at the tare end 0.32 kg.
+    # The reported cylinder: tare 15.02 kg, 35.5 L; the scale's tolerance at the tare end 0.32 kg.
     assert reweigh_range(15.02, 35.5, 0.32) == (14.7, 50.52)
     assert reweigh_plausible(gross, 15.02, 35.5, 0.32) is plausible
 
