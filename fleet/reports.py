@@ -40,6 +40,16 @@ def daily(db: EventDatabase, since_day: str | None = None) -> list[dict[str, Any
     return result
 
 
+def heads(db: EventDatabase, station: str, since_day: str | None = None) -> list[dict[str, Any]]:
+    """The chain heads a station sent (each verify's proven head), oldest first: the witness file
+    `edge verify --witness` reads, so the station's history is compared with what the company holds."""
+    where, params = (" AND day >= ?", (station, since_day)) if since_day else ("", (station,))
+    rows = db.query(f"SELECT day, ts, payload FROM events WHERE type = 'chain_head' AND station = ?{where}", params)
+    found = [{"station": station, "day": day, "ts": ts, "entry": json.loads(raw)["entry"], "hash": json.loads(raw)["hash"]}
+             for day, ts, raw in rows]
+    return sorted(found, key=lambda head: head["entry"])
+
+
 def backlogs(db: EventDatabase) -> list[dict[str, Any]]:
     """Each station's backlog as its latest health reported it: events owed to the company, city
     uploads waiting, and uploads the city refused for good (dead letters)."""

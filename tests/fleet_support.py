@@ -20,6 +20,7 @@ from typing import Any, Iterator
 import jsonschema
 
 import pytest
+import yaml
 
 from edge.config import Config, load_config
 from edge.daemon.fleet import FleetService
@@ -218,6 +219,15 @@ def station_config(tmp_path: Path, broker: Broker, station: str, **fleet: Any) -
 def company_config(tmp_path: Path, broker: Broker, **changes: Any) -> CompanyConfig:
     fields: dict[str, Any] = {"database": f"sqlite:///{tmp_path / 'fleet.db'}", **changes}
     return CompanyConfig(company=COMPANY, broker=broker.settings(HQ), sender="dispatcher-li", **fields)
+
+
+def company_file(tmp_path: Path, broker: Broker) -> Path:
+    """The company config as the company's tools read it: a YAML file, its database beside it."""
+    settings = json.loads(broker.settings(HQ).model_dump_json())
+    path = tmp_path / "company.yaml"
+    path.write_text(yaml.safe_dump({"company": COMPANY, "broker": settings, "sender": "safety-officer-wu",
+                                    "database": "sqlite:///company/fleet.db"}), encoding="utf-8")
+    return path
 
 
 def retained(broker: Broker, topic: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:

@@ -27,6 +27,7 @@ from tests.fleet_support import (  # noqa: F401 (the broker fixture)
     LightStation,
     broker_fixture,
     check_payload,
+    company_file,
     postgres_url,
     station_config,
     wait_until,
@@ -102,14 +103,6 @@ def test_reports_on_sqlite(tmp_path: Path) -> None:
 def test_a_database_url_that_is_neither(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sqlite:///PATH or postgresql://"):
         EventDatabase("mysql://x")
-
-
-def company_file(tmp_path: Path, broker: Broker) -> Path:
-    settings = json.loads(broker.settings(HQ).model_dump_json())
-    path = tmp_path / "company.yaml"
-    path.write_text(yaml.safe_dump({"company": COMPANY, "broker": settings, "sender": "safety-officer-wu",
-                                    "database": "sqlite:///company/fleet.db"}), encoding="utf-8")
-    return path
 
 
 def edge(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

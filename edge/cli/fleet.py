@@ -167,6 +167,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heads(args: argparse.Namespace) -> int:
+    """One station's witnessed chain heads, as the JSON `edge verify --witness FILE` reads."""
+    from fleet import reports
+
+    config = _company(args)
+    if not _database_exists(config, args):
+        print(f"fleet: no company database at {config.database} (no collector has run)", file=sys.stderr)
+        return 1
+    db = _database(config, args)
+    try:
+        found = reports.heads(db, args.station, args.since)
+    finally:
+        db.close()
+    if not found:
+        print(f"fleet: no chain head from station {args.station!r} in the company database"
+              f"{' since ' + args.since if args.since else ''}", file=sys.stderr)
+        return 1
+    emit(found, args.json, table(found, ["day", "ts", "entry", "hash"]))
+    return 0
+
+
 def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
     """A station's own view: events still owed to the company, and its company locks and blocks."""
     from ..daemon.station import open_store
@@ -242,6 +263,10 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p = company("report", cmd_report, "per station per day: fills, kg, overfills, refusals, trips, aborts; backlogs;"
                 " codes refused at several stations; the quarantine")
     p.add_argument("--since", type=_day, help="only days from this one on (YYYY-MM-DD, each station's own day)")
+    p = company("heads", cmd_heads, "the chain heads a station sent, oldest first: with --json, the witness file"
+                " for `edge verify --witness` on that station")
+    p.add_argument("station", type=_segment, help="the station's id")
+    p.add_argument("--since", type=_day, help="only heads from this day on (YYYY-MM-DD)")
     outbox = commands.add_parser("outbox", help="this station's events owed to the company, its company locks and blocks")
     outbox.set_defaults(handler=cmd_outbox)
     common(outbox)

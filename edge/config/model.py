@@ -63,6 +63,9 @@ class StoreConfig(Strict):
     # Below this much free space on the store's filesystem the daemon warns (log, status page,
     # metrics) before a full disk stops filling.
     min_free_mb: Annotated[float, Field(ge=0)] = 200.0
+    # When the daemon verifies its journal each day (station local time, HH:MM): the checkpoint it
+    # journals sends the day's chain head to the company's fleet, as a witness.
+    verify_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "00:15"
 
 
 class UrlPatternConfig(Strict):

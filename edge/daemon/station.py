@@ -24,6 +24,7 @@ from .control import ControlServer
 from .fleet import FleetService
 from .guard import Guard
 from .notify import Watchdog, notify, watchdog_interval_s
+from .dailyverify import DailyVerify
 from .storewatch import StoreWatch
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Station:
         # when the guard trips (see edge/daemon/guard.py for what it can do on RTU and GPIO).
         self.guard_hw = Hardware(config)
         self.storewatch: StoreWatch | None = None
+        self.dailyverify: DailyVerify | None = None
         self.stopped_unrecorded = False  # the stop itself could not be journalled (store unavailable)
         self.lookup: LiveLookup | None = None
 
@@ -133,6 +135,8 @@ class Station:
         self.store.journal(self.clock(), "daemon_start", {"version": __version__, "interrupted_fills": interrupted})
         self._start_status_page()
         self._start_webapp()
+        self.dailyverify = DailyVerify(self.config, self.store, self.clock)
+        self.dailyverify.start()
         log.info("station ready: lanes %s", ", ".join(self.lanes))
         interval = watchdog_interval_s()
         if interval is not None:
@@ -286,6 +290,9 @@ class Station:
         if self.sync is not None:  # valves first; an upload in flight can wait its turn
             self.sync.stop()
             self.sync = None
+        if self.dailyverify is not None:
+            self.dailyverify.stop()
+            self.dailyverify = None
         if self.storewatch is not None:
             self.storewatch.stop()
             self.storewatch = None

@@ -134,6 +134,17 @@ class _ScrapeGauges(Collector):
                                     value=int(store["low_space"]))
             if store["free_bytes"] is not None:
                 yield GaugeMetricFamily("edge_store_free_bytes", "Free space on the store's filesystem.", value=store["free_bytes"])
+        journal = g.get("journal")
+        if journal is not None:
+            if journal["verify_ok"] is not None:
+                yield GaugeMetricFamily("edge_journal_verify_ok",
+                                        "1 when the daemon's last daily verify proved the journal, 0 when it failed or could not run.",
+                                        value=int(journal["verify_ok"]))
+            checkpoint = GaugeMetricFamily("edge_journal_checkpoint_timestamp_seconds",
+                                           "Unix time of the last verify checkpoint journalled (absent before the first).")
+            if journal["checkpoint_ts"] is not None:
+                checkpoint.add_metric([], journal["checkpoint_ts"])
+            yield checkpoint
         age = GaugeMetricFamily("edge_cache_age_seconds", "Age of the cylinder cache (absent before the first refresh).")
         if g["cache_age_s"] is not None:
             age.add_metric([], round(g["cache_age_s"], 1))

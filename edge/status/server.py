@@ -62,6 +62,9 @@ class StationView(Protocol):
     def storewatch(self) -> StoreHealth | None: ...
 
     @property
+    def dailyverify(self) -> StoreHealth | None: ...
+
+    @property
     def hw(self) -> Buses: ...
 
 
@@ -187,6 +190,7 @@ class StatusServer:
             "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"],
                        "malformed_since": outbox["malformed_since"]},
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
+            "journal": None if self.station.dailyverify is None else self.station.dailyverify.status(),
             "lanes": lanes,
         }
 
@@ -230,7 +234,16 @@ class StatusServer:
                 for lane_id in self.station.lanes for model, learned in self.store.inflight(lane_id).items()
             },
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
+            "journal": self._journal_gauges(),
         }
+
+    def _journal_gauges(self) -> dict[str, Any] | None:
+        if self.station.dailyverify is None:
+            return None
+        journal = self.station.dailyverify.status()
+        last_run, checkpoint = journal["last_run"], journal["last_checkpoint_at"]
+        return {"verify_ok": None if last_run is None else bool(last_run["ok"]),
+                "checkpoint_ts": None if checkpoint is None else datetime.fromisoformat(checkpoint).timestamp()}
 
 
 def _rules(config: Config, lane: LaneConfig) -> Rules:
