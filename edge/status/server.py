@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from interlock.fill import Phase
 
+from ..backup.state import status_of as backup_status
 from ..config import Config, LaneConfig
 from ..config.devices import SerialScannerConfig
 from ..lanes.lane import Lane, LaneEvent
@@ -187,6 +188,7 @@ class StatusServer:
             "upload": {"pending": outbox["pending"], "dead": outbox["dead"], "oldest_pending_age_s": outbox["oldest_pending_age_s"],
                        "malformed_since": outbox["malformed_since"]},
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
+            "backup": backup_status(self.station.config, now),
             "lanes": lanes,
         }
 
@@ -230,6 +232,7 @@ class StatusServer:
                 for lane_id in self.station.lanes for model, learned in self.store.inflight(lane_id).items()
             },
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
+            "backup": backup_status(self.station.config, now),
         }
 
 
