@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..daemon.instance import held_by, store_lock_path
 from . import names, snapshot
 from .snapshot import BackupError
-from .targets import Target, open_targets
+from .targets import Target, fsync_dir, open_targets
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -96,7 +96,7 @@ def restore(config: Config, chosen: str, force: bool = False) -> Restored:
                     Path(f"{unpacked}{suffix}").unlink()
             _own_like_directory(unpacked, store_path.parent)
             os.replace(unpacked, store_path)
-            _fsync_dir(store_path.parent)
+            fsync_dir(store_path.parent)
     finally:
         os.close(lock)
     log.info("restored %s from %s into %s (journal entry %d)", packed.name, source, store_path, checked.entries)
@@ -176,11 +176,3 @@ def _own_like_directory(path: Path, directory: Path) -> None:
         return
     info = directory.stat()
     os.chown(path, info.st_uid, info.st_gid)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,7 +8,6 @@ writer do not wait for each other), and the live store is never written by it.
 from __future__ import annotations
 
 import gzip
-import logging
 import os
 import shutil
 import sqlite3
@@ -19,8 +18,6 @@ from urllib.parse import quote
 
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.schema import MIGRATIONS
-
-log = logging.getLogger(__name__)
 
 GZIP_LEVEL = 6  # zlib's default: most of level 9's ratio on a store's pages, at a fraction of its time
 

@@ -8,7 +8,6 @@ or changed host key is refused, never accepted on first use.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -18,8 +17,6 @@ from typing import Any, Protocol
 
 from ..config.backup import SftpTarget
 from .snapshot import BackupError
-
-log = logging.getLogger(__name__)
 
 
 class Target(Protocol):
@@ -48,7 +45,7 @@ class LocalTarget:
                 out.flush()
                 os.fsync(out.fileno())
             partial.replace(self.directory / name)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             with suppress(OSError):
                 partial.unlink()
@@ -161,7 +158,7 @@ def sftp_label(config: SftpTarget) -> str:
     return f"sftp {config.user}@{config.host}:{config.port} {config.path}"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
