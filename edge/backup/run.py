@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ def backup(config: Config, now: datetime | None = None) -> Outcome:
 def _make(config: Config, outcome: Outcome) -> None:
     assert config.backup is not None
     staging = config.backup.staging_dir or config.store.path.parent
+    for leftover in staging.glob(".backup-*"):  # a run killed mid-way (power cut): only one runs at a time
+        shutil.rmtree(leftover, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".backup-", dir=staging) as work:
         copy, packed = Path(work) / "copy.db", Path(work) / outcome.name
         began = time.perf_counter()

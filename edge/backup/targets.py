@@ -97,7 +97,7 @@ class SftpDestination:
             self._sftp.put(str(source), partial, confirm=True)  # confirm: the size it holds is the size sent
             with suppress(OSError):
                 self._sftp.remove(self._path(name))  # a re-run of the same second: the new copy wins
-            self._sftp.posix_rename(partial, self._path(name))
+            self._sftp.rename(partial, self._path(name))  # plain SFTP rename: every server has it
         except (OSError, EOFError, socket.timeout) as exc:
             with suppress(Exception):
                 self._sftp.remove(partial)
