@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.backup import names, state
+from edge.backup import names
 from edge.backup.restore import restore
 from edge.backup.run import backup
 from edge.backup.snapshot import BackupError
 from edge.config import ConfigError
+from edge.store import backup_state as state
 from edge.daemon.instance import InstanceLock
 from tests.backup_support import backup_config, edge, history_store
 from tests.history_support import open_history_store

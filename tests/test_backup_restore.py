@@ -25,7 +25,9 @@ import yaml
 from edge.config import load_config
 from edge.demo.simulation import Simulation
 from edge.lanes.lane import utc_now
+from edge.store import Store
 from edge.store.opening import open_store
+from edge.store.outbox import Outbox
 from simulators.city_auth import DUPLICATE_CODE
 from sync.profile import BUNDLED_PROFILES
 from tests.backup_support import EDGE, edge
@@ -58,9 +60,20 @@ def completed(store: Path) -> list[str]:
     return [r[0] for r in read(store, "SELECT id FROM fills WHERE status = 'complete' ORDER BY rowid")]
 
 
+def uploads(store: Path) -> dict[str, int]:
+    """The outbox's pending, sent and dead counts, as `edge sync status` reads them."""
+    if not store.exists():
+        return {}
+    opened = Store(store, existing=True)
+    try:
+        status = Outbox(opened).status(utc_now())
+    finally:
+        opened.close()
+    return {key: status[key] for key in ("pending", "sent", "dead")}
+
+
 def pending(store: Path) -> int:
-    rows = read(store, "SELECT count(*) FROM outbox WHERE status = 'pending'")
-    return rows[0][0] if rows else -1
+    return uploads(store).get("pending", -1)
 
 
 def fill_one(sim: Simulation, store: Path, cylinder: Any) -> str:
@@ -72,6 +85,21 @@ def fill_one(sim: Simulation, store: Path, cylinder: Any) -> str:
     sim.station_for("A").model.remove()
     time.sleep(0.5)
     return completed(store)[-1]
+
+
+def start_daemon(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`edge run` in a child process, its log in a file (a pipe nobody reads would fill and stall it)."""
+    with log.open("ab") as out:
+        return subprocess.Popen([*EDGE, "run", "--config", str(config_path)], stdout=subprocess.DEVNULL, stderr=out)
+
+
+def wait_started(daemon: subprocess.Popen[bytes], store: Path, starts: int, log: Path) -> None:
+    """Until the daemon has journalled its `starts`-th start; its own words if it exits instead."""
+    def started() -> bool:
+        if daemon.poll() is not None:
+            raise AssertionError(f"the daemon exited {daemon.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        return len(read(store, "SELECT 1 FROM journal WHERE kind = 'daemon_start'")) == starts
+    wait_for(started, "the daemon's start", timeout=90)
 
 
 def status_page(port: int, path: str) -> str:
@@ -110,9 +138,10 @@ def test_dead_card_restore_from_sftp_keeps_the_chain_and_the_city_gets_each_reco
     city = sim.city
     city.ignore_keys(city_keys == "natural key only")
     cylinders = [g for g in sim.dataset if g.scenario == "ok" and g.row["model"] != "YSP50"][:5]
-    daemon = subprocess.Popen([*EDGE, "run", "--config", str(config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(config_path, log)
     try:
-        wait_for(lambda: bool(read(store, "SELECT 1 FROM journal WHERE kind = 'daemon_start'")), "the daemon's start")
+        wait_started(daemon, store, 1, log)
         # Two fills while the city is away: pending in the backup, delivered only after it.
         city.refuse(True)
         before_backup = [fill_one(sim, store, c) for c in cylinders[:2]]
@@ -134,8 +163,8 @@ def test_dead_card_restore_from_sftp_keeps_the_chain_and_the_city_gets_each_reco
         assert restored.returncode == 0, restored.stdout + restored.stderr
         assert json.loads(restored.stdout)["pending_uploads"] == 4
         assert completed(store) == before_backup
-        daemon = subprocess.Popen([*EDGE, "run", "--config", str(config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for(lambda: len(read(store, "SELECT 1 FROM journal WHERE kind = 'daemon_start'")) == 2, "the restored daemon's start")
+        daemon = start_daemon(config_path, log)
+        wait_started(daemon, store, 2, log)
         # The four rows pending in the backup went again under their keys; the city already had them.
         wait_for(lambda: pending(store) == 0, "the restored outbox to drain")
         after_restore = fill_one(sim, store, cylinders[4])
@@ -163,7 +192,9 @@ def test_dead_card_restore_from_sftp_keeps_the_chain_and_the_city_gets_each_reco
             assert len(sent) == len(set(sent)) == 5, f"{kind} records at the city: {sent}"
         assert {r["requestId"] for r in city.records("filling")} == set(everything)
         assert city.duplicates >= 4  # the re-sent rows, absorbed by their keys
-        assert read(store, "SELECT count(*) FROM outbox WHERE status != 'sent'") == [(0,)]  # none dead-lettered
+        # The restored store's own rows (the fills before the backup and after the restore), all
+        # delivered, none dead-lettered; the rows of the fills in between died with the card.
+        assert uploads(store) == {"pending": 0, "sent": 6, "dead": 0}
         # A city that ignores our key said "already exists": those rows are journalled as delivered that way.
         duplicates = read(store, "SELECT count(*) FROM journal WHERE kind = 'upload_duplicate'")[0][0]
         assert duplicates == (4 if city_keys == "natural key only" else 0)

@@ -7,6 +7,6 @@ keeps the newest of each of the last days and months. Its outcome is kept beside
 the status page, the metrics and `edge status` show a failed or a missing (too old) backup.
 
 names.py: backup file names and the rotation (pure); snapshot.py: copy, check, compress;
-targets.py: where copies go; state.py: the last outcome; run.py: `edge backup`; restore.py:
-`edge restore`.
+targets.py: where copies go; run.py: `edge backup`; restore.py: `edge restore`. The last
+outcome is kept by edge/store/backup_state.py, which the status page reads without importing this.
 """

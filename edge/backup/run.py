@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import names, snapshot, state
+from ..store import backup_state as state
+from . import names, snapshot
 from .snapshot import BackupError
 from .targets import open_targets
 

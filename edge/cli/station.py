@@ -281,7 +281,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _backup(config: Any) -> dict[str, Any] | None:
-    from ..backup.state import assess, read
+    from ..store.backup_state import assess, read
 
     return None if config.backup_max_age_h is None else assess(read(config.store_path), config.backup_max_age_h, utc_now())
 

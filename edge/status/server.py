@@ -21,11 +21,11 @@ from zoneinfo import ZoneInfo
 
 from interlock.fill import Phase
 
-from ..backup.state import status_of as backup_status
 from ..config import Config, LaneConfig
 from ..config.devices import SerialScannerConfig
 from ..lanes.lane import Lane, LaneEvent
 from ..store import Store, staff
+from ..store.backup_state import status_of as backup_status
 from ..store.outbox import MALFORMED_SINCE, Outbox
 from . import voice
 from .actions import ack_how, reset_how
