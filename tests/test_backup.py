@@ -273,6 +273,11 @@ def test_restore_never_overwrites_a_store_without_force_nor_under_a_running_daem
     assert done.returncode == 1 and "already holds a store" in done.stderr and "--force" in done.stderr
     assert store.read_bytes() == before
 
+    for hostile in ("../" + outcome.name, "/srv/backups/" + outcome.name, "station.db", ""):
+        with pytest.raises(BackupError, match="not a backup's name"):  # a name is matched on a target, never joined as a path
+            restore(config, hostile, force=True)
+    assert store.read_bytes() == before
+
     forced = restore(config, str(usb / outcome.name), force=True)
     assert forced.moved_aside is not None and Path(forced.moved_aside).read_bytes() == before  # kept, not deleted
     assert fills(store) == 6

@@ -71,6 +71,7 @@ def listing(config: Config) -> tuple[list[dict[str, Any]], dict[str, str]]:
 
 def restore(config: Config, chosen: str, force: bool = False) -> Restored:
     store_path = config.store.path
+    _check_choice(chosen)
     holder = held_by(store_lock_path(config))
     if holder is not None:
         raise BackupError(f"a station-edge daemon ({holder}) holds {store_path}: stop it first (systemctl stop station-edge)")
@@ -109,8 +110,6 @@ def _fetch(config: Config, chosen: str, work: Path) -> tuple[Path, str]:
     path = Path(chosen)
     if path.is_file():
         return path, str(path)
-    if names.parse(path.name) is None or path.name != chosen:
-        raise BackupError(f"{chosen}: no such file, and not a backup's name (edge backup --list shows them)")
     if config.backup is None:
         raise BackupError(f"{chosen}: no such file here, and the config has no backup: section to look for it in")
     targets, failed = open_targets(config)
@@ -125,6 +124,13 @@ def _fetch(config: Config, chosen: str, work: Path) -> tuple[Path, str]:
             target.close()
     unreached = "".join(f"; {label} not reached: {error}" for label, error in failed)
     raise BackupError(f"{chosen}: not on any configured target{unreached}")
+
+
+def _check_choice(chosen: str) -> None:
+    """A file here, or a backup's bare name (never a path on a target: names are matched, not joined)."""
+    path = Path(chosen)
+    if not path.is_file() and (names.parse(path.name) is None or path.name != chosen):
+        raise BackupError(f"{chosen}: no such file, and not a backup's name (edge backup --list shows them)")
 
 
 def _get(target: Target, name: str, dest: Path) -> None:
