@@ -72,13 +72,13 @@ def _backup_max_age(backup: Any) -> float | None:
     return float(value)
 
 
-def _get(mapping: Any, key: str, kind: type | tuple[type, ...]) -> Any:
+def _get(mapping: Any, key: str, kind: type) -> Any:
     if not isinstance(mapping, dict):
         raise Unreadable("not a mapping")
     return _is(mapping.get(key), kind)
 
 
-def _is(value: Any, kind: type | tuple[type, ...]) -> Any:
+def _is(value: Any, kind: type) -> Any:
     if not isinstance(value, kind):
-        raise Unreadable(f"expected {kind}, got {type(value).__name__}")
+        raise Unreadable(f"expected {kind.__name__}, got {type(value).__name__}")
     return value
