@@ -6,7 +6,8 @@
 # which makes the staff web app's certificate; fonts-wqy-microhei, the CJK font of the lane screens
 # and the PDF daily report; LibreOffice Calc (headless) and poppler-utils, with which the tests
 # render the ledger and the report to pages; espeak-ng, the offline Mandarin voice of the lane
-# screens (语音播报, `espeak-ng -v cmn`).
+# screens (语音播报, `espeak-ng -v cmn`); openssh-server, whose sshd the backup tests run on a
+# loopback port as the off-box SFTP target.
 # Installs them where we can (root, or passwordless sudo); otherwise prints the command to run.
 set -eu
 missing=""
@@ -36,6 +37,9 @@ if ! command -v openssl >/dev/null 2>&1; then
 fi
 if ! command -v espeak-ng >/dev/null 2>&1; then
   missing="$missing espeak-ng"
+fi
+if [ ! -x /usr/sbin/sshd ]; then
+  missing="$missing openssh-server"
 fi
 [ -z "$missing" ] && exit 0
 

@@ -81,6 +81,10 @@ udevadm control --reload-rules 2>/dev/null || true
 mkdir -p /etc/systemd/system
 sed "s#/opt/station-edge#$prefix#g" "$src/systemd/station-edge.service" > /etc/systemd/system/station-edge.service
 chmod 0644 /etc/systemd/system/station-edge.service
+# The backup's unit and timer: enabled by the README's step once the config has a backup: section.
+for unit in station-edge-backup.service station-edge-backup.timer; do
+  sed "s#/opt/station-edge#$prefix#g" "$src/systemd/$unit" > "/etc/systemd/system/$unit" && chmod 0644 "/etc/systemd/system/$unit"
+done
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable station-edge.service

@@ -253,6 +253,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "lanes": {lane: _last_activity(store, lane) for lane in config.lanes},
             "inflight": {lane: _inflight(store, lane) for lane in config.lanes},
             "journal_entries": store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"],
+            "backup": _backup(config),
         }
     finally:
         store.close()
@@ -266,6 +267,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"upload outbox    {counts(data['outbox'])}",
             f"journal          {data['journal_entries']} entries",
         ]
+        + ([] if data["backup"] is None else [_backup_line(data["backup"], config.tz)])
         + [f"lane {lane:<11} last {info['kind'] or '-'} at {local_time(info['ts'], config.tz) or '-'}"
            for lane, info in data["lanes"].items()]
         + [
@@ -276,6 +278,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
     emit(data, args.json, human)
     return 0
+
+
+def _backup(config: Any) -> dict[str, Any] | None:
+    from ..store.backup_state import assess, read
+
+    return None if config.backup_max_age_h is None else assess(read(config.store_path), config.backup_max_age_h, utc_now())
+
+
+def _backup_line(backup: dict[str, Any], tz: Any) -> str:
+    last = local_time(backup["last_ok_at"], tz) or "never"
+    if backup["ok"]:
+        return f"backup           OK, last {last} ({backup['age_hours']} h old)"
+    return f"backup           PROBLEM: {backup['problem']} (last good: {last})"
 
 
 def _inflight(store: Any, lane: str) -> dict[str, dict[str, Any]]:

@@ -1,5 +1,5 @@
 """A glance at a station config: the few keys a read-only report shows (the station's name and
-time zone, the store, the lane ids), read without validating the whole file.
+time zone, the store, the lane ids, the backup's age limit), read without validating the whole file.
 
 Validating a config takes pydantic and every model of this package, about a third of a second
 before a command can start. `edge status` reads these keys here; `check-config` and `run` validate
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+BACKUP_MAX_AGE_HOURS = 26.0  # a daily backup, with two hours' grace
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Glance:
     tz: ZoneInfo
     store_path: Path
     lanes: tuple[str, ...]
+    backup_max_age_h: float | None = None  # None: no backup: section
 
 
 class Unreadable(Exception):
@@ -39,7 +41,8 @@ def glance(path: str | Path) -> Glance:
         from .loader import load_config
 
         config = load_config(path)  # raises ConfigError, naming the file and line
-        return Glance(config.station.owner_unit, config.tz, config.store.path, tuple(lane.id for lane in config.lanes))
+        return Glance(config.station.owner_unit, config.tz, config.store.path, tuple(lane.id for lane in config.lanes),
+                      None if config.backup is None else config.backup.max_age_hours)
 
 
 def read(path: Path) -> Glance:
@@ -57,7 +60,16 @@ def read(path: Path) -> Glance:
     ids = tuple(_get(_is(lane, dict), "id", str) for lane in lanes)
     if not owner_unit or not ids:
         raise Unreadable("no station name or no lanes")
-    return Glance(owner_unit, tz, Path(_get(store, "path", str)), ids)
+    return Glance(owner_unit, tz, Path(_get(store, "path", str)), ids, _backup_max_age(data.get("backup")))
+
+
+def _backup_max_age(backup: Any) -> float | None:
+    if backup is None:
+        return None
+    value = _is(backup, dict).get("max_age_hours", BACKUP_MAX_AGE_HOURS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise Unreadable("backup.max_age_hours")
+    return float(value)
 
 
 def _get(mapping: Any, key: str, kind: type) -> Any:

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from interlock.codes import Kind
 
+from .backup import BackupConfig
 from .base import Kg, PositiveSeconds, Strict
 from .city import CityConfig
 from .devices import (
@@ -290,6 +291,7 @@ class Config(Strict):
     lanes: list[LaneConfig] = Field(min_length=1)
     city: CityConfig | None = None
     fleet: FleetConfig | None = None
+    backup: BackupConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
     webapp: WebAppConfig = WebAppConfig()
     checks: ChecksConfig = ChecksConfig()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import platform
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, disable_created_metrics, generate_latest
@@ -145,6 +146,15 @@ class _ScrapeGauges(Collector):
             if journal["checkpoint_ts"] is not None:
                 checkpoint.add_metric([], journal["checkpoint_ts"])
             yield checkpoint
+        backup = g.get("backup")
+        if backup is not None:  # a station with a backup: section
+            yield GaugeMetricFamily("edge_backup_ok", "1 while the last backup succeeded and is younger than backup.max_age_hours.",
+                                    value=int(backup["ok"]))
+            good = GaugeMetricFamily("edge_backup_last_success_timestamp_seconds",
+                                     "Unix time of the last backup delivered to every target (absent before the first).")
+            if backup["last_ok_at"] is not None:
+                good.add_metric([], datetime.fromisoformat(backup["last_ok_at"]).timestamp())
+            yield good
         age = GaugeMetricFamily("edge_cache_age_seconds", "Age of the cylinder cache (absent before the first refresh).")
         if g["cache_age_s"] is not None:
             age.add_metric([], round(g["cache_age_s"], 1))

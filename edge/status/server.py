@@ -25,6 +25,7 @@ from ..config import Config, LaneConfig
 from ..config.devices import SerialScannerConfig
 from ..lanes.lane import Lane, LaneEvent
 from ..store import Store, staff
+from ..store.backup_state import status_of as backup_status
 from ..store.outbox import MALFORMED_SINCE, Outbox
 from . import voice
 from .actions import ack_how, reset_how
@@ -191,6 +192,7 @@ class StatusServer:
                        "malformed_since": outbox["malformed_since"]},
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "journal": None if self.station.dailyverify is None else self.station.dailyverify.status(),
+            "backup": backup_status(self.station.config, now),
             "lanes": lanes,
         }
 
@@ -235,6 +237,7 @@ class StatusServer:
             },
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "journal": self._journal_gauges(),
+            "backup": backup_status(self.station.config, now),
         }
 
     def _journal_gauges(self) -> dict[str, Any] | None:
