@@ -24,9 +24,8 @@ def _city(config: Config) -> CityConfig:
     return config.city
 
 
-def _open(config: Config) -> Any:
-
-    return open_existing(config)
+def _open(config: Config, readonly: bool = False) -> Any:
+    return open_existing(config, readonly)
 
 
 def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
@@ -34,7 +33,7 @@ def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..store.outbox import Outbox
 
     config = load(args.config)
-    store = _open(config)
+    store = _open(config, readonly=True)
     try:
         data = Outbox(store).status(utc_now())
     finally:
@@ -151,7 +150,7 @@ def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
     labels = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充", "removed_at": "平台已注销"}
     config = load(args.config)
-    store = _open(config)
+    store = _open(config, readonly=True)
     try:
         try:
             cylinder, read_as = find_cylinder(store, config, args.code, args.rfid)

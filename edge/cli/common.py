@@ -4,6 +4,7 @@ the config and opening the daemon's store the way a manager's command must."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -27,11 +28,22 @@ def load(path: str) -> Config:
         raise CommandError(str(exc), EXIT_INVALID) from None
 
 
-def open_existing(config: Config) -> Store:
-    """The manager's commands read and change the daemon's store; they never create or migrate one."""
+def open_existing(config: Config, readonly: bool = False) -> Store:
+    """The manager's commands read and change the daemon's store; they never create or migrate one.
+    Those that only read pass readonly=True: they then work for a member of the service user's group."""
     from ..store.opening import open_store
 
-    return open_store(config, existing=True)
+    return open_store(config, existing=True, readonly=readonly)
+
+
+def open_to_verify(config: Config) -> Store:
+    """For the commands that verify what they read (verify, report, export): writable for a user who
+    may write the store (the service user, root), so the verify's checkpoint is journalled and the
+    next run starts there; read-only for anyone else (a manager in the group), who still verifies."""
+    from ..store.access import read_problem, write_problem
+
+    path = Path(config.store.path)
+    return open_existing(config, readonly=read_problem(path) is not None or write_problem(path) is not None)
 
 
 def utc_now() -> datetime:
