@@ -45,16 +45,21 @@ def add_commands(command: Command) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from ..config.files import warnings
     from ..config.preflight import preflight
 
     path = args.file or args.config
     config = load(path)
     problems = preflight(config, strict=args.strict)
+    warned = warnings(config)
     lanes = ", ".join(lane.id for lane in config.lanes)
     data = {"ok": not problems, "file": path, "lanes": [lane.id for lane in config.lanes], "problems": problems,
-            "strict": args.strict}
+            "warnings": warned, "strict": args.strict}
     human = (f"{path}: OK ({len(config.lanes)} lanes: {lanes})" + ("" if args.strict else "; drivers not loaded (--strict loads them)")
              if not problems else "\n".join([f"{path}: {len(problems)} problem(s) the daemon would refuse:"] + [f"  {p}" for p in problems]))
+    if not args.json:
+        for warning in warned:
+            print(f"warning: {warning}", file=sys.stderr)
     if problems and not args.json:
         print(human, file=sys.stderr)
         return EXIT_INVALID
