@@ -113,6 +113,15 @@ def test_a_user_outside_the_group_is_told_plainly(station: Path) -> None:
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_user_who_may_not_read_the_config_is_told_plainly(station: Path) -> None:
+    os.chown(station, 0, GROUP)
+    station.chmod(0o640)  # as install.sh leaves /etc/station-edge/station.yaml
+    result = _as(OUTSIDER, (), "status", "--config", str(station))
+    assert result.returncode == 2 and "permission denied: 2603 may not read the config" in result.stderr, result.stderr
+    assert "member of group station-edge" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert _as(MANAGER, (GROUP,), "status", "--config", str(station)).returncode == 0
+
+
 def test_a_store_root_created_is_refused_by_name_not_as_a_readonly_database() -> None:
     """Root ran the first import, so the store is root's; the daemon's user then cannot write it."""
     with shared_dir() as home:

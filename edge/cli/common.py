@@ -18,10 +18,20 @@ DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
 EXIT_STORE = 4  # the store cannot be opened or written (full or read-only disk, bad path)
 
 
+def readable_config(path: str) -> None:
+    """A config this user may not read is said plainly (exit 2), not as a YAML error."""
+    from ..store.access import read_problem
+
+    problem = read_problem(Path(path), "the config")
+    if problem is not None:
+        raise CommandError(problem, EXIT_INVALID)
+
+
 def load(path: str) -> Config:
     """The whole config, validated; its problems are a usage error (exit 2)."""
     from ..config import ConfigError, load_config
 
+    readable_config(path)
     try:
         return load_config(path)
     except ConfigError as exc:

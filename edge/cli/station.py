@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
 from ..store import StoreUnavailable
-from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_to_verify, utc_now
+from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_to_verify, readable_config, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -245,6 +245,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ..config.glance import glance
     from ..store import Store
 
+    readable_config(args.config)
     try:
         config = glance(args.config)
     except ConfigError as exc:

@@ -49,8 +49,9 @@ def _blocked_directory(path: Path) -> Path | None:
     return None
 
 
-def read_problem(path: Path) -> str | None:
-    """Why this process cannot read the store at `path` (None: it can, as far as permissions go)."""
+def read_problem(path: Path, what: str = "the store") -> str | None:
+    """Why this process cannot read the store (or config) at `path` (None: it can, as far as
+    permissions go)."""
     blocked = _blocked_directory(path)
     target = blocked if blocked is not None else path
     if blocked is None and (not path.exists() or os.access(path, os.R_OK)):
@@ -59,7 +60,7 @@ def read_problem(path: Path) -> str | None:
         how = _described(target)
     except OSError:
         how = "its owner and mode cannot be read either"
-    what = f"the directory {blocked}" if blocked is not None else "the store"
+    what = f"the directory {blocked}" if blocked is not None else what
     return (f"{path}: permission denied: {me()} may not read {what} ({how}); a manager reads the records as a"
             f" member of group {SERVICE_USER} (as root: usermod -aG {SERVICE_USER} {me()}, then log in again)")
 
