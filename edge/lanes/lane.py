@@ -666,7 +666,7 @@ class Lane:
         self.store.journal(now, kind, data, lane=self.id)
         self._notify(LaneEvent(self.id, "reset", {"accepted": outcome.accepted, "kind": outcome.kind, **data}))
         # Who, how and why as far as each is known: an empty one is left out, not printed blank.
-        who = f"{outcome.kind} by {outcome.by or 'nobody on shift'}" + (f" via {outcome.source}" if outcome.source else "")
+        who = f"{outcome.kind} by {outcome.by or 'unknown'}" + (f" via {outcome.source}" if outcome.source else "")
         if outcome.accepted:
             why = f" ({outcome.why})" if outcome.why else ""
             self.log.warning("lane %s%s%s", who, why, f": was {text(outcome.cause)}" if outcome.cause else "")
