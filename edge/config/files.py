@@ -102,14 +102,17 @@ def problems(config: Config) -> list[str]:
     found = []
     for key, path, _secret in named_files(config):
         reason = as_user(user, lambda path=path: _unreadable(path))  # type: ignore[misc]
-        if reason is not None:
+        if reason is None:
+            continue
+        try:
+            how = f" ({_mode(path)})" if path.exists() else ""
+        except OSError:
             how = ""
-            try:
-                how = f" ({_mode(path)})" if path.exists() else ""
-            except OSError:
-                pass
-            fix = f": chgrp {access.SERVICE_USER} it, or give it to {access.SERVICE_USER} (README)" if how else ""
-            found.append(f"{key} {path}: {who} cannot read it: {reason}{how}{fix}")
+        if not how:  # not there at all (or not even for root to look at): the OS's word suffices
+            found.append(f"{key} {path}: {reason}")
+        else:
+            found.append(f"{key} {path}: {who} cannot read it: {reason}{how}; give it to {access.SERVICE_USER}"
+                         f" (chown {access.SERVICE_USER}: {path}; README, Running a station)")
     store = Path(config.store.path)
     if user is not None or access.me() == access.SERVICE_USER:  # not for a manager trying a config
         problem = as_user(user, lambda: access.write_problem(store))
