@@ -176,3 +176,36 @@ def test_the_install_traps_are_named(installed: Path) -> None:
     assert rc == 4 and "run as station-edge" in stderr, stderr
     rc, stdout, stderr = _step(installed, "check_world")
     assert rc == 0 and "warning: city.password_file" in stderr and "readable by every user" in stderr, stderr
+
+
+def test_the_ledger_template_names_every_column_the_import_reads_and_round_trips(tmp_path: Path) -> None:
+    """`edge cache template`: the header a technician fills in, one cylinder a row, for the first import."""
+    import csv
+    import sys
+
+    from edge.manager.cache_import import clean_row
+    from edge.store.schema import CITY_FIELDS, STATION_FIELDS
+
+    from .conftest import write_config
+
+    edge = [sys.executable, "-m", "edge.cli"]
+    out = tmp_path / "ledger.csv"
+    made = subprocess.run([*edge, "cache", "template", "-o", str(out)], capture_output=True, text=True)
+    assert made.returncode == 0 and "required: id (ID), owner_unit (使用单位名称)" in made.stdout, made.stderr
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # a BOM: Excel and WPS read the Chinese labels
+    header = next(csv.reader(raw.decode("utf-8-sig").splitlines()))
+    assert set(header) == set({**CITY_FIELDS, **STATION_FIELDS}.values()) and header[:4] == ["ID", "使用单位名称", "充装介质", "使用状态"]
+    again = subprocess.run([*edge, "cache", "template", "-o", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "never overwrites" in again.stderr
+    # Filled in as a technician would (required columns and a few more), it imports.
+    values = {"ID": "CQ9001", "使用单位名称": "重庆渝能燃气有限公司", "充装介质": "G13", "使用状态": "在用", "皮重": "15.3",
+              "充装量": "14.5", "容积": "35.5", "制造年月": "2020-05", "下次检验日期": "2027-05"}
+    with out.open("a", encoding="utf-8", newline="") as stream:
+        csv.writer(stream).writerow([values.get(column, "") for column in header])
+    assert clean_row(dict(zip(header, [values.get(column, "") for column in header])))["id"] == "CQ9001"
+    config = write_config(tmp_path)
+    loaded = subprocess.run([*edge, "cache", "import", str(out), "--config", str(config), "--json"], capture_output=True, text=True)
+    assert loaded.returncode == 0 and json.loads(loaded.stdout)["loaded"] == 1, loaded.stderr
+    english = subprocess.run([*edge, "cache", "template", "--english"], capture_output=True, text=True)
+    assert english.stdout.lstrip("\ufeff").startswith("id,owner_unit,medium,status,")
