@@ -40,24 +40,40 @@ def _hidden(path: Path) -> Path | None:
     return None
 
 
-def run_as(uid: int, gid: int, groups: tuple[int, ...], argv: list[str], timeout: float = 120,
-           env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """argv run with these ids (real and effective) and supplementary groups."""
+@contextmanager
+def spawned_as(uid: int, gid: int, groups: tuple[int, ...], argv: list[str],
+               env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    """argv started with these ids (real and effective) and supplementary groups, pipes on its
+    stdin, stdout and stderr; killed if still running when the block ends."""
     ids = [f"--reuid={uid}", f"--regid={gid}", f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"]
     command = ["setpriv", *ids, "--", *argv]
-    hidden = _hidden(Path(sys.executable).resolve())
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": "/", **(env or {})}
-    if hidden is None:
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment, input=stdin)
-    # This interpreter lives where the other user may not look: in a mount namespace of this one
-    # command, that directory is overlaid with an empty upper layer of mode 0755 (its own files
-    # keep their modes), and nothing outside the namespace changes.
     with tempfile.TemporaryDirectory(prefix="edge-overlay-") as layer:
-        (Path(layer) / "upper").mkdir(mode=0o755)
-        (Path(layer) / "work").mkdir()
-        script = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work" "$1" && shift 2 && exec "$@"'
-        wrapped = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(hidden), layer, *command]
-        return subprocess.run(wrapped, capture_output=True, text=True, timeout=timeout, env=environment, input=stdin)
+        hidden = _hidden(Path(sys.executable).resolve())
+        if hidden is not None:
+            # This interpreter lives where the other user may not look: in a mount namespace of
+            # this one command, that directory is overlaid with an empty upper layer of mode 0755
+            # (its own files keep their modes), and nothing outside the namespace changes.
+            (Path(layer) / "upper").mkdir(mode=0o755)
+            (Path(layer) / "work").mkdir()
+            script = 'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work" "$1" && shift 2 && exec "$@"'
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(hidden), layer, *command]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=environment)
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+def run_as(uid: int, gid: int, groups: tuple[int, ...], argv: list[str], timeout: float = 120,
+           env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """argv run to its end with these ids and supplementary groups."""
+    with spawned_as(uid, gid, groups, argv, env) as process:
+        stdout, stderr = process.communicate(stdin, timeout=timeout)
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def chown_tree(path: Path, uid: int, gid: int, dir_mode: int = 0o750, file_mode: int = 0o640) -> None:

@@ -21,7 +21,7 @@ from edge.config import load_config
 from edge.daemon.station import open_store
 
 from .conftest import write_config
-from .permissions_support import chown_tree, needs_root, run_as, shared_dir
+from .permissions_support import chown_tree, needs_root, run_as, shared_dir, spawned_as
 from .test_manager_tools import DAY, edge, fill
 
 pytestmark = needs_root
@@ -103,6 +103,39 @@ def test_a_group_member_reads_while_the_daemon_writes(station: Path) -> None:
         assert verify.returncode == 0 and json.loads(verify.stdout)["records_checked"]["fills"] == 46, verify.stderr
     finally:
         store.close()
+
+
+def test_a_verify_read_with_the_daemon_stopped_notices_a_writer_that_started_meanwhile(station: Path) -> None:
+    """With no -wal to read through, a manager reads the store as SQLite's immutable: a writer that
+    opens it during the check (a daemon starting) would change it under the replay, so the
+    verdict is withheld and the manager asked to run it again."""
+    db = station.parent / "state" / "station.db"
+    script = (
+        "import sys\n"
+        "from edge.store import Store, StoreUnavailable\n"
+        f"store = Store({str(db)!r}, readonly=True)\n"
+        "print('immutable' if store.immutable else 'shared', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "try:\n"
+        "    print(store.audit().ok)\n"
+        "except StoreUnavailable as exc:\n"
+        "    print(exc)\n"
+    )
+    with spawned_as(MANAGER, MANAGER, (GROUP,), [sys.executable, "-c", script]) as reader:
+        assert reader.stdout is not None and reader.stdin is not None
+        assert reader.stdout.readline().strip() == "immutable", reader.stderr.read() if reader.stderr else ""
+        store = open_store(load_config(station))  # the daemon starts, writes and stops again
+        try:
+            fill(store, 45, "A", DAY, "李娜", "ok", 14.5)
+        finally:
+            store.close()
+        reader.stdin.write("go\n")
+        reader.stdin.flush()
+        said = reader.stdout.readline().strip()
+    assert "began writing the store during the check; run it again" in said, said
+    # Run again, it reads the store as it now stands.
+    again = _as(MANAGER, (GROUP,), "verify", "--config", str(station), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["records_checked"]["fills"] == 46, again.stderr
 
 
 def test_a_user_outside_the_group_is_told_plainly(station: Path) -> None:

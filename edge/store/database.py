@@ -98,8 +98,10 @@ class Store:
         self.readonly = readonly
         existing = existing or readonly
         # Opened with no -wal file and no write access to create one (the daemon is stopped):
-        # SQLite reads such a store only as immutable (see _connect_readonly).
+        # SQLite reads such a store only as immutable (see _connect_readonly); the file's stamp
+        # then tells whether a writer changed it meanwhile.
         self.immutable = False
+        self._stamp: tuple[int, int] | None = None
         on_disk = str(path) != ":memory:"
         problem = access.read_problem(self.path) if on_disk and existing else None
         if problem is None and on_disk and not readonly:
@@ -160,7 +162,7 @@ class Store:
         none, and a reader who may not create one in the store's directory gets SQLITE_READONLY
         or SQLITE_CANTOPEN. Then no process has the store open for writing (the last connection
         to close removed the -wal), and SQLite's documented way to read it is `immutable`; a
-        writer that starts meanwhile is noticed by audit() (its -wal appears)."""
+        writer that starts meanwhile is noticed by audit() (its -wal appears, or the file changes)."""
         uri = f"{self.path.absolute().as_uri()}?mode=ro"
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
         try:
@@ -174,7 +176,16 @@ class Store:
             if code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or Path(f"{self.path}-wal").exists():
                 raise
         self.immutable = True
+        self._stamp = self._file_stamp()
         return sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+
+    def _file_stamp(self) -> tuple[int, int]:
+        info = self.path.stat()
+        return info.st_mtime_ns, info.st_size
+
+    def _written_meanwhile(self) -> bool:
+        """Read as immutable: did a writer open the store (its -wal is there) or change the file?"""
+        return self.immutable and (Path(f"{self.path}-wal").exists() or self._file_stamp() != self._stamp)
 
     def _check_version(self) -> None:
         try:
@@ -272,7 +283,7 @@ class Store:
                 result = auditing.run(self._conn, _FILL_COLUMNS, full, budget, witness, fills)
             finally:
                 self._conn.execute("COMMIT")
-            if self.immutable and Path(f"{self.path}-wal").exists():
+            if self._written_meanwhile():
                 # Read as immutable (no daemon was running), a store a writer opened meanwhile may
                 # have changed under the replay: its verdict would be of no single moment.
                 raise StoreUnavailable(f"{self.path}: a daemon or command began writing the store during the check; run it again")
