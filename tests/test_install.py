@@ -79,6 +79,12 @@ chmod 0600 /etc/station-edge/city-password && chown root:root /etc/station-edge/
 step check_root_only EDGE check-config CONFIG
 chmod 0644 /etc/station-edge/city-password
 step check_world EDGE check-config CONFIG
+# A store that root made (an import run as root into a fresh directory, say): named, as root and as
+# the unit's pre-start check, and by the service user's next command.
+chown root:root /var/lib/station-edge/station.db
+step check_root_store EDGE check-config CONFIG
+step check_service_store runuser -u station-edge -- EDGE check-config CONFIG
+step import_service_store runuser -u station-edge -- EDGE cache import /tmp/ledger.csv
 """.replace("EDGE", EDGE).replace("CONFIG", CONFIG)
 
 
@@ -176,6 +182,12 @@ def test_the_install_traps_are_named(installed: Path) -> None:
     assert rc == 4 and "run as station-edge" in stderr, stderr
     rc, stdout, stderr = _step(installed, "check_world")
     assert rc == 0 and "warning: city.password_file" in stderr and "readable by every user" in stderr, stderr
+    for name in ("check_root_store", "check_service_store"):
+        rc, _, stderr = _step(installed, name)
+        assert rc == 2 and "store.path /var/lib/station-edge/station.db is owned by root: run as station-edge" in stderr, stderr
+    rc, _, stderr = _step(installed, "import_service_store")
+    assert rc == 4 and "station.db is owned by root: run as station-edge" in stderr, stderr
+    assert "chown station-edge:station-edge /var/lib/station-edge/station.db*" in stderr and "readonly database" not in stderr
 
 
 def test_the_ledger_template_names_every_column_the_import_reads_and_round_trips(tmp_path: Path) -> None:

@@ -47,10 +47,14 @@ def add_commands(command: Command) -> None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from ..config.files import warnings
     from ..config.preflight import preflight
+    from ..store.access import daemon_write_problem
 
     path = args.file or args.config
     config = load(path)
     problems = preflight(config, strict=args.strict)
+    store_problem = daemon_write_problem(Path(config.store.path))  # a store root made, say
+    if store_problem is not None:
+        problems.append(f"store.path {store_problem}")
     warned = warnings(config)
     lanes = ", ".join(lane.id for lane in config.lanes)
     data = {"ok": not problems, "file": path, "lanes": [lane.id for lane in config.lanes], "problems": problems,

@@ -8,32 +8,13 @@ store root created, "unable to open database file" for a directory a user may no
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import stat
 from pathlib import Path
 
-SERVICE_USER = "station-edge"  # the unit's User= and Group=, created by systemd/install.sh
+from ..users import SERVICE_USER, as_user, group_name, me, service_user, user_name
+
 WAL_SUFFIXES = ("-wal", "-shm")
-
-
-def user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
-
-
-def me() -> str:
-    return user_name(os.geteuid())
 
 
 def _described(path: Path) -> str:
@@ -87,3 +68,13 @@ def write_problem(path: Path) -> str | None:
             fix = "" if owner == SERVICE_USER else f"; to give it back: chown {SERVICE_USER}:{SERVICE_USER} {path}*"
             return f"{candidate} is owned by {owner}: run as {SERVICE_USER} every command that writes the store{fix}"
     return None
+
+
+def daemon_write_problem(path: Path) -> str | None:
+    """write_problem() as the daemon's user meets it: checked as the service user when root asks;
+    as this process when it is the service user (the unit's pre-start check); not at all for
+    anyone else (a manager trying a config, who never writes the store)."""
+    user = service_user()
+    if user is None and me() != SERVICE_USER:
+        return None
+    return as_user(user, lambda: write_problem(path))
