@@ -4,8 +4,8 @@ the config and opening the daemon's store the way a manager's command must."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..output import EXIT_INVALID, CommandError
