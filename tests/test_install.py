@@ -79,6 +79,8 @@ chmod 0600 /etc/station-edge/city-password && chown root:root /etc/station-edge/
 step check_root_only EDGE check-config CONFIG
 chmod 0644 /etc/station-edge/city-password
 step check_world EDGE check-config CONFIG
+chgrp station-edge /etc/station-edge/city-password && chmod 0640 /etc/station-edge/city-password
+step check_group EDGE check-config CONFIG
 # A store that root made (an import run as root into a fresh directory, say): named, as root and as
 # the unit's pre-start check, and by the service user's next command.
 chown root:root /var/lib/station-edge/station.db
@@ -182,6 +184,9 @@ def test_the_install_traps_are_named(installed: Path) -> None:
     assert rc == 4 and "run as station-edge" in stderr, stderr
     rc, stdout, stderr = _step(installed, "check_world")
     assert rc == 0 and "warning: city.password_file" in stderr and "readable by every user" in stderr, stderr
+    # Group-readable: the group holds the managers too, so the secret is theirs to read.
+    rc, stdout, stderr = _step(installed, "check_group")
+    assert rc == 0 and "readable by the members of group station-edge (alice)" in stderr, stderr
     for name in ("check_root_store", "check_service_store"):
         rc, _, stderr = _step(installed, name)
         assert rc == 2 and "store.path /var/lib/station-edge/station.db is owned by root: run as station-edge" in stderr, stderr
