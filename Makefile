@@ -19,6 +19,9 @@ quick: venv
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow and not browser"
 
 # As root on the station PC or Pi: package, unit, /etc config skeleton, udev rule, user.
+# EXTRAS: the optional parts the config needs (sh systemd/install.sh --help lists them); by
+# default those of the shipped skeleton, config/station.example.yaml.
+EXTRAS ?= gpiod,hid
 install:
 	sh systemd/install.sh $(if $(EXTRAS),--extras $(EXTRAS))
 

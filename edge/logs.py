@@ -39,8 +39,11 @@ class FieldFormatter(logging.Formatter):
         self.journald = journald
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's API)
-        """Local time with its offset: the time a person at the station reads off a clock."""
-        return datetime.fromtimestamp(record.created, TIMEZONE).isoformat(timespec="milliseconds")
+        """Local time with its offset: the time a person at the station reads off a clock. Before a
+        station's zone is known (or for a command with none, the company's collector) the
+        machine's own zone, with its offset too."""
+        moment = datetime.fromtimestamp(record.created, TIMEZONE) if TIMEZONE else datetime.fromtimestamp(record.created).astimezone()
+        return moment.isoformat(timespec="milliseconds")
     def formatMessage(self, record: logging.LogRecord) -> str:
         # A message may carry scanned or city text: no control character reaches the log raw.
         record.message = printable(record.message)

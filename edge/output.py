@@ -49,6 +49,16 @@ def local_time(value: Any, tz: tzinfo | None, timespec: str = "seconds") -> Any:
     return datetime.fromisoformat(value).astimezone(tz).isoformat(timespec=timespec)
 
 
+def clock_text(value: Any, tz: tzinfo | None, with_date: bool = True) -> str:
+    """A stored UTC timestamp on a page a person reads: the local date and time to the minute (or
+    the time alone, to the second) with the offset, as "2026-11-20 09:00 +08:00"; "-" for none."""
+    if not isinstance(value, str) or not _STAMP.match(value):
+        return "-" if value is None else str(value)
+    moment = datetime.fromisoformat(value).astimezone(tz)
+    offset = moment.strftime("%z")
+    return f"{moment.strftime('%Y-%m-%d %H:%M' if with_date else '%H:%M:%S')} {offset[:3]}:{offset[3:]}"
+
+
 def number(value: Any, places: int = 3) -> Any:
     """A weight or a duration without binary floating-point tails (15.450000000000001 -> 15.45)."""
     return round(value, places) if isinstance(value, float) else value

@@ -1,23 +1,47 @@
 #!/bin/sh
 # Install station-edge as a systemd service on Debian or Raspberry Pi OS. Run as root from a clone:
 #
-#   sudo sh systemd/install.sh [--extras rpi,camera] [--prefix /opt/station-edge]
+#   sudo sh systemd/install.sh [--extras gpiod,hid] [--prefix /opt/station-edge]
 #
 # It installs the package into PREFIX/venv, the unit into /etc/systemd/system, a config skeleton
 # into /etc/station-edge (never overwriting one that exists), the udev rule for FTDI adapters,
-# and a system user station-edge in whichever of dialout, gpio, input and video exist here.
-# It enables the unit but does not start it: edit the config, check it, then start.
+# a system user station-edge in whichever of dialout, gpio, input and video exist here, and its
+# state directory /var/lib/station-edge (group-readable: managers in group station-edge read the
+# records). It enables the unit but does not start it: edit the config, check it, then start.
 set -eu
 
 prefix=/opt/station-edge
 extras=""
+python=${PYTHON:-python3}
+usage() {
+  cat <<USAGE
+usage: $0 [--prefix DIR] [--extras LIST]
+
+  --prefix DIR    where the virtual environment goes (default /opt/station-edge)
+  --extras LIST   comma-separated optional parts, as the config needs them (check-config names
+                  a missing one):
+                    gpiod     GPIO through libgpiod (relay, stack light, buttons; any board)
+                    rpi       GPIO through RPi.GPIO (rpi-lgpio on a Pi 5)
+                    hid       keyboard-wedge (HID) scanners
+                    camera    camera scanners (OpenCV, zbar, zxing-cpp)
+                    sm3       SM3 request signing where OpenSSL lacks SM3
+                    fleet     the company fleet uplink (MQTT) and the company's tools
+                    fleet-pg  the company's event database on PostgreSQL
+                  The shipped skeleton (config/station.example.yaml) needs gpiod,hid;
+                  make install installs those unless EXTRAS= says otherwise.
+
+PYTHON (default python3) is the interpreter the virtual environment is made from.
+USAGE
+}
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="$2"; shift 2 ;;
     --extras) extras="[$2]"; shift 2 ;;
-    *) echo "usage: $0 [--prefix DIR] [--extras rpi,camera,gpiod,hid]" >&2; exit 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
   esac
 done
+[ "$extras" = "[]" ] && extras=""
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root" >&2; exit 1; }
 src=$(cd "$(dirname "$0")/.." && pwd)
 user=station-edge
@@ -49,10 +73,16 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
 fi
 
 mkdir -p "$prefix"
-python3 -m venv "$prefix/venv"
+"$python" -m venv "$prefix/venv"
 "$prefix/venv/bin/pip" install --quiet --upgrade pip
 "$prefix/venv/bin/pip" install --quiet "$src$extras"
 install -m 0644 "$src/README.md" "$prefix/README.md"
+
+# The store's directory, made now so the first ledger import (run as station-edge, README) can
+# create the store before the unit first starts; the unit's StateDirectory= keeps it so.
+# Group-readable, and the unit's UMask=0027 keeps the store and its -wal/-shm files so: members of
+# group station-edge (usermod -aG station-edge NAME) run the read-only commands.
+install -d -m 0750 -o "$user" -g "$user" /var/lib/station-edge
 
 install -d -m 0750 -g "$user" /etc/station-edge /etc/station-edge/profiles
 if [ ! -e /etc/station-edge/station.yaml ]; then
@@ -70,7 +100,8 @@ if [ ! -e "$tls/webapp.pem" ]; then
   for ip in $(hostname -I 2>/dev/null); do names="$names,IP:$ip"; done
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=station-edge \
     -addext "subjectAltName=$names" -keyout "$tls/webapp.key" -out "$tls/webapp.pem" 2>/dev/null
-  chgrp "$user" "$tls/webapp.key" && chmod 0640 "$tls/webapp.key"
+  # The service user's alone: the group also holds the managers who read the records.
+  chown "$user:$user" "$tls/webapp.key" && chmod 0600 "$tls/webapp.key"
 fi
 echo "install.sh: staff web app certificate $tls/webapp.pem, SHA-256 fingerprint" \
   "$(openssl x509 -in "$tls/webapp.pem" -noout -fingerprint -sha256 | cut -d= -f2)"

@@ -1,6 +1,8 @@
 """`edge demo --json` from the command line: the whole simulated station, scripted operators."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +22,14 @@ REJECTIONS = {
 @pytest.mark.slow
 def test_demo_json_summary_and_state_dir(tmp_path: Path) -> None:
     state = tmp_path / "demo"
-    result = subprocess.run([*EDGE, "demo", "--json", "--state-dir", str(state)], capture_output=True, text=True, timeout=120)
+    # TZ=UTC: a log line stamped in the machine's zone would read differently from the station's.
+    result = subprocess.run([*EDGE, "demo", "--json", "--state-dir", str(state)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TZ": "UTC"})
     assert result.returncode == 0, result.stderr
+    # The daemon's warnings at the terminal (the scale that stops answering, at least) are in the
+    # station's local time with its offset, as `edge run` prints them.
+    stamped = [line for line in result.stderr.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
+    assert stamped and all(re.match(r"\S+\+08:00 (WARNING|ERROR|CRITICAL) ", line) for line in stamped), stamped
     summary = json.loads(result.stdout)
     assert summary["scans"] >= 20
     assert REJECTIONS <= set(summary["rejected"])

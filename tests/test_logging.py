@@ -75,3 +75,29 @@ def test_terminal_lines_carry_the_station_local_time_with_its_offset() -> None:
     finally:
         logs.set_timezone(None)
     assert line.startswith("2026-11-18T19:06:40.000+08:00 INFO edge.lanes.lane: valve ON"), line
+
+
+def test_terminal_lines_without_a_station_zone_carry_the_machines_offset() -> None:
+    """A command with no station config (the company's `edge fleet collect`), or a line logged before
+    the config is read: the machine's local time, still with its offset, never a bare local time."""
+    import logging
+    import os
+    import re
+    import time
+
+    from edge import logs
+
+    record = logging.LogRecord("fleet.collector", logging.INFO, __file__, 1, "collector connected", None, None)
+    record.created = 1795000000.0  # 2026-11-18T11:06:40Z
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    try:
+        line = logs.FieldFormatter(journald=False).format(record)
+    finally:
+        if previous is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = previous
+        time.tzset()
+    assert re.match(r"2026-11-18T06:06:40\.000-05:00 INFO fleet\.collector: collector connected$", line), line

@@ -87,7 +87,7 @@ class TestTrips:
         row = station.fill_row(fill_id)
         assert row["status"] == "aborted" and row["cause"] == cause
 
-    def test_scale_stops_answering(self, station: SimStation) -> None:
+    def test_scale_stops_answering(self, station: SimStation, caplog: pytest.LogCaptureFixture) -> None:
         verdict = station.start_fill("A", station.cylinder())
         station.modbus("A").silent = True
         self.assert_aborted(station, verdict["fill_id"], Reason.SCALE_LOST)
@@ -101,6 +101,9 @@ class TestTrips:
         station.modbus("A").model.remove()
         station.start_fill("A", station.cylinder(skip=1))
         assert station.wait("A", "fill_end")["status"] == "complete"
+        # A reset that says neither how nor why is logged without blanks ("via  ()", "was None").
+        said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lane reset by")]
+        assert said == ["lane reset by op-zhang: was 秤通讯中断 / scale not answering"], said
 
     def test_operator_abort(self, station: SimStation) -> None:
         verdict = station.start_fill("A", station.cylinder())

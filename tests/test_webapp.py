@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 import socket
 import ssl
 from pathlib import Path
@@ -248,6 +249,12 @@ def test_postfill_check_and_dispatch_at_the_gate(web: SimStation) -> None:
     assert "合格 PASSED" in passed.text
     out = d.form("/dispatch", {"code": code})
     assert out.status_code == 200 and "放行 OUT" in out.text and 'id="count">1<' in out.text
+    # Times on the staff's pages are the station's local time with its offset, not UTC cut short.
+    tz = web.config.tz
+    dispatched = web.station.store.query("SELECT at FROM dispatches ORDER BY rowid DESC LIMIT 1")[0]["at"]  # type: ignore[union-attr]
+    assert f"<small>{datetime.fromisoformat(dispatched).astimezone(tz):%H:%M:%S} +08:00</small>" in out.text
+    started = web.station.store.query("SELECT started_at FROM fills WHERE cylinder_id = ?", [row["id"]])[0]["started_at"]  # type: ignore[union-attr]
+    assert f"{datetime.fromisoformat(started).astimezone(tz):%Y-%m-%d %H:%M} +08:00 complete" in asked.text, asked.text
     entry = journal(web, "dispatch")[-1]
     assert entry["plate"] == "渝A12345" and entry["courier"] == "赵六" and entry["by"] == "disp-liu"
     assert web.station.store is not None

@@ -24,9 +24,8 @@ def _city(config: Config) -> CityConfig:
     return config.city
 
 
-def _open(config: Config) -> Any:
-
-    return open_existing(config)
+def _open(config: Config, readonly: bool = False) -> Any:
+    return open_existing(config, readonly)
 
 
 def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
@@ -34,7 +33,7 @@ def cmd_sync_status(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     from ..store.outbox import Outbox
 
     config = load(args.config)
-    store = _open(config)
+    store = _open(config, readonly=True)
     try:
         data = Outbox(store).status(utc_now())
     finally:
@@ -151,7 +150,7 @@ def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
     labels = {**CITY_FIELDS, **STATION_FIELDS, "updated_at": "缓存时间", "blocked_reason": "本站禁充", "removed_at": "平台已注销"}
     config = load(args.config)
-    store = _open(config)
+    store = _open(config, readonly=True)
     try:
         try:
             cylinder, read_as = find_cylinder(store, config, args.code, args.rfid)
@@ -170,6 +169,24 @@ def cmd_cache_show(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return 0
 
 
+def _readable(path: Path) -> None:
+    """A file the import cannot open is named with the reason: run as the service user (README),
+    a file in root's home is "Permission denied", not "no such file"."""
+    import errno
+
+    from ..store.access import me
+
+    try:
+        with path.open("rb"):
+            pass
+    except IsADirectoryError:
+        raise CommandError(f"{path}: a directory, not a file") from None
+    except OSError as exc:
+        hint = (f"; {me()} may not read it: copy it where {me()} can (install -m 0644 {path} /tmp/)"
+                if exc.errno == errno.EACCES else "")
+        raise CommandError(f"{path}: {exc.strerror}{hint}") from None
+
+
 def cmd_cache_import(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     import sys
 
@@ -178,8 +195,7 @@ def cmd_cache_import(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
 
     config = load(args.config)
     path = Path(args.file)
-    if not path.is_file():
-        raise CommandError(f"{path}: no such file")
+    _readable(path)
     store = open_store(config)  # an import may be how a new station first fills its cache
     bar = Progress(None, "rows ")
     try:
@@ -197,6 +213,38 @@ def cmd_cache_import(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     return 0 if not report.skipped else 1
 
 
+def cmd_cache_template(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    """The import's header row as a CSV (with a BOM, so Excel and WPS read the Chinese labels):
+    fill in one cylinder a row and import it with `edge cache import`."""
+    import csv
+    import io
+    import sys
+
+    from ..manager.cache_import import COLUMN_FORMATS, REQUIRED, template_columns
+    from ..store.schema import CITY_FIELDS, STATION_FIELDS
+
+    labels = {**CITY_FIELDS, **STATION_FIELDS}
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerow(template_columns(args.english))
+    header = "\ufeff" + text.getvalue()
+    required = ", ".join(f"{name} ({labels[name]})" for name in REQUIRED)
+    formats = "; ".join(f"{name} ({labels[name]}): {how}" for name, how in COLUMN_FORMATS.items())
+    said = f"required: {required}; the other columns may stay empty or be left out. {formats}"
+    if args.output is None:
+        sys.stdout.write(header)
+        print(said, file=sys.stderr)
+        return 0
+    out = Path(args.output)
+    if out.exists():
+        raise CommandError(f"{out}: exists; the template never overwrites a file")
+    if not out.parent.is_dir():
+        raise CommandError(f"{out}: directory {out.parent} does not exist")
+    out.write_text(header, encoding="utf-8", newline="")
+    emit({"file": str(out), "columns": template_columns(args.english), "required": list(REQUIRED), "formats": COLUMN_FORMATS},
+         args.json, f"{out}: the import's columns. {said}")
+    return 0
+
+
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register `sync` and `cache` with their subcommands; `common` adds --config and --json."""
     groups = {
@@ -209,6 +257,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
             ("refresh", cmd_cache_refresh, "pull changed cylinders from the city (or all, with --full)"),
             ("show", cmd_cache_show, "the cached record behind a scanned code"),
             ("import", cmd_cache_import, "load cylinders from the station ledger (.xlsx), CSV or JSON in the city-spec layout"),
+            ("template", cmd_cache_template, "a CSV with the import's columns, to fill in and import"),
         ]),
     }
     parsers: dict[str, argparse.ArgumentParser] = {}
@@ -226,3 +275,5 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     parsers["cache show"].add_argument("code", help="what the scanner reads: URL, info code, traceable no., product no.")
     parsers["cache show"].add_argument("--rfid", action="store_true", help="the code is an RFID UID/EPC")
     parsers["cache import"].add_argument("file")
+    parsers["cache template"].add_argument("-o", "--output", metavar="FILE.csv", help="write it here (default: standard output)")
+    parsers["cache template"].add_argument("--english", action="store_true", help="English column names instead of the Chinese labels")

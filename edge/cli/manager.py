@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..output import CommandError, number, table
 from ..textsafe import safe_row
 from . import webapp as cli_webapp
-from .common import open_existing, utc_now
+from .common import open_existing, open_to_verify, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -45,9 +45,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def _open(config: Config) -> Any:
-
-    return open_existing(config)
+def _open(config: Config, readonly: bool = False) -> Any:
+    return open_existing(config, readonly)
 
 
 def _filters(args: argparse.Namespace, config: Config, store: Any) -> ledger.Filters:
@@ -85,7 +84,7 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     if args.rejected and (args.operator or args.outcome):
         raise CommandError("--operator and --outcome select fills; rejected scans have neither")
-    store = _open(config)
+    store = _open(config, readonly=True)
     try:
         filters = _filters(args, config, store)
         if args.rejected:
@@ -125,7 +124,7 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     now = utc_now()
     day = args.day or now.astimezone(config.tz).date()
-    store = _open(config)
+    store = open_to_verify(config)
     try:
         problem = _verified(store, args, "daily report", ledger.Filters(since=day, until=day), config.tz)
         report = ledger.daily_report(store, config.tz, day, now)
@@ -190,7 +189,7 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         raise CommandError(f"{out}: say --format csv or xlsx (or name the file .csv or .xlsx)")
     if not out.parent.is_dir():
         raise CommandError(f"{out}: directory {out.parent} does not exist")
-    store = _open(config)
+    store = open_to_verify(config)
     try:
         filters = _filters(args, config, store)
         problem = _verified(store, args, "ledger export", filters, config.tz)

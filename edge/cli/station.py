@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
 from ..store import StoreUnavailable
-from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_existing, utc_now
+from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_to_verify, readable_config, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -45,16 +45,25 @@ def add_commands(command: Command) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from ..config.files import warnings
     from ..config.preflight import preflight
+    from ..store.access import daemon_write_problem
 
     path = args.file or args.config
     config = load(path)
     problems = preflight(config, strict=args.strict)
+    store_problem = daemon_write_problem(Path(config.store.path))  # a store root made, say
+    if store_problem is not None:
+        problems.append(f"store.path {store_problem}")
+    warned = warnings(config)
     lanes = ", ".join(lane.id for lane in config.lanes)
     data = {"ok": not problems, "file": path, "lanes": [lane.id for lane in config.lanes], "problems": problems,
-            "strict": args.strict}
+            "warnings": warned, "strict": args.strict}
     human = (f"{path}: OK ({len(config.lanes)} lanes: {lanes})" + ("" if args.strict else "; drivers not loaded (--strict loads them)")
              if not problems else "\n".join([f"{path}: {len(problems)} problem(s) the daemon would refuse:"] + [f"  {p}" for p in problems]))
+    if not args.json:
+        for warning in warned:
+            print(f"warning: {warning}", file=sys.stderr)
     if problems and not args.json:
         print(human, file=sys.stderr)
         return EXIT_INVALID
@@ -189,7 +198,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             witness = parse_heads(Path(args.witness).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise CommandError(f"--witness {args.witness}: {exc}") from None
-    store = open_existing(config)
+    store = open_to_verify(config)
     try:
         audit = store.audit(full=args.full, witness=witness)
         # integrity_check reads every page: only the full replay pays for it.
@@ -206,7 +215,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "records_checked": None if records is None else records.checked,
             "first_difference": None if first is None else
             {"table": first.table, "key": first.key, "field": first.field, "stored": first.stored, "journal": first.journalled},
-            "differences": None if records is None else [str(m) for m in records.mismatches]}
+            "differences": None if records is None else [str(m) for m in records.mismatches],
+            "checkpoint_unrecorded": audit.unrecorded}
     since = f" since the checkpoint at entry {audit.since}" if audit.since else " from the first entry"
     lines = [
         f"journal OK: {report.entries} entries{since}, hash chain intact to entry {report.head_seq} ({report.head_hash[:16]})"
@@ -221,6 +231,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if audit.witnessed:
         lines.append(f"witnessed heads: {audit.witnessed - len(audit.unwitnessed)} of {audit.witnessed} held by the local chain"
                      + "".join(f"\n  DIFFERS: {problem}" for problem in audit.unwitnessed))
+    if audit.unrecorded:
+        lines.append(f"checkpoint not recorded: {audit.unrecorded}")
     if records is not None and records.ok:
         lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
     elif records is not None:
@@ -237,11 +249,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ..config.glance import glance
     from ..store import Store
 
+    readable_config(args.config)
     try:
         config = glance(args.config)
     except ConfigError as exc:
         raise CommandError(str(exc), EXIT_INVALID) from None
-    store = Store(config.store_path, existing=True)
+    store = Store(config.store_path, readonly=True)
     try:
         age = store.cache_age_s(utc_now())
         data = {

@@ -53,20 +53,9 @@ def preflight(config: Config, strict: bool = False) -> list[str]:
 
 
 def _files(config: Config) -> list[str]:
-    problems = []
-    city = config.city
-    if city is not None:
-        # A simulated city makes its certificates when it starts.
-        keys = ("password_file",) if config.simulators is not None else ("password_file", "ca_bundle", "client_cert", "client_key")
-        for key in keys:
-            path: Path | None = getattr(city, key)
-            if path is None:
-                continue
-            try:
-                with path.open("rb"):
-                    pass
-            except OSError as exc:
-                problems.append(f"city.{key} {path}: {exc.strerror}")
+    from .files import problems as file_problems
+
+    problems = file_problems(config)  # as the service user when root runs this
     store_dir = Path(config.store.path).parent
     while not store_dir.exists() and store_dir != store_dir.parent:
         store_dir = store_dir.parent

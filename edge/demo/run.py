@@ -22,6 +22,7 @@ from simulators.dataset import Generated
 from simulators.modbus_server import free_port
 from sync.profile import bundled_config
 
+from .. import logs
 from ..config import Config, load_config
 from ..daemon.station import Station, open_store
 from ..lanes.lane import LaneEvent, utc_now
@@ -124,7 +125,7 @@ class Operator:
             self.say(f"lane {self.lane_id}  fill ABORTED: {text(Reason(end['cause']))}; valve off")
         if interrupt == "scale_lost":
             time.sleep(0.3)  # the scale answers again; the operator resets the locked lane
-            self.station.lanes[self.lane_id].submit(Reset())
+            self.station.lanes[self.lane_id].submit(Reset(why="the scale answers again", source="demo operator"))
         time.sleep(0.2)
         self.scale.model.remove()
         time.sleep(0.2)
@@ -258,6 +259,7 @@ def run_demo(state_dir: Path, as_json: bool, out: TextIO = sys.stdout, source: P
     config_path = effective_config(source, state_dir)
     fingerprint = demo_checks.prepare(config_path, state_dir)
     config = load_config(config_path)
+    logs.set_timezone(config.tz)  # the daemon's warnings at the terminal, in the station's time
     assert config.simulators is not None
     say(f"simulated station in {state_dir} (filling flow accelerated to {config.simulators.flow_kg_per_s} kg/s)")
     sim = Simulation(config).start()

@@ -665,11 +665,14 @@ class Lane:
         kind = f"lane_{outcome.kind}" + ("" if outcome.accepted else "_refused")
         self.store.journal(now, kind, data, lane=self.id)
         self._notify(LaneEvent(self.id, "reset", {"accepted": outcome.accepted, "kind": outcome.kind, **data}))
+        # Who, how and why as far as each is known: an empty one is left out, not printed blank.
+        who = f"{outcome.kind} by {outcome.by or 'unknown'}" + (f" via {outcome.source}" if outcome.source else "")
         if outcome.accepted:
-            self.log.warning("lane %s by %s via %s (%s): was %s", outcome.kind, outcome.by, outcome.source, outcome.why, outcome.cause)
+            why = f" ({outcome.why})" if outcome.why else ""
+            self.log.warning("lane %s%s%s", who, why, f": was {text(outcome.cause)}" if outcome.cause else "")
         else:
             assert outcome.refused is not None
-            self.log.warning("reset by %s via %s refused: %s", outcome.by, outcome.source, text(outcome.refused))
+            self.log.warning("%s refused: %s", who, text(outcome.refused))
 
     def _fill_ended(self, record: Record) -> None:
         fields = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in record.fields.items()}

@@ -34,7 +34,22 @@ _MAX_LENGTH = {
     "qr_content": 1000, "registration_no": 50, "registration_authority": 200,
 }
 _FLOATS = ("working_pressure_mpa", "volume_l", "tare_kg", "fill_mass_kg")
-_REQUIRED = ("id", "owner_unit", "medium", "status")
+
+
+# What each column of the import holds, for `edge cache template` (the rest are free text).
+COLUMN_FORMATS = {
+    "manufacture_month": "yyyy-mm", "next_inspection": "yyyy-mm", "last_inspection": "yyyy-mm-dd",
+    "registration_date": "yyyy-mm-dd", "working_pressure_mpa": "MPa, above 0", "volume_l": "litres, above 0",
+    "tare_kg": "kg, above 0", "fill_mass_kg": "kg, above 0, at most 1 kg per litre", "service_life_years": "whole years",
+}
+REQUIRED = ("id", "owner_unit", "medium", "status")
+
+
+def template_columns(english: bool = False) -> list[str]:
+    """The import's columns, required ones first: Chinese labels (as a ledger heads them) or names."""
+    names = [*REQUIRED, *(name for name in {**CITY_FIELDS, **STATION_FIELDS} if name not in REQUIRED)]
+    labels = {**CITY_FIELDS, **STATION_FIELDS}
+    return names if english else [labels[name] for name in names]
 
 
 @dataclass
@@ -138,7 +153,7 @@ def clean_row(raw: Any) -> dict[str, Any]:
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
         row[name] = value.strip() if isinstance(value, str) else value
-    for name in _REQUIRED:
+    for name in REQUIRED:
         if name not in row:
             raise ValueError(f"{name} ({CITY_FIELDS[name]}) is required")
     for name, limit in _MAX_LENGTH.items():

@@ -199,7 +199,8 @@ def _write(
                 "reweigh_kg": result.reweigh_kg, "flag": record["flag"],
             }
             queue_upload(conn, "fill_check", f"check:{result.id}", upload, now)
-    log.info("%s check of %s by %s: %s", kind, row["id"], actor.id, "passed" if result.passed else f"FAILED {failed} {result.flag or ''}")
+    verdict = "passed" if result.passed else " ".join(["FAILED", *([",".join(failed)] if failed else []), *([result.flag] if result.flag else [])])
+    log.info("%s check of %s by %s: %s", kind, row["id"], actor.id, verdict)
 
 
 def latest_precheck(store: Store, cylinder_id: str) -> tuple[str, CheckRecord] | None:

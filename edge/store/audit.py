@@ -71,6 +71,7 @@ class Audit:
     witnessed: int = 0  # heads given from outside (a printed report, the fleet) that were compared
     unwitnessed: list[str] = field(default_factory=list)  # those the local chain does not hold
     checkpoint: dict[str, Any] | None = None  # what to journal when ok
+    unrecorded: str | None = None  # why a checkpoint that was due was not journalled (a read-only store)
 
     @property
     def ok(self) -> bool:

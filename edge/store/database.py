@@ -17,8 +17,8 @@ from interlock.codes import Identifier, Kind
 from interlock.inflight import Learned
 from interlock.rules import Cylinder
 
+from . import access, journal, replay
 from . import audit as auditing
-from . import journal, replay
 from .schema import MIGRATIONS, migrate
 
 if TYPE_CHECKING:
@@ -87,20 +87,42 @@ class Store:
         durable: bool = True,
         journal_sink: JournalSink | None = None,
         existing: bool = False,
+        readonly: bool = False,
     ) -> None:
         """existing=True: for the manager's commands, which never create a store (a wrong path would
         otherwise leave an empty database behind and report an empty station) nor migrate one
-        (that is the daemon's job, on its own schedule)."""
+        (that is the daemon's job, on its own schedule). readonly=True (implies existing): for the
+        commands that only read, so a manager in the service user's group can run them; nothing is
+        written, not even a verify's checkpoint."""
         self.path = Path(path)
+        self.readonly = readonly
+        existing = existing or readonly
+        # Opened with no -wal file and no write access to create one (the daemon is stopped):
+        # SQLite reads such a store only as immutable (see _connect_readonly); the file's stamp
+        # then tells whether a writer changed it meanwhile.
+        self.immutable = False
+        self._stamp: tuple[int, int] | None = None
+        on_disk = str(path) != ":memory:"
+        problem = access.read_problem(self.path) if on_disk and existing else None
+        if problem is None and on_disk and not readonly:
+            problem = access.write_problem(self.path)
+        if problem is not None:
+            raise StoreUnavailable(problem)
         if existing and not self.path.exists():
             raise StoreError(f"{path}: no station store there (the daemon creates it on its first start)")
         try:
-            if str(path) != ":memory:" and not existing:
+            if on_disk and not existing:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+            if readonly:
+                self._conn = self._connect_readonly()
+            else:
+                self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
             if existing:
                 self._check_version()
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            if readonly:
+                self._conn.execute("PRAGMA query_only = ON")
+            else:
+                self._conn.execute("PRAGMA journal_mode = WAL")
             # synchronous is per connection: FULL so a committed fill survives power loss. Sync's
             # own connections may pass durable=False: what they write (a row marked sent, a page of
             # the cache) is safely redone after a power cut, and skipping the fsync keeps them from
@@ -133,6 +155,37 @@ class Store:
 
             self._db = Database(self._conn)
         return self._db
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A read-only connection (SQLite's mode=ro URI). A WAL store is read through its -shm
+        file, which exists (group-readable) while the daemon runs; with the daemon stopped there is
+        none, and a reader who may not create one in the store's directory gets SQLITE_READONLY
+        or SQLITE_CANTOPEN. Then no process has the store open for writing (the last connection
+        to close removed the -wal), and SQLite's documented way to read it is `immutable`; a
+        writer that starts meanwhile is noticed by audit() (its -wal appears, or the file changes)."""
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if not isinstance(exc, sqlite3.OperationalError):
+                raise StoreError(f"{self.path}: not a station store ({exc})") from None
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or Path(f"{self.path}-wal").exists():
+                raise
+        self.immutable = True
+        self._stamp = self._file_stamp()
+        return sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False, isolation_level=None)
+
+    def _file_stamp(self) -> tuple[int, int]:
+        info = self.path.stat()
+        return info.st_mtime_ns, info.st_size
+
+    def _written_meanwhile(self) -> bool:
+        """Read as immutable: did a writer open the store (its -wal is there) or change the file?"""
+        return self.immutable and (Path(f"{self.path}-wal").exists() or self._file_stamp() != self._stamp)
 
     def _check_version(self) -> None:
         try:
@@ -230,12 +283,20 @@ class Store:
                 result = auditing.run(self._conn, _FILL_COLUMNS, full, budget, witness, fills)
             finally:
                 self._conn.execute("COMMIT")
-            if result.checkpoint is not None and checkpoint:
+            if self._written_meanwhile():
+                # Read as immutable (no daemon was running), a store a writer opened meanwhile may
+                # have changed under the replay: its verdict would be of no single moment.
+                raise StoreUnavailable(f"{self.path}: a daemon or command began writing the store during the check; run it again")
+            if result.checkpoint is not None and checkpoint and self.readonly:
+                result.unrecorded = (f"opened read-only as {access.me()}; the next verify run as {access.SERVICE_USER}"
+                                     " records one")
+            elif result.checkpoint is not None and checkpoint:
                 try:
                     with self.transaction() as conn:
                         self._append(conn, iso(datetime.now(timezone.utc)), auditing.CHECKPOINT, result.checkpoint)
                 except (StoreUnavailable, sqlite3.Error) as exc:  # a read-only store still verifies
                     log.warning("verified, but the checkpoint could not be journalled: %s", exc)
+                    result.unrecorded = str(exc)
         return result
 
     def chain_head(self) -> dict[str, Any]:

@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from ..config import Config
 
 
-def open_store(config: Config, existing: bool = False) -> Store:
+def open_store(config: Config, existing: bool = False, readonly: bool = False) -> Store:
     """existing=True: refuse a missing store or one of another schema version instead of creating or
-    migrating it (the manager's commands)."""
+    migrating it (the manager's commands). readonly=True: also write nothing (the commands that only
+    read, which a member of the service user's group may run)."""
     station = SyncStation(config.station.owner_unit, config.station.unit_code, config.station.region, config.tz)
     sink = None
     if config.fleet is not None:  # events owed to the company are written with their records
@@ -24,4 +25,4 @@ def open_store(config: Config, existing: bool = False) -> Store:
 
         sink = journal_sink(config.fleet.company, config.fleet.station_id, config.tz)
     return Store(config.store.path, outbox_entries=lambda fill: outbox_entries(fill, station), journal_sink=sink,
-                 existing=existing)
+                 existing=existing, readonly=readonly)

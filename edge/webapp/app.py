@@ -23,6 +23,7 @@ import bottle
 from drivers.base import Scale
 
 from ..config import Config
+from ..output import clock_text
 from ..scanpoints import bindings, checks, dispatch
 from ..scanpoints.common import Refused, resolve, summary
 from ..store import Store
@@ -114,9 +115,12 @@ class WebApp:
     # Helpers ---------------------------------------------------------------------------------------
 
     def _page(self, name: str, session: Session | None, **values: Any) -> str:
+        tz = self.config.tz
         return bottle.template(
             name, template_lookup=self.lookup, me=session.actor if session else None,
-            csrf=session.csrf if session else "", **values,
+            csrf=session.csrf if session else "",
+            # Stored times are UTC: a page shows the station's local time with its offset.
+            when=lambda value, with_date=True: clock_text(value, tz, with_date), **values,
         )
 
     @staticmethod

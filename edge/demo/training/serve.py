@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from ... import logs
 from ...config import ConfigError, load_config
 from ...config.devices import SerialScannerConfig
 from ...daemon.station import Station
@@ -79,6 +80,7 @@ def serve(state_dir: Path, console_port: int, out: TextIO = sys.stdout, stop: th
     state_dir.mkdir(parents=True, exist_ok=True)
     path, fingerprint = training_config(state_dir, source, status_port)
     config = load_config(path)
+    logs.set_timezone(config.tz)
     sim = Simulation(config).start()
     station = Station(config)
     console = None

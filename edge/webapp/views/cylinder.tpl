@@ -11,5 +11,5 @@
 % end
 % f = c['last_fill']
   <dt>上次充装 Last fill</dt>
-  <dd>{{'-' if f is None else '%s %s %s kg (%s)' % (f['started_at'][:16], f['status'], f['net_kg'] if f['net_kg'] is not None else '-', f['outcome'] or '-')}}</dd>
+  <dd>{{'-' if f is None else '%s %s %s kg (%s)' % (when(f['started_at']), f['status'], f['net_kg'] if f['net_kg'] is not None else '-', f['outcome'] or '-')}}</dd>
 </dl>

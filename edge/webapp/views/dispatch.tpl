@@ -20,7 +20,7 @@
 <h2>本车已装 On this vehicle: <span id="count">{{len(loaded)}}</span></h2>
 <ul id="loaded">
 % for row in loaded:
-  <li>{{row['cylinder_id']}} <small>{{row['at'][11:19]}}</small></li>
+  <li>{{row['cylinder_id']}} <small>{{when(row['at'], False)}}</small></li>
 % end
 </ul>
 % end
