@@ -212,7 +212,7 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         from ..manager.documents.workbook import write_ledger
 
         write_ledger(rows, out, config.station.owner_unit, config.station.unit_code, span,
-                     None if problem is None else f"未经核验 UNVERIFIED ({problem})")
+                     None if problem is None else f"未经核验 UNVERIFIED ({problem})", args.paper)
     said = f"{out}: {len(rows)} filling records ({span})" + ("" if problem is None else f"; UNVERIFIED: {problem}")
     emit({"file": str(out), "rows": len(rows), "unverified": problem}, args.json, said)
     return 0
@@ -362,6 +362,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     _range(export)
     export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
     export.add_argument("--format", choices=("csv", "xlsx"))
+    export.add_argument("--paper", choices=("a4", "a3"), default="a4", help="the .xlsx's printed page, landscape (default a4)")
     _allow_unverified(export)
 
     reset = sub.add_parser("inflight-reset", help="forget a lane's learned in-flight mass (back to its preact_kg)")
