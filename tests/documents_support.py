@@ -23,7 +23,7 @@ BUSY_DAY = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 08:00 on 2026-11-20 in Sh
 OPERATORS = ("张伟", "李娜", "王磊", "刘洋", "陈静", "杨帆", "赵敏", "黄勇", "周杰", "吴霞", "徐丽", "孙强")
 CHECKERS = ("王芳", "马超", "朱琳", "胡军")
 POOL = 300  # cylinders in the station's cache
-REASONS = ("INSPECTION_OVERDUE", "NOT_IN_CACHE", "SCRAPPED", "WRONG_MEDIUM")
+REASONS = ("INSPECTION_OVERDUE", "SERVICE_LIFE_EXCEEDED", "NOT_SELF_OWNED", "MEDIUM_MISMATCH")
 
 
 def fill(store: Store, fill_id: str, lane: str, at: datetime, operator: str, checker: str,
@@ -84,26 +84,28 @@ def month_station(tmp_path: Path, fills: int = 500) -> Path:
     return config
 
 
-def busy_day_station(tmp_path: Path, per_lane: int = 40) -> Path:
-    """2026-11-20 on 12 lanes, 08:00 to 20:00 (two shifts), `per_lane` fills each: an ordinary busy
-    day. One lane tripped and was reset; one is still held at the end of the day."""
+def busy_day_station(tmp_path: Path, per_lane: int = 40, lanes: int = len(LANES)) -> Path:
+    """2026-11-20 on 12 lanes (or `lanes`), 08:00 to 20:00 (two shifts), `per_lane` fills each: an
+    ordinary busy day. Lane A tripped and was reset; lane B is still held at the end of the day."""
     config = write_config(tmp_path)
     store = open_store(load_config(config))
     rng = random.Random(12)
+    ids = LANES if lanes <= len(LANES) else tuple(f"L{n:02d}" for n in range(1, lanes + 1))
     try:
         cylinders(store)
         with store.transaction():
-            for n in range(per_lane * len(LANES)):
-                lane_no, k = n % len(LANES), n // len(LANES)
+            for n in range(per_lane * lanes):
+                lane_no, k = n % lanes, n // lanes
                 at = BUSY_DAY + timedelta(minutes=k * 12 * 60 // per_lane, seconds=lane_no * 7)
-                fill(store, f"{n:04d}c0de-{rng.getrandbits(32):08x}-4a1b-9c2d-{n:012d}", LANES[lane_no], at,
-                     OPERATORS[lane_no], CHECKERS[lane_no % 4], _outcome(rng), rng)
+                operator = OPERATORS[lane_no % len(OPERATORS)] + ("" if lane_no < len(OPERATORS) else str(lane_no // len(OPERATORS)))
+                fill(store, f"{n:04d}c0de-{rng.getrandbits(32):08x}-4a1b-9c2d-{n:012d}", ids[lane_no], at,
+                     operator, CHECKERS[lane_no % 4], _outcome(rng), rng)
                 if n % 11 == 0:
-                    rejected_scan(store, LANES[lane_no], at + timedelta(seconds=3), list(REASONS[: 1 + n % 2]))
+                    rejected_scan(store, ids[lane_no], at + timedelta(seconds=3), list(REASONS[: 1 + n % 2]))
         store.journal(BUSY_DAY + timedelta(hours=3), "lane_reset",
                       {"by": "张伟", "why": "reset input", "source": "reset_input", "cause": "SCALE_LOST", "refused": None,
-                       "detail": None}, lane="A")
-        store.journal(BUSY_DAY + timedelta(hours=11), "lane_held", {"cause": "SCALE_LOST"}, lane="B")
+                       "detail": None}, lane=ids[0])
+        store.journal(BUSY_DAY + timedelta(hours=11), "lane_held", {"cause": "SCALE_LOST"}, lane=ids[1])
     finally:
         store.close()
     return config

@@ -45,9 +45,21 @@ class Page:
     words: list[Word]
 
     @property
+    def lines(self) -> list[str]:
+        """The page's words line by line, top to bottom, left to right (poppler's own order
+        follows the PDF's drawing order, which runs down one table before the next beside it)."""
+        rows: list[list[Word]] = []
+        for word in sorted(self.words, key=lambda w: (w.y1, w.x0)):
+            if rows and abs(rows[-1][0].y1 - word.y1) < 2:
+                rows[-1].append(word)
+            else:
+                rows.append([word])
+        return [" ".join(w.text for w in sorted(row, key=lambda w: w.x0)) for row in rows]
+
+    @property
     def text(self) -> str:
-        """The page's words run together (pdftotext splits CJK runs where it likes)."""
-        return "".join(word.text for word in self.words)
+        """The page's lines run together."""
+        return "\n".join(self.lines)
 
 
 def render(document: Path, profile: Path) -> Path:

@@ -5,6 +5,7 @@ text), every page kept as a PNG in var/test-output/documents/."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from openpyxl import load_workbook
 
 from edge.manager.documents.workbook import FULL_SHEET, short_id
 
-from .documents_support import month_station
+from .documents_support import busy_day_station, month_station
 from .render_support import BOX_OF_7PT, keep_pngs, needs_renderers, pages, render, squeezed
 from .test_manager_tools import edge
 
@@ -80,3 +81,61 @@ def test_the_month_ledger_is_legible_one_page_wide_with_the_header_on_every_page
     assert f"{total:.2f}" in everything
     if paper == "a3":
         assert min(heights) > BOX_OF_7PT * 1.2, "A3 prints larger"
+
+
+@pytest.fixture(scope="module")
+def busy_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return busy_day_station(tmp_path_factory.mktemp("busy"))
+
+
+def _day_figures(config: Path, tmp_path: Path, day: str) -> dict[str, object]:
+    """What the day's records add up to, read through the ledger and the records commands."""
+    result = edge("export", "--config", str(config), "--date", day, "-o", str(tmp_path / "day.csv"))
+    assert result.returncode == 0, result.stderr
+    records = list(csv.DictReader((tmp_path / "day.csv").read_text(encoding="utf-8-sig").splitlines()))
+    complete = [r for r in records if r["充装后检查"] in ("合格", "超装", "欠装")]
+    scans = json.loads(edge("records", "--rejected", "--date", day, "--config", str(config), "--json").stdout)
+    return {
+        "fills": len(records), "complete": len(complete),
+        "net": round(sum(float(r["实际充装量(kg)"]) for r in complete), 2),
+        "aborted": sum(r["充装后检查"] == "中止" for r in records),
+        "overfilled": sum(r["充装后检查"] == "超装" for r in records),
+        "scans": len(scans), "reasons": sum(len(s["reasons"]) for s in scans),
+    }
+
+
+def test_the_daily_report_of_a_12_lane_day_is_one_page_with_its_totals(busy_day: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "daily.pdf"
+    result = edge("report", "daily", "2026-11-20", "--config", str(busy_day), "--pdf", str(pdf))
+    assert result.returncode == 0, result.stderr
+    keep_pngs(pdf, "daily-report-12-lanes")
+    [page] = pages(pdf)
+    text = squeezed(page.text)
+    figures = _day_figures(busy_day, tmp_path, "2026-11-20")
+    assert figures["fills"] == 480 and figures["scans"] > 0 and figures["reasons"] > figures["scans"]
+    # A 合计 row under each table, equal to the records: by lane and by operator alike.
+    assert text.count(f"合计{figures['fills']}{figures['complete']}{figures['net']:.2f}") == 2
+    assert f"合计（{figures['scans']}次扫码）{figures['reasons']}" in text and "按原因计次" in text
+    assert f"秤通讯中断{figures['aborted']}" in text and f"合计{figures['aborted']}" in text
+    assert f"合计{figures['overfilled']}瓶" in text and "发货（按车辆）" in text
+    assert "气瓶充装许可证编号：TS4250001-2027" in text and "第1页/共1页" in text
+    for signer in ("充装人员（签字）", "复核人员（签字）", "负责人（签字）"):
+        assert text.count(signer) == 1
+    assert text.count("日期：______年____月____日") == 3
+
+
+def test_a_very_busy_day_runs_on_numbered_pages_with_the_signatures_once(tmp_path: Path) -> None:
+    config = busy_day_station(tmp_path, per_lane=6, lanes=40)
+    pdf = tmp_path / "daily.pdf"
+    assert edge("report", "daily", "2026-11-20", "--config", str(config), "--pdf", str(pdf)).returncode == 0
+    keep_pngs(pdf, "daily-report-40-lanes")
+    rendered = pages(pdf)
+    assert len(rendered) >= 2
+    texts = [squeezed(p.text) for p in rendered]
+    for number, text in enumerate(texts, start=1):
+        assert f"第{number}页/共{len(rendered)}页" in text
+    assert "".join(texts).count("负责人（签字）") == 1 and "负责人（签字）" in texts[-1]
+    # No section heading left at a page's foot without its table.
+    for page in rendered[:-1]:
+        last = max(page.words[:-8], key=lambda w: w.y1)  # above the footer line
+        assert not squeezed(last.text).startswith(("按", "超装", "欠装", "中止", "发货", "拒绝")), last.text

@@ -137,12 +137,13 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     report["unverified"] = problem
     if args.pdf:
         from ..manager.documents.daily_pdf import FontMissing, write_daily_pdf
+        from ..manager.documents.pdf import Letterhead
 
         pdf = Path(args.pdf)
         if not pdf.parent.is_dir():
             raise CommandError(f"{pdf}: directory {pdf.parent} does not exist")
         try:
-            write_daily_pdf(report, pdf, config.station.owner_unit, config.station.unit_code)
+            write_daily_pdf(report, pdf, Letterhead.of(config.station))
         except FontMissing as exc:
             raise CommandError(str(exc), 1) from None
         said = f"{pdf}: daily report {report['date']}" + ("" if problem is None else f"; UNVERIFIED: {problem}")
@@ -162,8 +163,8 @@ def _report_text(r: dict[str, Any]) -> str:
         + (f" ({r['authorised_not_started']} authorised but never started)" if r["authorised_not_started"] else ""),
         "", "by lane", table(r["by_lane"], ["lane", "fills", "complete", "net_kg"]),
         "", "by operator", table(r["by_operator"], ["operator", "fills", "complete", "net_kg"]),
-        "", "rejected scans by reason",
-        table([{"reason": k, "text": ledger.reason_text(k), "scans": v} for k, v in r["rejections"].items()], ["reason", "text", "scans"]),
+        "", f"rejected scans: {r['rejected_scans']}; their reasons (a scan can have several, each counted)",
+        table([{"reason": k, "text": ledger.reason_text(k), "times": v} for k, v in r["rejections"].items()], ["reason", "text", "times"]),
         "", f"overfills {len(r['overfills'])}, underfills {len(r['underfills'])}",
     ]
     for label in ("overfills", "underfills"):

@@ -161,7 +161,8 @@ def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[s
         return sorted(groups.values(), key=lambda g: g[key])
 
     rejections: dict[str, int] = {}
-    for scan in rejected_scans(store, tz, f):
+    refused = rejected_scans(store, tz, f)
+    for scan in refused:  # a scan refused for several reasons counts once under each
         for reason in scan["reasons"] or ["(none)"]:
             rejections[reason] = rejections.get(reason, 0) + 1
     aborts: dict[str, int] = {}
@@ -176,6 +177,7 @@ def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[s
         "authorised_not_started": len(day_fills) - len(started),
         "by_lane": tally("lane"),
         "by_operator": tally("operator"),
+        "rejected_scans": len(refused),
         "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
         "overfills": [_brief(r) for r in started if r["outcome"] == "OVERFILLED"],
         "underfills": [_brief(r) for r in started if r["outcome"] == "UNDERFILLED"],
