@@ -45,6 +45,9 @@ def fill(store: Store, fill_id: str, lane: str, at: datetime, operator: str, che
         fields |= {"outcome": outcome, "net_kg": round(net, 2), "final_gross_kg": round(tare + net, 2)}
         status = "complete"
     store.apply_record(lane, Record(fill_id, status, fields), at + timedelta(seconds=70), {})
+    if outcome == "aborted":  # a trip locks the lane until its operator resets it, as a lane journals it
+        store.journal(at + timedelta(minutes=3), "lane_reset", {"by": operator, "why": "reset input", "source": "reset_input",
+                                                                "cause": "SCALE_LOST", "refused": None, "detail": None}, lane=lane)
 
 
 def cylinders(store: Store) -> None:
@@ -102,10 +105,8 @@ def busy_day_station(tmp_path: Path, per_lane: int = 40, lanes: int = len(LANES)
                      operator, CHECKERS[lane_no % 4], _outcome(rng), rng)
                 if n % 11 == 0:
                     rejected_scan(store, ids[lane_no], at + timedelta(seconds=3), list(REASONS[: 1 + n % 2]))
-        store.journal(BUSY_DAY + timedelta(hours=3), "lane_reset",
-                      {"by": "张伟", "why": "reset input", "source": "reset_input", "cause": "SCALE_LOST", "refused": None,
-                       "detail": None}, lane=ids[0])
-        store.journal(BUSY_DAY + timedelta(hours=11), "lane_held", {"cause": "SCALE_LOST"}, lane=ids[1])
+        # Lane B's alarm hold at 19:00 is still waiting for its acknowledgement when the day ends.
+        store.journal(BUSY_DAY + timedelta(hours=11), "lane_held", {"cause": "UNDERFILLED"}, lane=ids[1])
     finally:
         store.close()
     return config

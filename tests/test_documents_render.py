@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from edge.manager.documents.workbook import FULL_SHEET, short_id
 
 from .documents_support import busy_day_station, month_station
-from .render_support import BOX_OF_7PT, keep_pngs, needs_renderers, pages, render, squeezed
+from .render_support import BOX_OF_7PT, Page, keep_pngs, needs_renderers, pages, render, squeezed
 from .test_manager_tools import edge
 
 A4_LANDSCAPE = (841.9, 595.3)
@@ -139,3 +139,57 @@ def test_a_very_busy_day_runs_on_numbered_pages_with_the_signatures_once(tmp_pat
     for page in rendered[:-1]:
         last = max(page.words[:-8], key=lambda w: w.y1)  # above the footer line
         assert not squeezed(last.text).startswith(("按", "超装", "欠装", "中止", "发货", "拒绝")), last.text
+
+
+def _render_both(config: Path, tmp_path: Path, name: str, *command: str) -> tuple[list[Page], list[Page]]:
+    """The report as its PDF and as its .xlsx printed by LibreOffice; both kept as PNGs."""
+    pdf, xlsx = tmp_path / f"{name}.pdf", tmp_path / f"{name}-sheet.xlsx"
+    result = edge(*command, "--config", str(config), "--pdf", str(pdf), "--xlsx", str(xlsx))
+    assert result.returncode == 0, result.stderr
+    sheet_pdf = render(xlsx, tmp_path / "lo-profile")
+    keep_pngs(pdf, name)
+    keep_pngs(sheet_pdf, f"{name}-sheet")
+    return pages(pdf), pages(sheet_pdf)
+
+
+def test_the_shift_hand_over_record_as_pdf_and_sheet(tmp_path: Path) -> None:
+    config = busy_day_station(tmp_path, per_lane=40)
+    config.write_text(config.read_text(encoding="utf-8") + "reports:\n  shifts:\n"
+                      "    - {name: 早班, start: '08:00', end: '20:00'}\n    - {name: 夜班, start: '20:00', end: '08:00'}\n",
+                      encoding="utf-8")
+    figures = _day_figures(config, tmp_path, "2026-11-20")  # the whole day falls in the day shift
+    trips = figures["aborted"]
+    for document in _render_both(config, tmp_path, "shift-report", "report", "shift", "2026-11-20", "--shift", "早班"):
+        assert len(document) == 1, "one A4 page"
+        [page] = document
+        text = squeezed(page.text)
+        assert "交接班记录" in text and "班次：早班2026-11-2008:00至2026-11-2020:00" in text
+        assert "气瓶充装许可证编号：TS4250001-2027" in text
+        # Who was on which lane, the fills and kg with their 合计 equal to the records.
+        assert "A张伟王芳" in text and "L孙强胡军" in text
+        assert f"合计{figures['fills']}{figures['complete']}{figures['net']:.2f}" in text
+        assert f"合计（{figures['scans']}次扫码）{figures['reasons']}" in text
+        # Every trip was reset; the hold on lane B at 19:00 is still open at the hand-over.
+        assert f"联锁跳闸{trips}次，复位/确认{trips}次" in text and text.count(f"合计{trips}次") == 2
+        assert "B报警保持欠装11-2019:00" in text and "合计1个" in text
+        assert "上传积压" in text and "待上传" in text
+        for signer in ("交班人（签字）", "接班人（签字）", "负责人（签字）"):
+            assert text.count(signer) == 1
+        assert "第1页/共1页" in text
+
+
+def test_the_monthly_summary_as_pdf_and_sheet(month: Path, tmp_path: Path) -> None:
+    records = _ledger_csv(month, tmp_path / "ledger.csv")
+    done = [r for r in records if r["充装后检查"] in ("合格", "超装", "欠装")]
+    net = round(sum(float(r["实际充装量(kg)"]) for r in done), 2)
+    counts = [sum(r["充装后检查"] == word for r in records) for word in ("超装", "欠装", "中止")]
+    scans = json.loads(edge("records", "--rejected", "--since", "2026-11-01", "--until", "2026-11-30",
+                            "--config", str(month), "--json").stdout)
+    total = f"合计{len(records)}{len(done)}{net:.2f}{''.join(map(str, counts))}{len(scans)}"
+    for document in _render_both(month, tmp_path, "monthly-report", "report", "monthly", "2026-11"):
+        text = squeezed("".join(p.text for p in document))
+        assert len(document) == 1 and all(_size(p, (595.3, 841.9)) for p in document), "one A4 page, portrait"
+        assert "充装月报" in text and "月份：2026-11" in text and "气瓶充装许可证编号：TS4250001-2027" in text
+        # One row per day of the month and per lane, each table closed by the month's totals.
+        assert "2026-11-01" in text and "2026-11-30" in text and text.count(total) == 2, total
+        assert text.count("负责人（签字）") == 1 and "第1页/共1页" in text

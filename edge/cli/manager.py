@@ -338,7 +338,8 @@ def _allow_unverified(parser: argparse.ArgumentParser) -> None:
                         help="produce it even when records differ from the journal (marked UNVERIFIED)")
 
 
-def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Any:
+    """Returns `edge report`'s subcommands, for the other reports (cli/reports.py)."""
     records = sub.add_parser("records", help="filling records (or rejected scans), newest first, filtered")
     records.set_defaults(handler=cmd_records)
     common(records)
@@ -394,3 +395,4 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
             parser.add_argument("lane")
             parser.add_argument("--operator", required=True)
             parser.add_argument("--checker", required=True)
+    return report

@@ -24,6 +24,7 @@ from .devices import (
     SignalsConfig,
 )
 from .fleet import FleetConfig
+from .reports import ReportsConfig
 from .glance import DEFAULT_TIMEZONE
 from .screen import DecisionHold, VoiceConfig
 from .webapp import ChecksConfig, WebAppConfig
@@ -301,6 +302,7 @@ class Config(Strict):
     city: CityConfig | None = None
     fleet: FleetConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
+    reports: ReportsConfig = ReportsConfig()
     webapp: WebAppConfig = WebAppConfig()
     checks: ChecksConfig = ChecksConfig()
     guard: GuardConfig = GuardConfig()

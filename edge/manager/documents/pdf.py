@@ -61,6 +61,8 @@ def register_font() -> None:
 
 def text(value: Any) -> str:
     # Table cells are drawn as plain strings (no markup); control characters are escaped.
+    if isinstance(value, float):  # masses, as the scale shows them
+        return f"{value:.2f}"
     return "" if value is None else printable(str(value))
 
 

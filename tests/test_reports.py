@@ -1,0 +1,85 @@
+"""The shift and monthly reports' commands: which shift is meant, and a refusal when the records
+differ from the journal (the documents themselves: test_documents_render.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from datetime import UTC, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from edge.config import ConfigError, load_config
+from edge.config.reports import ShiftConfig
+from edge.daemon.station import open_store
+from edge.manager import shift
+
+from .conftest import write_config
+from .documents_support import busy_day_station
+from .test_manager_tools import edge
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAY, NIGHT = ShiftConfig(name="早班", start=time(8), end=time(20)), ShiftConfig(name="夜班", start=time(20), end=time(8))
+
+
+def test_a_night_shift_ends_the_next_morning_and_the_last_ended_shift_is_the_one_meant() -> None:
+    night = shift.window(NIGHT, datetime(2026, 11, 20).date(), TZ)
+    assert (night.start.isoformat(), night.end.isoformat()) == ("2026-11-20T20:00:00+08:00", "2026-11-21T08:00:00+08:00")
+    at_nine = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai: the night shift ended at 08:00
+    assert shift.last_ended([DAY, NIGHT], TZ, at_nine) == night
+    # A timer that last ran two days ago catches up every shift that ended since, oldest first.
+    since = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
+    assert [w.slug for w in shift.ended_between([DAY, NIGHT], TZ, since, at_nine)] == [
+        "2026-11-19-早班", "2026-11-19-夜班", "2026-11-20-早班", "2026-11-20-夜班"]
+
+
+def test_reports_config_refuses_what_would_mislead(tmp_path: Path) -> None:
+    def with_reports(reports: dict) -> Path:  # type: ignore[type-arg]
+        return write_config(tmp_path, lambda raw: raw.update(reports=reports))
+
+    ok = load_config(with_reports({"printer": "Office_A4", "shifts": [{"name": "早班", "start": "08:00", "end": "20:00"}]}))
+    assert ok.reports.printer == "Office_A4" and ok.reports.shifts[0].end == time(20)
+    for reports, words in (
+        ({"shifts": [{"name": "早班", "start": 480, "end": "20:00"}]}, 'quoted "HH:MM"'),  # YAML's 08:00 unquoted
+        ({"shifts": [{"name": "早班", "start": "08:00", "end": "08:00"}]}, "end differs from its start"),
+        ({"shifts": [{"name": "a", "start": "08:00", "end": "20:00"}, {"name": "a", "start": "20:00", "end": "08:00"}]},
+         "distinct names"),
+        ({"printer": "-o evil"}, "CUPS printer name"),
+        ({"paper": "letter"}, "paper"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            load_config(with_reports(reports))
+
+
+def test_shift_and_monthly_reports_are_refused_when_the_records_differ_from_the_journal(tmp_path: Path) -> None:
+    config = busy_day_station(tmp_path, per_lane=2)
+    with sqlite3.connect(load_config(config).store.path) as conn:
+        conn.execute("UPDATE fills SET net_kg = 20.0 WHERE rowid = (SELECT min(rowid) FROM fills WHERE net_kg IS NOT NULL)")
+    for name, command in (("shift", ["report", "shift", "2026-11-20"]), ("monthly", ["report", "monthly", "2026-11"])):
+        pdf, xlsx = tmp_path / f"{name}.pdf", tmp_path / f"{name}.xlsx"
+        refused = edge(*command, "--config", str(config), "--pdf", str(pdf), "--xlsx", str(xlsx))
+        assert refused.returncode == 3 and "edge verify" in refused.stderr and "net_kg" in refused.stderr, refused.stderr
+        assert not pdf.exists() and not xlsx.exists()
+        forced = edge(*command, "--config", str(config), "--pdf", str(pdf), "--xlsx", str(xlsx), "--allow-unverified")
+        assert forced.returncode == 0 and "UNVERIFIED" in forced.stdout, forced.stderr
+        page = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+        assert "UNVERIFIED" in page
+        from openpyxl import load_workbook
+
+        assert "UNVERIFIED" in load_workbook(xlsx).active["A1"].value
+
+
+def test_the_shift_command_says_which_shift_it_needs(tmp_path: Path) -> None:
+    config = write_config(tmp_path, lambda raw: raw.update(reports={"shifts": [
+        {"name": "早班", "start": "08:00", "end": "20:00"}, {"name": "夜班", "start": "20:00", "end": "08:00"}]}))
+    unknown = edge("report", "shift", "2026-11-20", "--shift", "午班", "--config", str(config))
+    assert unknown.returncode == 2 and "早班, 夜班" in unknown.stderr
+    which = edge("report", "shift", "2026-11-20", "--config", str(config))
+    assert which.returncode == 2 and "--shift 早班 or --shift 夜班" in which.stderr
+    half = edge("report", "shift", "--from", "08:00", "--config", str(config))
+    assert half.returncode == 2 and "--from and --to go together" in half.stderr
+    open_store(load_config(config)).close()  # a station that has started once, and filled nothing yet
+    text = edge("report", "shift", "2026-11-20", "--shift", "夜班", "--config", str(config))
+    assert text.returncode == 0 and "班次：夜班 2026-11-20 20:00 至 2026-11-21 08:00" in text.stdout
