@@ -3,6 +3,7 @@ differ from the journal (the documents themselves: test_documents_render.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 from datetime import UTC, datetime, time
@@ -83,3 +84,71 @@ def test_the_shift_command_says_which_shift_it_needs(tmp_path: Path) -> None:
     open_store(load_config(config)).close()  # a station that has started once, and filled nothing yet
     text = edge("report", "shift", "2026-11-20", "--shift", "夜班", "--config", str(config))
     assert text.returncode == 0 and "班次：夜班 2026-11-20 20:00 至 2026-11-21 08:00" in text.stdout
+
+
+FAKE_LP = """#!/bin/sh
+# A stand-in for CUPS' lp: records its arguments one per line, answers as lp does; refuses while
+# the file 'offline' is beside it (a printer switched off).
+here=$(dirname "$0")
+[ -e "$here/offline" ] && { echo "lp: Error - The printer or class does not exist." >&2; exit 1; }
+for arg in "$@"; do printf '%s\\n' "$arg"; done >> "$here/lp.calls"
+echo >> "$here/lp.calls"
+echo "request id is Office-$(wc -l < "$here/lp.calls") (1 file(s))"
+"""
+
+
+def _with_reports(config: Path, folder: Path, printer: str | None) -> None:
+    reports = {"folder": str(folder), "shifts": [{"name": "早班", "start": "08:00", "end": "20:00"},
+                                                 {"name": "夜班", "start": "20:00", "end": "08:00"}]}
+    if printer:
+        reports["printer"] = printer
+    import yaml
+
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["reports"] = reports
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def test_reports_due_writes_the_days_documents_and_shift_records_once_and_prints_them(tmp_path: Path) -> None:
+    config = busy_day_station(tmp_path, per_lane=3)
+    folder, bin_dir = tmp_path / "reports", tmp_path / "bin"
+    _with_reports(config, folder, "Office")
+    bin_dir.mkdir()
+    (bin_dir / "lp").write_text(FAKE_LP, encoding="utf-8")
+    (bin_dir / "lp").chmod(0o755)
+    (bin_dir / "offline").touch()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+    # 20:05: the day shift has ended; the printer is off, so its record waits to be printed.
+    evening = edge_env(env, "reports", "due", "--now", "2026-11-20T20:05", "--config", str(config))
+    assert evening.returncode == 1 and "lp -d Office refused it" in evening.stdout, evening.stdout + evening.stderr
+    assert {"shift-2026-11-20-早班.pdf", "shift-2026-11-20-早班.xlsx"} <= {p.name for p in folder.iterdir()}
+    assert not (folder / "daily-2026-11-20.pdf").exists(), "the day is not over"
+
+    # After midnight, printer on: the day's report and ledger are written, and every PDF not yet
+    # printed goes to lp (the shift record too), each once.
+    (bin_dir / "offline").unlink()
+    night = edge_env(env, "reports", "due", "--now", "2026-11-21T00:30", "--config", str(config), "--json")
+    assert night.returncode == 0, night.stdout + night.stderr
+    written = json.loads(night.stdout)["written"]
+    assert {"daily-2026-11-20.pdf", "ledger-2026-11-20.xlsx"} <= set(written) and not any("早班" in w for w in written)
+    calls = [block.split("\n") for block in (bin_dir / "lp.calls").read_text(encoding="utf-8").strip().split("\n\n")]
+    printed = {call[-1] for call in calls}
+    assert str(folder / "daily-2026-11-20.pdf") in printed and str(folder / "shift-2026-11-20-早班.pdf") in printed
+    assert all(call[:2] == ["-d", "Office"] for call in calls) and len(printed) == len(calls)
+    assert not any(call[-1].endswith(".xlsx") for call in calls)
+    # The ledger in the folder is the day's, whole; the daily report is the day's.
+    from openpyxl import load_workbook
+
+    assert load_workbook(folder / "ledger-2026-11-20.xlsx").worksheets[0].cell(2, 1).value.count("共 36 条") == 1
+    again = edge_env(env, "reports", "due", "--now", "2026-11-21T00:45", "--config", str(config), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["written"] == []
+    assert len((bin_dir / "lp.calls").read_text(encoding="utf-8").strip().split("\n\n")) == len(calls), "nothing printed twice"
+
+
+def edge_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)

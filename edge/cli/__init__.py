@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_city.add_commands(sub, common)
     cli_reports.add_commands(cli_manager.add_commands(sub, common), common)
+    cli_reports.add_top_commands(sub, common)
     cli_fleet.add_commands(sub, common)
     cli_webapp.add_commands(sub, common)
     cli_lane.add_commands(sub, common)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,3 +159,105 @@ def add_commands(report: Any, common: Callable[[argparse.ArgumentParser], None])
     common(monthly)
     monthly.add_argument("month", nargs="?", type=_month, help="yyyy-mm (default: last month)")
     _outputs(monthly)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a local time as yyyy-mm-ddTHH:MM") from None
+
+
+def cmd_reports_due(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
+    """Write the documents that are due and not yet in the reports folder; print them if a printer
+    is configured. Exit 1 when one could not be written or printed (the unit then shows failed)."""
+    from ..manager import kept
+
+    config = load(args.config)
+    now = utc_now() if args.now is None else (args.now if args.now.tzinfo else args.now.replace(tzinfo=config.tz))
+    folder = config.reports.folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"reports.folder {folder}: {exc.strerror}", 1) from None
+    store = _open(config)
+    try:
+        written, problems = _write_due(store, config, folder, now, args.allow_unverified)
+    finally:
+        store.close()
+    if config.reports.printer:
+        problems += kept.print_pending(folder, config.reports.printer, now)
+    said = "\n".join([*(f"wrote {name}" for name in written), *(f"PROBLEM: {p}" for p in problems)]) or "nothing due"
+    emit({"folder": str(folder), "written": written, "problems": problems}, args.json, said)
+    return 1 if problems else 0
+
+
+def _write_due(store: Any, config: Config, folder: Path, now: datetime, allow_unverified: bool) -> tuple[list[str], list[str]]:
+    from ..manager import kept, ledger, monthly, shift
+    from ..manager.documents.daily_pdf import write_daily_pdf
+    from ..manager.documents.pdf import Letterhead
+    from ..manager.documents.summary import write_summary_pdf, write_summary_xlsx
+    from ..manager.documents.workbook import write_ledger
+    from .manager import _no_flow_kg
+
+    tz, letterhead = config.tz, Letterhead.of(config.station)
+    today = now.astimezone(tz).date()
+    written: list[str] = []
+    problems: list[str] = []
+
+    def checked(what: str, filters: ledger.Filters) -> tuple[bool, str | None]:
+        """(go ahead, the problem to mark it with): refused, like the commands, unless allowed."""
+        problem = store.audit_problem(ledger.fill_rowids(store, tz, filters))
+        if problem is not None and not allow_unverified:
+            problems.append(f"{what} not written: the records do not match the journal ({problem}); see `edge verify`")
+            return False, problem
+        return True, problem
+
+    for day in kept.days_due(folder, today):
+        filters = ledger.Filters(since=day, until=day)
+        if day != today - timedelta(days=1) and ledger.fill_rowids(store, tz, filters) is None:
+            continue  # a quiet day of the week before: nothing to catch up
+        go, problem = checked(f"daily report {day}", filters)
+        if not go:
+            continue
+        rows = ledger.ledger_rows(store, tz, filters, config.station.owner_unit, _no_flow_kg(config))
+        warning = None if problem is None else f"未经核验 UNVERIFIED ({problem})"
+        kept.whole(folder / f"ledger-{day}.xlsx", lambda path: write_ledger(
+            rows, path, config.station.owner_unit, config.station.unit_code, f"{day} 至 {day}", warning, config.reports.paper))
+        report = ledger.daily_report(store, tz, day, now) | {"chain_head": store.chain_head(), "unverified": problem}
+        # The daily report last: its presence is what marks the day done.
+        kept.whole(folder / f"daily-{day}.pdf", lambda path: write_daily_pdf(report, path, letterhead))
+        written += [f"ledger-{day}.xlsx", f"daily-{day}.pdf"]
+
+    for span in shift.ended_between(config.reports.shifts, tz, now - timedelta(days=2), now):
+        if (folder / f"shift-{span.slug}.pdf").exists():
+            continue
+        go, problem = checked(f"shift report {span.slug}", ledger.Filters(since=span.start.date(), until=span.end.date()))
+        if go:
+            summary = shift.summary(shift.shift_report(store, tz, span, now))
+            kept.whole(folder / f"shift-{span.slug}.xlsx", lambda path: write_summary_xlsx(summary, path, letterhead, problem))
+            kept.whole(folder / f"shift-{span.slug}.pdf", lambda path: write_summary_pdf(summary, path, letterhead, problem))
+            written += [f"shift-{span.slug}.xlsx", f"shift-{span.slug}.pdf"]
+
+    last_month = today.replace(day=1) - timedelta(days=1)
+    name = f"monthly-{last_month:%Y-%m}"
+    if not (folder / f"{name}.pdf").exists():
+        first, last = monthly.month_days(last_month.year, last_month.month)
+        go, problem = checked(f"monthly report {last_month:%Y-%m}", ledger.Filters(since=first, until=last))
+        if go:
+            summary = monthly.summary(monthly.monthly_report(store, tz, last_month.year, last_month.month))
+            kept.whole(folder / f"{name}.xlsx", lambda path: write_summary_xlsx(summary, path, letterhead, problem))
+            kept.whole(folder / f"{name}.pdf", lambda path: write_summary_pdf(summary, path, letterhead, problem))
+            written += [f"{name}.xlsx", f"{name}.pdf"]
+    return written, problems
+
+
+def add_top_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """`edge reports due`, which the systemd timer runs."""
+    group = sub.add_parser("reports", help="documents kept by themselves in reports.folder (the systemd timer runs `due`)")
+    reports_sub = group.add_subparsers(dest="reports_command", required=True)
+    due = reports_sub.add_parser("due", help="write the day's report and ledger, ended shifts' and last month's records, if missing; print them")
+    due.set_defaults(handler=cmd_reports_due)
+    common(due)
+    due.add_argument("--now", type=_moment, help="as if it were this local moment (yyyy-mm-ddTHH:MM): catch up a past day")
+    _allow_unverified(due)
