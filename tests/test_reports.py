@@ -4,9 +4,11 @@ differ from the journal (the documents themselves: test_documents_render.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
-from datetime import UTC, datetime, time
+import sys
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,6 +21,7 @@ from edge.manager import shift
 
 from .conftest import write_config
 from .documents_support import busy_day_station
+from .systemd_support import unit_command, unit_service
 from .test_manager_tools import edge
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -148,7 +151,39 @@ def test_reports_due_writes_the_days_documents_and_shift_records_once_and_prints
 
 def edge_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     import os
-    import sys
 
     return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=120)
+
+
+REPORTS_UNIT = Path(__file__).resolve().parent.parent / "systemd" / "station-edge-reports.service"
+TIMER = REPORTS_UNIT.with_suffix(".timer")
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_the_reports_timer_and_service_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    venv = Path(sys.executable).parent.parent
+    for unit in (REPORTS_UNIT, TIMER):  # as installed: the venv path substituted
+        (tmp_path / unit.name).write_text(unit.read_text(encoding="utf-8").replace("/opt/station-edge/venv", str(venv)))
+    result = subprocess.run(["systemd-analyze", "verify", str(tmp_path / REPORTS_UNIT.name), str(tmp_path / TIMER.name)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    assert unit_service(TIMER)["Timer"]["Persistent"] == "true"
+    # install.sh installs and enables both.
+    install = (REPORTS_UNIT.parent / "install.sh").read_text(encoding="utf-8")
+    assert "station-edge-reports.service station-edge-reports.timer" in install and "enable station-edge.service station-edge-reports.timer" in install
+
+
+def test_the_reports_units_command_writes_what_is_due(tmp_path: Path) -> None:
+    """The service's own command line, as install.sh points it: last month's summary and
+    yesterday's documents appear in the folder."""
+    config = busy_day_station(tmp_path, per_lane=2)
+    _with_reports(config, tmp_path / "reports", None)
+    result = subprocess.run(unit_command("ExecStart", Path(sys.executable).parent, config, unit=REPORTS_UNIT),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    today = datetime.now(TZ).date()
+    last_month = today.replace(day=1) - timedelta(days=1)
+    names = {p.name for p in (tmp_path / "reports").iterdir()}
+    assert {f"daily-{today - timedelta(days=1)}.pdf", f"ledger-{today - timedelta(days=1)}.xlsx",
+            f"monthly-{last_month:%Y-%m}.pdf", f"monthly-{last_month:%Y-%m}.xlsx"} <= names, names

@@ -99,3 +99,31 @@ def test_status_api_and_read_only(station: SimStation) -> None:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 501  # no write routes: the page cannot touch a lane
     assert get(base + "/lane/Z")[0] == 404
+
+
+def test_the_page_links_the_latest_kept_documents_and_serves_only_them(make_station: Any, tmp_path: Any) -> None:
+    folder = tmp_path / "reports"
+    s = make_station(lambda raw: raw.update(reports={"folder": str(folder)}))
+    base = base_url(s)
+    assert get(base + "/api/status")[1].count('"documents": []') == 1  # no folder yet: no links, no error
+    folder.mkdir()
+    for name in ("daily-2026-11-19.pdf", "daily-2026-11-20.pdf", "ledger-2026-11-20.xlsx", "shift-2026-11-20-早班.pdf",
+                 "monthly-2026-10.pdf", "notes.txt", ".daily-2026-11-21.partial.pdf"):
+        (folder / name).write_bytes(f"%PDF {name}".encode())
+    (tmp_path / "station.yaml.pdf").write_bytes(b"secret")
+    import json
+    import urllib.parse
+
+    links = json.loads(get(base + "/api/status")[1])["documents"]
+    assert [(d["label"], d["name"]) for d in links] == [
+        ("充装日报", "daily-2026-11-20.pdf"), ("充装记录", "ledger-2026-11-20.xlsx"),
+        ("交接班记录", "shift-2026-11-20-早班.pdf"), ("充装月报", "monthly-2026-10.pdf")]
+    with urllib.request.urlopen(base + links[2]["url"], timeout=5) as response:
+        assert response.read() == "%PDF shift-2026-11-20-早班.pdf".encode()
+        assert response.headers["Content-Type"] == "application/pdf"
+    for hostile in ("notes.txt", ".daily-2026-11-21.partial.pdf", "..%2Fstation.yaml.pdf", "../station.yaml.pdf",
+                    "daily-2026-11-20.pdf%00", "%ff%fe.pdf", urllib.parse.quote("daily-2026-11-20.pdf/..")):
+        assert get(base + "/documents/" + hostile)[0] == 404, hostile
+    # A new document appears in the links on the next poll.
+    (folder / "daily-2026-11-21.pdf").write_bytes(b"%PDF")
+    assert json.loads(get(base + "/api/status")[1])["documents"][0]["name"] == "daily-2026-11-21.pdf"
