@@ -123,6 +123,19 @@ def test_the_daily_report_of_a_12_lane_day_is_one_page_with_its_totals(busy_day:
         assert text.count(signer) == 1
     assert text.count("日期：______年____月____日") == 3
 
+    # The same tables as an .xlsx, printed by LibreOffice: the same totals, the signatures once at the end.
+    xlsx = tmp_path / "daily.xlsx"
+    assert edge("report", "daily", "2026-11-20", "--config", str(busy_day), "--xlsx", str(xlsx)).returncode == 0
+    sheet_pages = pages(render(xlsx, tmp_path / "lo-profile"))
+    keep_pngs(xlsx.with_suffix(".pdf"), "daily-report-12-lanes-sheet")
+    sheet = [squeezed(p.text) for p in sheet_pages]
+    for number, page_text in enumerate(sheet, start=1):
+        assert f"第{number}页/共{len(sheet)}页" in page_text
+    whole = "".join(sheet)
+    assert whole.count(f"合计{figures['fills']}{figures['complete']}{figures['net']:.2f}") == 2
+    assert f"合计（{figures['scans']}次扫码）{figures['reasons']}" in whole and "气瓶充装许可证编号：TS4250001-2027" in whole
+    assert whole.count("负责人（签字）") == 1 and "负责人（签字）" in sheet[-1]
+
 
 def test_a_very_busy_day_runs_on_numbered_pages_with_the_signatures_once(tmp_path: Path) -> None:
     config = busy_day_station(tmp_path, per_lane=6, lanes=40)

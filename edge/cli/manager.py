@@ -135,6 +135,15 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     finally:
         store.close()
     report["unverified"] = problem
+    if args.xlsx:
+        from ..manager.documents.daily_pdf import daily_summary
+        from .reports import write_documents
+
+        written = write_documents(daily_summary(report), config, None, args.xlsx, problem)
+        if not args.pdf:
+            said = f"{written[0]}: daily report {report['date']}" + ("" if problem is None else f"; UNVERIFIED: {problem}")
+            emit({"file": written[0], "date": report["date"], "unverified": problem}, args.json, said)
+            return 0
     if args.pdf:
         from ..manager.documents.daily_pdf import FontMissing, write_daily_pdf
         from ..manager.documents.pdf import Letterhead
@@ -356,6 +365,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     common(daily)
     daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
     daily.add_argument("--pdf", metavar="FILE", help="write the report as a one-page A4 PDF for signing")
+    daily.add_argument("--xlsx", metavar="FILE", help="write the same tables as an .xlsx that prints on A4")
     _allow_unverified(daily)
 
     export = sub.add_parser("export", help="the filling ledger (充装记录) as .csv or .xlsx with Chinese headers")
