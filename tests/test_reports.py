@@ -50,6 +50,7 @@ def test_reports_config_refuses_what_would_mislead(tmp_path: Path) -> None:
         ({"shifts": [{"name": "早班", "start": "08:00", "end": "08:00"}]}, "end differs from its start"),
         ({"shifts": [{"name": "a", "start": "08:00", "end": "20:00"}, {"name": "a", "start": "20:00", "end": "08:00"}]},
          "distinct names"),
+        ({"shifts": [{"name": "../早班", "start": "08:00", "end": "20:00"}]}, "a shift name"),  # it names files
         ({"printer": "-o evil"}, "CUPS printer name"),
         ({"paper": "letter"}, "paper"),
     ):

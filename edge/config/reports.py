@@ -26,8 +26,9 @@ class ShiftConfig(Strict):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, value: str) -> str:
-        if not value.isprintable() or value != value.strip() or "/" in value:
-            raise ValueError("a shift name of printable characters without '/' or edge spaces (早班)")
+        # It names the shift's files (shift-2026-11-20-早班.pdf): nothing a path or a shell reads otherwise.
+        if not value.isprintable() or value != value.strip() or set(value) & set("/\\.*?\"'`$"):
+            raise ValueError("a shift name of printable characters without / \\ . * ? quotes, $ or edge spaces (早班)")
         return value
 
     @field_validator("start", "end", mode="before")
