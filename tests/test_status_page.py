@@ -16,7 +16,9 @@ from edge import __version__
 from interlock.reasons import Reason
 
 from .conftest import SimStation
-from .screen_support import base_url
+from .screen_support import base_url, browser
+
+__all__ = ["browser"]  # the fixture, used by name
 
 
 def get(url: str) -> tuple[int, str]:
@@ -127,3 +129,22 @@ def test_the_page_links_the_latest_kept_documents_and_serves_only_them(make_stat
     # A new document appears in the links on the next poll.
     (folder / "daily-2026-11-21.pdf").write_bytes(b"%PDF")
     assert json.loads(get(base + "/api/status")[1])["documents"][0]["name"] == "daily-2026-11-21.pdf"
+
+
+def test_the_footer_links_the_latest_documents_in_the_browser(make_station: Any, browser: Any, tmp_path: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "daily-2026-11-20.pdf").write_bytes(b"%PDF-1.4 the day")
+    s = make_station(lambda raw: raw.update(reports={"folder": str(folder)}))
+    browser.get(base_url(s) + "/")
+    deadline = time.monotonic() + 10
+    while not (links := browser.find_elements(By.CSS_SELECTOR, "#documents a")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [(a.text, a.get_attribute("href")) for a in links] == [("充装日报 2026-11-20", base_url(s) + "/documents/daily-2026-11-20.pdf")]
+    # A shift record written later appears beside it without reloading the page.
+    (folder / "shift-2026-11-20-早班.pdf").write_bytes(b"%PDF-1.4 the shift")
+    while len(browser.find_elements(By.CSS_SELECTOR, "#documents a")) < 2 and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#documents a")] == ["充装日报 2026-11-20", "交接班记录 2026-11-20 早班"]
