@@ -188,3 +188,16 @@ def test_the_reports_units_command_writes_what_is_due(tmp_path: Path) -> None:
     names = {p.name for p in (tmp_path / "reports").iterdir()}
     assert {f"daily-{today - timedelta(days=1)}.pdf", f"ledger-{today - timedelta(days=1)}.xlsx",
             f"monthly-{last_month:%Y-%m}.pdf", f"monthly-{last_month:%Y-%m}.xlsx"} <= names, names
+
+
+def test_reports_due_catches_up_the_days_and_shifts_with_fills_after_the_station_was_off(tmp_path: Path) -> None:
+    config = busy_day_station(tmp_path, per_lane=2)
+    _with_reports(config, tmp_path / "reports", None)
+    # Switched on again three days after the busy day.
+    result = edge("reports", "due", "--now", "2026-11-23T09:00", "--config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    written = set(json.loads(result.stdout)["written"])
+    assert {"daily-2026-11-20.pdf", "ledger-2026-11-20.xlsx", "shift-2026-11-20-早班.pdf", "daily-2026-11-22.pdf"} <= written
+    # Quiet days and shifts long past are not written; the last night's shift is (it just ended).
+    assert "daily-2026-11-21.pdf" not in written and "shift-2026-11-21-早班.pdf" not in written
+    assert "shift-2026-11-22-夜班.pdf" in written

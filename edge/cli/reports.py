@@ -229,9 +229,11 @@ def _write_due(store: Any, config: Config, folder: Path, now: datetime, allow_un
         kept.whole(folder / f"daily-{day}.pdf", lambda path: write_daily_pdf(report, path, letterhead))
         written += [f"ledger-{day}.xlsx", f"daily-{day}.pdf"]
 
-    for span in shift.ended_between(config.reports.shifts, tz, now - timedelta(days=2), now):
+    for span in shift.ended_between(config.reports.shifts, tz, now - timedelta(days=kept.CATCH_UP_DAYS + 1), now):
         if (folder / f"shift-{span.slug}.pdf").exists():
             continue
+        if now - span.end > timedelta(days=1) and not ledger.fills_between(store, tz, span.start, span.end):
+            continue  # an older shift without fills (the station was off): nothing to catch up
         go, problem = checked(f"shift report {span.slug}", ledger.Filters(since=span.start.date(), until=span.end.date()))
         if go:
             summary = shift.summary(shift.shift_report(store, tz, span, now))
