@@ -66,10 +66,6 @@ def text(value: Any) -> str:
     return "" if value is None else printable(str(value))
 
 
-def kg(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
 class Styles:
     def __init__(self) -> None:
         from reportlab.lib.styles import ParagraphStyle
@@ -101,9 +97,8 @@ def heading(styles: Styles, letterhead: Letterhead, title: str, period: str, war
     return story
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]], total: Sequence[Any] | None = None,
-          widths: Sequence[float] | None = None) -> Any:
-    """A ruled table, numbers right-aligned; `total` is its 合计 row, drawn bold-ruled below."""
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], total: Sequence[Any] | None = None) -> Any:
+    """A ruled table, numbers right-aligned; `total` is its 合计 row, ruled off under a heavier line."""
     from reportlab.lib import colors
     from reportlab.platypus import Table, TableStyle
 
@@ -121,7 +116,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], total: Sequence[
     ]
     if total is not None:
         style += [("LINEABOVE", (0, -1), (-1, -1), 1.2, colors.black), ("BACKGROUND", (0, -1), (-1, -1), colors.HexColor("#f2f2f2"))]
-    made = Table(data, colWidths=widths, hAlign="LEFT", repeatRows=1)
+    made = Table(data, hAlign="LEFT", repeatRows=1)
     made.setStyle(TableStyle(style))
     return made
 
@@ -139,7 +134,7 @@ def side_by_side(*sections: tuple[str, Any], styles: Styles, width: float = FRAM
     header repeated)."""
     from reportlab.platypus import Table, TableStyle
 
-    if any(len(flowable._cellvalues) > SIDE_BY_SIDE_ROWS for _, flowable in sections):
+    if any(len(flowable._cellvalues) > SIDE_BY_SIDE_ROWS for _, flowable in sections):  # the table's rows, as given
         return [section(styles, title, flowable) for title, flowable in sections]
     made = Table([[[styles.para(title, "heading"), flowable] for title, flowable in sections]],
                  colWidths=[width / len(sections)] * len(sections), hAlign="LEFT")
