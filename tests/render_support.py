@@ -81,11 +81,6 @@ def pages(pdf: Path) -> list[Page]:
     ]
 
 
-def page_count(pdf: Path) -> int:
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
-
-
 def keep_pngs(pdf: Path, name: str) -> list[Path]:
     """Every page as a PNG in var/test-output/documents/ (the previous run's of this name go)."""
     OUT.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,8 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +25,6 @@ KINDS = {"daily": "充装日报", "ledger": "充装记录", "shift": "交接班�
 # Every file the folder holds: kind, local date, an optional shift name, extension.
 NAME = re.compile(r"(daily|ledger|shift|monthly)-(\d{4}-\d{2}(?:-\d{2})?)(?:-([^/\\\x00-\x1f]{1,20}))?\.(pdf|xlsx)")
 PRINTED = ".printed"
-
-
-@dataclass(frozen=True)
-class Written:
-    path: Path
-    kind: str
 
 
 def whole(path: Path, write: Callable[[Path], None]) -> None:
@@ -70,7 +62,7 @@ def days_due(folder: Path, today: date) -> list[date]:
     return [day for day in days if not (folder / f"daily-{day}.pdf").exists()]
 
 
-def print_pending(folder: Path, printer: str, now: datetime, run: Callable[..., Any] = subprocess.run) -> list[str]:
+def print_pending(folder: Path, printer: str, now: datetime) -> list[str]:
     """Send every PDF of the last week that `lp` has not yet taken to the CUPS queue; returns the
     problems (a printer that is off leaves its documents for the next run)."""
     problems = []
@@ -83,7 +75,7 @@ def print_pending(folder: Path, printer: str, now: datetime, run: Callable[..., 
         kind = NAME.fullmatch(pdf.name).group(1)  # type: ignore[union-attr]
         command = ["lp", "-d", printer, "-t", f"{KINDS[kind]} {pdf.stem}", "-o", "media=A4", "-o", "sides=one-sided", str(pdf)]
         try:
-            done = run(command, capture_output=True, text=True, timeout=60)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
             problems.append(f"{pdf.name}: lp failed ({exc})")
             continue
