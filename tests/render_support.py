@@ -19,10 +19,11 @@ WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 needs_renderers = pytest.mark.skipif(
     not (shutil.which("soffice") and shutil.which("pdftoppm") and shutil.which("pdftotext") and WQY.exists()),
     reason="LibreOffice, poppler-utils and fonts-wqy-microhei (scripts/system-deps.sh installs them)")
-# A word's box in poppler is the font's ascent plus descent: 1.08 times the size in DejaVu Sans
-# (LibreOffice's stand-in for Calibri here), 1.30 in WenQuanYi. A box at least this high is text
-# of at least 7 pt in either.
-BOX_OF_7PT = 7 * 1.08
+# A word's box in poppler is its font's ascent plus descent, which differ from font to font
+# (1.08 times the size in DejaVu Sans, 1.30 in WenQuanYi): the printed size of a word is measured
+# against the same word printed by the same LibreOffice at a known size (calibration()).
+CALIBRATION_WORDS = ("2026-11-01", "14.52", "15.38/14.50", "YSP35.5-II", "CYL000120", "液化石油气", "张伟/王芳", "未检", "合格")
+CALIBRATION_PT = 11.0  # a spreadsheet's default font size, which the ledger's cells keep
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,21 @@ def keep_pngs(pdf: Path, name: str) -> list[Path]:
 
 def squeezed(text: str) -> str:
     return re.sub(r"\s+", "", text)
+
+
+def calibration(tmp_path: Path) -> dict[str, float]:
+    """Each calibration word's box height when LibreOffice prints it at 11 pt (100 %): a printed
+    word's size is then 11 pt x its box height / this one."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for word in CALIBRATION_WORDS:
+        book.active.append([word])
+    book.active.column_dimensions["A"].width = 30
+    xlsx = tmp_path / "calibration.xlsx"
+    book.save(xlsx)
+    heights: dict[str, float] = {}
+    for word in pages(render(xlsx, tmp_path / "lo-calibration"))[0].words:
+        heights.setdefault(word.text, word.height)
+    assert set(heights) >= set(CALIBRATION_WORDS), heights
+    return heights

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from edge.manager.documents.workbook import FULL_SHEET, short_id
 
 from .documents_support import busy_day_station, month_station
-from .render_support import BOX_OF_7PT, Page, keep_pngs, needs_renderers, pages, render, squeezed
+from .render_support import CALIBRATION_PT, Page, calibration, keep_pngs, needs_renderers, pages, render, squeezed
 from .test_manager_tools import edge
 
 A4_LANDSCAPE = (841.9, 595.3)
@@ -62,8 +62,12 @@ def test_the_month_ledger_is_legible_one_page_wide_with_the_header_on_every_page
     assert len(form) >= 8 and rendered[: len(form)] == form
     assert all(_size(p, A4_LANDSCAPE if paper == "a4" else A3_LANDSCAPE) for p in form)
     assert all(_size(p, A3_LANDSCAPE) for p in rendered[len(form):])
-    heights = [w.height for p in form for w in p.words]
-    assert min(heights) >= BOX_OF_7PT, f"text {min(heights):.2f} pt high on {paper}"
+    # The printed size: each data word measured against the same word printed at 11 pt.
+    known = calibration(tmp_path)
+    sizes = [CALIBRATION_PT * w.height / known[w.text] for p in form for w in p.words if w.text in known]
+    assert len(sizes) > 500 and min(sizes) >= 7.0, f"text {min(sizes):.2f} pt on {paper}"
+    # No word on the form smaller than the smallest calibration word at 7 pt.
+    assert min(w.height for p in form for w in p.words) >= min(known.values()) * 7.0 / CALIBRATION_PT
     everything = ""
     for number, page in enumerate(form, start=1):
         text = squeezed(page.text)
@@ -80,7 +84,7 @@ def test_the_month_ledger_is_legible_one_page_wide_with_the_header_on_every_page
     total = round(sum(float(r["实际充装量(kg)"]) for r in done), 2)
     assert f"{total:.2f}" in everything
     if paper == "a3":
-        assert min(heights) > BOX_OF_7PT * 1.2, "A3 prints larger"
+        assert min(sizes) > 9.0, "A3 prints larger"
 
 
 @pytest.fixture(scope="module")
