@@ -112,13 +112,14 @@ udevadm control --reload-rules 2>/dev/null || true
 mkdir -p /etc/systemd/system
 sed "s#/opt/station-edge#$prefix#g" "$src/systemd/station-edge.service" > /etc/systemd/system/station-edge.service
 chmod 0644 /etc/systemd/system/station-edge.service
-# The backup's unit and timer: enabled by the README's step once the config has a backup: section.
-for unit in station-edge-backup.service station-edge-backup.timer; do
+# The backup's unit and timer (enabled by the README's step once the config has a backup: section)
+# and the reports' (the day's documents after midnight, enabled below).
+for unit in station-edge-backup.service station-edge-backup.timer station-edge-reports.service station-edge-reports.timer; do
   sed "s#/opt/station-edge#$prefix#g" "$src/systemd/$unit" > "/etc/systemd/system/$unit" && chmod 0644 "/etc/systemd/system/$unit"
 done
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload
-  systemctl enable station-edge.service
+  systemctl enable station-edge.service station-edge-reports.timer
   echo "install.sh: installed; start with: systemctl start station-edge && journalctl -u station-edge -f"
 else
   echo "install.sh: installed, but systemd is not running here: enable station-edge.service once it is"

@@ -262,3 +262,15 @@ def test_reset_hold_must_outlast_the_debounce(tmp_path: Path) -> None:
         load_config(path)
     config = load_config(ROOT / "config" / "simulated.yaml")
     assert config.store.control_path == Path("var/control.sock") and config.guard.floor_s == 0.8
+
+
+def test_the_filling_licence_number_is_checked_against_the_licences_form(tmp_path: Path) -> None:
+    """气瓶充装许可证编号 goes on every signed report: a typo is refused with the form it must take."""
+    good = write_config(tmp_path, lambda raw: raw["station"].update(filling_licence="TS4250001-2027"))
+    assert load_config(good).station.filling_licence == "TS4250001-2027"
+    absent = write_config(tmp_path, lambda raw: raw["station"].pop("filling_licence", None))
+    assert load_config(absent).station.filling_licence is None  # a station upgraded in place still starts
+    for bad in ("TS425001-2027", "4250001", "TS4250001-27", "TS4250001\n", "TS4250001-2027 <b>"):
+        path = write_config(tmp_path, lambda raw, bad=bad: raw["station"].update(filling_licence=bad))
+        with pytest.raises(ConfigError, match=r"station.filling_licence: .*expected the filling licence number"):
+            load_config(path)

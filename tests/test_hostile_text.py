@@ -109,8 +109,8 @@ def test_export_and_csv_never_hold_a_formula(tmp_path: Path) -> None:
         result = edge("export", "--config", str(config_path), "-o", str(out))
         assert result.returncode == 0, result.stderr
 
-    sheet = load_workbook(xlsx).active
-    cells = [c for row in sheet.iter_rows(min_row=3) for c in row if isinstance(c.value, str)]
+    cells = [c for sheet in load_workbook(xlsx).worksheets for row in sheet.iter_rows(min_row=3) for c in row
+             if isinstance(c.value, str)]
     risky = [c for c in cells if c.value.startswith(("=", "+", "-", "@"))]
     assert {c.value[0] for c in risky} >= {"=", "+", "@", "-"}, [c.value for c in cells]
     for cell in risky:

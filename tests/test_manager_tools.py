@@ -189,9 +189,16 @@ def test_export_csv_and_xlsx_with_chinese_headers(station: Path, tmp_path: Path)
 
     result = edge("export", "--config", str(station), "--since", "2026-11-19", "-o", str(out_xlsx))
     assert result.returncode == 0 and "7 filling records" in result.stdout
-    sheet = load_workbook(out_xlsx).worksheets[0]
+    printed, sheet = load_workbook(out_xlsx).worksheets
+    # The printed form merges what is read together; the second sheet keeps every field in its own cell.
+    form = list(printed.iter_rows(values_only=True))
+    assert printed.title == "充装记录" and form[2][:4] == ("序号", "充装日期", "充装开始–结束时间", "工位")
     values = list(sheet.iter_rows(values_only=True))
-    assert sheet.title == "充装记录" and "气瓶充装记录" in values[0][0] and "2026-11-19 至 2026-11-21" in values[1][0]
+    first_printed, first_full = dict(zip(form[2], form[3])), dict(zip(values[2], values[3]))
+    assert first_printed["充装开始–结束时间"] == f"{first_full['开始时间']:%H:%M}–{first_full['结束时间']:%H:%M}"
+    assert first_printed["充装/复核人员"] == f"{first_full['充装人员']}/{first_full['复核人员']}"
+    assert first_printed["记录编号"] == first_full["记录编号"] and "小计：充装 1 瓶" in str(form[4][1])
+    assert sheet.title == "全部字段" and "气瓶充装记录" in values[0][0] and "2026-11-19 至 2026-11-21" in values[1][0]
     assert values[2][:5] == ("序号", "充装日期", "开始时间", "结束时间", "充装工位")
     # 7 fills over three local days: a subtotal after each day and a grand total.
     assert len(values) == 3 + 7 + 3 + 1 and values[3][-1] == "fill-007"

@@ -16,7 +16,9 @@ from edge import __version__
 from interlock.reasons import Reason
 
 from .conftest import SimStation
-from .screen_support import base_url
+from .screen_support import base_url, browser
+
+__all__ = ["browser"]  # the fixture, used by name
 
 
 def get(url: str) -> tuple[int, str]:
@@ -99,3 +101,50 @@ def test_status_api_and_read_only(station: SimStation) -> None:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 501  # no write routes: the page cannot touch a lane
     assert get(base + "/lane/Z")[0] == 404
+
+
+def test_the_page_links_the_latest_kept_documents_and_serves_only_them(make_station: Any, tmp_path: Any) -> None:
+    folder = tmp_path / "reports"
+    s = make_station(lambda raw: raw.update(reports={"folder": str(folder)}))
+    base = base_url(s)
+    assert get(base + "/api/status")[1].count('"documents": []') == 1  # no folder yet: no links, no error
+    folder.mkdir()
+    for name in ("daily-2026-11-19.pdf", "daily-2026-11-20.pdf", "ledger-2026-11-20.xlsx", "shift-2026-11-20-早班.pdf",
+                 "monthly-2026-10.pdf", "notes.txt", ".daily-2026-11-21.partial.pdf"):
+        (folder / name).write_bytes(f"%PDF {name}".encode())
+    (tmp_path / "station.yaml.pdf").write_bytes(b"secret")
+    import json
+    import urllib.parse
+
+    links = json.loads(get(base + "/api/status")[1])["documents"]
+    assert [(d["label"], d["name"]) for d in links] == [
+        ("充装日报", "daily-2026-11-20.pdf"), ("充装记录", "ledger-2026-11-20.xlsx"),
+        ("交接班记录", "shift-2026-11-20-早班.pdf"), ("充装月报", "monthly-2026-10.pdf")]
+    with urllib.request.urlopen(base + links[2]["url"], timeout=5) as response:
+        assert response.read() == "%PDF shift-2026-11-20-早班.pdf".encode()
+        assert response.headers["Content-Type"] == "application/pdf"
+    for hostile in ("notes.txt", ".daily-2026-11-21.partial.pdf", "..%2Fstation.yaml.pdf", "../station.yaml.pdf",
+                    "daily-2026-11-20.pdf%00", "%ff%fe.pdf", urllib.parse.quote("daily-2026-11-20.pdf/..")):
+        assert get(base + "/documents/" + hostile)[0] == 404, hostile
+    # A new document appears in the links on the next poll.
+    (folder / "daily-2026-11-21.pdf").write_bytes(b"%PDF")
+    assert json.loads(get(base + "/api/status")[1])["documents"][0]["name"] == "daily-2026-11-21.pdf"
+
+
+def test_the_footer_links_the_latest_documents_in_the_browser(make_station: Any, browser: Any, tmp_path: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "daily-2026-11-20.pdf").write_bytes(b"%PDF-1.4 the day")
+    s = make_station(lambda raw: raw.update(reports={"folder": str(folder)}))
+    browser.get(base_url(s) + "/")
+    deadline = time.monotonic() + 10
+    while not (links := browser.find_elements(By.CSS_SELECTOR, "#documents a")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [(a.text, a.get_attribute("href")) for a in links] == [("充装日报 2026-11-20", base_url(s) + "/documents/daily-2026-11-20.pdf")]
+    # A shift record written later appears beside it without reloading the page.
+    (folder / "shift-2026-11-20-早班.pdf").write_bytes(b"%PDF-1.4 the shift")
+    while len(browser.find_elements(By.CSS_SELECTOR, "#documents a")) < 2 and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#documents a")] == ["充装日报 2026-11-20", "交接班记录 2026-11-20 早班"]

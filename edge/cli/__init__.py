@@ -7,8 +7,8 @@ Heavy modules (drivers, sync, the web server) load only in the commands that use
 `edge status` starts quickly.
 
 Here: the parser and main(). Each command group has a module: station.py (run, demo, check-config,
-status, verify, valves-off), city.py (sync, cache), manager.py (records, report, export, staff,
-inflight-reset), fleet.py, webapp.py, lane.py and commission.py (scale read, relay test, scanner echo); common.py holds what they share. Tables, emit and
+status, verify, valves-off), city.py (sync, cache), manager.py (records, report daily, export, staff,
+inflight-reset), reports.py (report shift, report monthly, reports due), fleet.py, webapp.py, lane.py and commission.py (scale read, relay test, scanner echo); common.py holds what they share. Tables, emit and
 exit codes are edge.output, which the manager's documents use too.
 """
 
@@ -24,7 +24,7 @@ from .. import __version__
 from ..output import EXIT_FAILED, EXIT_INVALID, CommandError, emit, emit_error
 from ..store import StoreUnavailable
 from . import city as cli_city, fleet as cli_fleet, lane as cli_lane, manager as cli_manager, station as cli_station
-from . import backup as cli_backup, commission as cli_commission, webapp as cli_webapp
+from . import backup as cli_backup, commission as cli_commission, reports as cli_reports, webapp as cli_webapp
 from .common import DEFAULT_CONFIG, EXIT_STORE, load
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_shared(p, after_command=True)
 
     cli_city.add_commands(sub, common)
-    cli_manager.add_commands(sub, common)
+    cli_reports.add_commands(cli_manager.add_commands(sub, common), common)
+    cli_reports.add_top_commands(sub, common)
     cli_fleet.add_commands(sub, common)
     cli_webapp.add_commands(sub, common)
     cli_lane.add_commands(sub, common)

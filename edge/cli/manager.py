@@ -134,14 +134,24 @@ def cmd_report_daily(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     finally:
         store.close()
     report["unverified"] = problem
+    if args.xlsx:
+        from ..manager.documents.daily_pdf import daily_summary
+        from .reports import write_documents
+
+        written = write_documents(daily_summary(report), config, None, args.xlsx, problem)
+        if not args.pdf:
+            said = f"{written[0]}: daily report {report['date']}" + ("" if problem is None else f"; UNVERIFIED: {problem}")
+            emit({"file": written[0], "date": report["date"], "unverified": problem}, args.json, said)
+            return 0
     if args.pdf:
         from ..manager.documents.daily_pdf import FontMissing, write_daily_pdf
+        from ..manager.documents.pdf import Letterhead
 
         pdf = Path(args.pdf)
         if not pdf.parent.is_dir():
             raise CommandError(f"{pdf}: directory {pdf.parent} does not exist")
         try:
-            write_daily_pdf(report, pdf, config.station.owner_unit, config.station.unit_code)
+            write_daily_pdf(report, pdf, Letterhead.of(config.station))
         except FontMissing as exc:
             raise CommandError(str(exc), 1) from None
         said = f"{pdf}: daily report {report['date']}" + ("" if problem is None else f"; UNVERIFIED: {problem}")
@@ -161,8 +171,8 @@ def _report_text(r: dict[str, Any]) -> str:
         + (f" ({r['authorised_not_started']} authorised but never started)" if r["authorised_not_started"] else ""),
         "", "by lane", table(r["by_lane"], ["lane", "fills", "complete", "net_kg"]),
         "", "by operator", table(r["by_operator"], ["operator", "fills", "complete", "net_kg"]),
-        "", "rejected scans by reason",
-        table([{"reason": k, "text": ledger.reason_text(k), "scans": v} for k, v in r["rejections"].items()], ["reason", "text", "scans"]),
+        "", f"rejected scans: {r['rejected_scans']}; their reasons (a scan can have several, each counted)",
+        table([{"reason": k, "text": ledger.reason_text(k), "times": v} for k, v in r["rejections"].items()], ["reason", "text", "times"]),
         "", f"overfills {len(r['overfills'])}, underfills {len(r['underfills'])}",
     ]
     for label in ("overfills", "underfills"):
@@ -211,7 +221,7 @@ def cmd_export(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         from ..manager.documents.workbook import write_ledger
 
         write_ledger(rows, out, config.station.owner_unit, config.station.unit_code, span,
-                     None if problem is None else f"未经核验 UNVERIFIED ({problem})")
+                     None if problem is None else f"未经核验 UNVERIFIED ({problem})", args.paper)
     said = f"{out}: {len(rows)} filling records ({span})" + ("" if problem is None else f"; UNVERIFIED: {problem}")
     emit({"file": str(out), "rows": len(rows), "unverified": problem}, args.json, said)
     return 0
@@ -336,7 +346,8 @@ def _allow_unverified(parser: argparse.ArgumentParser) -> None:
                         help="produce it even when records differ from the journal (marked UNVERIFIED)")
 
 
-def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Any:
+    """Returns `edge report`'s subcommands, for the other reports (cli/reports.py)."""
     records = sub.add_parser("records", help="filling records (or rejected scans), newest first, filtered")
     records.set_defaults(handler=cmd_records)
     common(records)
@@ -353,6 +364,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     common(daily)
     daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
     daily.add_argument("--pdf", metavar="FILE", help="write the report as a one-page A4 PDF for signing")
+    daily.add_argument("--xlsx", metavar="FILE", help="write the same tables as an .xlsx that prints on A4")
     _allow_unverified(daily)
 
     export = sub.add_parser("export", help="the filling ledger (充装记录) as .csv or .xlsx with Chinese headers")
@@ -361,6 +373,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     _range(export)
     export.add_argument("-o", "--output", required=True, help="FILE.csv or FILE.xlsx")
     export.add_argument("--format", choices=("csv", "xlsx"))
+    export.add_argument("--paper", choices=("a4", "a3"), default="a4", help="the .xlsx's printed page, landscape (default a4)")
     _allow_unverified(export)
 
     reset = sub.add_parser("inflight-reset", help="forget a lane's learned in-flight mass (back to its preact_kg)")
@@ -391,3 +404,4 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
             parser.add_argument("lane")
             parser.add_argument("--operator", required=True)
             parser.add_argument("--checker", required=True)
+    return report

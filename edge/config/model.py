@@ -25,6 +25,7 @@ from .devices import (
     SignalsConfig,
 )
 from .fleet import FleetConfig
+from .reports import ReportsConfig
 from .glance import DEFAULT_TIMEZONE
 from .screen import DecisionHold, VoiceConfig
 from .webapp import ChecksConfig, WebAppConfig
@@ -32,6 +33,7 @@ from .webapp import ChecksConfig, WebAppConfig
 MEDIA = frozenset(f"G{n}" for n in range(1, 21))
 # The city spec's 充装人员 field is char(10).
 OPERATOR_NAME_MAX = 10
+LICENCE_PATTERN = re.compile(r"TS\d{7}(-\d{4})?")
 STAFF_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,20}")
 # The city fields a staff name goes into: (record kind, field) in the profile's limits.
 STAFF_NAME_FIELDS = (("filling", "operator"), ("filling", "checker"), ("trace", "actor"))
@@ -42,6 +44,18 @@ class StationConfig(Strict):
     unit_code: str = Field(min_length=1, max_length=50)
     region: str = Field(pattern=r"^\d{6}$")
     timezone: str = DEFAULT_TIMEZONE
+    # 气瓶充装许可证编号, as on the licence (TSG 07-2019): printed on every report the regulator signs.
+    filling_licence: str | None = None
+
+    @field_validator("filling_licence")
+    @classmethod
+    def _licence_number(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not LICENCE_PATTERN.fullmatch(value):
+            raise ValueError("the filling licence number as the licence gives it: TS and 7 digits, then"
+                             " -YYYY where it has a validity year (TS4250001-2027)")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -293,6 +307,7 @@ class Config(Strict):
     fleet: FleetConfig | None = None
     backup: BackupConfig | None = None
     status_page: StatusPageConfig = StatusPageConfig()
+    reports: ReportsConfig = ReportsConfig()
     webapp: WebAppConfig = WebAppConfig()
     checks: ChecksConfig = ChecksConfig()
     guard: GuardConfig = GuardConfig()

@@ -145,6 +145,28 @@ def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any
     return rows
 
 
+def journal_events(store: Store, kinds: Iterable[str], start: datetime | None, end: datetime) -> list[dict[str, Any]]:
+    """Journal entries of these kinds in [start, end), oldest first, their data decoded: a lane's
+    holds, acknowledgements and resets, for the shift hand-over."""
+    kinds = list(kinds)
+    clauses = [f"kind IN ({', '.join('?' * len(kinds))})", "julianday(ts) < julianday(?)"]
+    params: list[Any] = [*kinds, end.isoformat()]
+    if start is not None:
+        clauses.append("julianday(ts) >= julianday(?)")
+        params.append(start.isoformat())
+    rows = store.query(f"SELECT seq, ts, kind, lane, data FROM journal WHERE {' AND '.join(clauses)} ORDER BY seq", params)
+    for row in rows:
+        row["data"] = json.loads(row["data"])
+    return rows
+
+
+def fills_between(store: Store, tz: ZoneInfo, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The fills authorised in [start, end) (aware instants), oldest first."""
+    f = Filters(since=start.astimezone(tz).date(), until=end.astimezone(tz).date())
+    return [row for row in store.stream(*_fills_sql(tz, f, oldest_first=True))
+            if start <= datetime.fromisoformat(row["authorised_at"]) < end]
+
+
 def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[str, Any]:
     f = Filters(since=day, until=day)
     day_fills = fills(store, tz, f)
@@ -161,7 +183,8 @@ def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[s
         return sorted(groups.values(), key=lambda g: g[key])
 
     rejections: dict[str, int] = {}
-    for scan in rejected_scans(store, tz, f):
+    refused = rejected_scans(store, tz, f)
+    for scan in refused:  # a scan refused for several reasons counts once under each
         for reason in scan["reasons"] or ["(none)"]:
             rejections[reason] = rejections.get(reason, 0) + 1
     aborts: dict[str, int] = {}
@@ -176,6 +199,7 @@ def daily_report(store: Store, tz: ZoneInfo, day: date, now: datetime) -> dict[s
         "authorised_not_started": len(day_fills) - len(started),
         "by_lane": tally("lane"),
         "by_operator": tally("operator"),
+        "rejected_scans": len(refused),
         "rejections": dict(sorted(rejections.items(), key=lambda kv: -kv[1])),
         "overfills": [_brief(r) for r in started if r["outcome"] == "OVERFILLED"],
         "underfills": [_brief(r) for r in started if r["outcome"] == "UNDERFILLED"],

@@ -2,7 +2,9 @@
 
 `/` shows every lane; `/lane/ID` is one lane in letters large enough to read across the filling
 hall, for a screen at each scale. Both poll `/api/status` four times a second. `/metrics` is the
-Prometheus text format. Nothing here can change a lane: there are no write routes at all.
+Prometheus text format. `/documents/NAME` is one of the documents kept in the reports folder, and
+the page's footer links the latest of each kind. Nothing here can change a lane: there are no
+write routes at all.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..lanes.lane import Lane, LaneEvent
 from ..store import Store, staff
 from ..store.backup_state import status_of as backup_status
 from ..store.outbox import MALFORMED_SINCE, Outbox
-from . import voice
+from . import documents, voice
 from .actions import ack_how, reset_how
 from .metrics import CONTENT_TYPE, Metrics
 from .view import LaneNow, Rules, Seen, lane_view
@@ -136,6 +138,7 @@ class StatusServer:
                         " (apt-get install espeak-ng, or voice: {enabled: false})", ", ".join(speaking))
         for lane in station.lanes.values():
             lane.listeners += [self.metrics.observe, self.board.observe]
+        self.documents = documents.Shelf(station.config.reports.folder)
         # Its own connection: a scrape never waits on a lane's write lock, nor holds it.
         self.store = Store(station.config.store.path, durable=False)
         self._http = ThreadingHTTPServer((host, port), _handler(self))
@@ -193,6 +196,7 @@ class StatusServer:
             "store": None if self.station.storewatch is None else self.station.storewatch.status(),
             "journal": None if self.station.dailyverify is None else self.station.dailyverify.status(),
             "backup": backup_status(self.station.config, now),
+            "documents": self.documents.links(),
             "lanes": lanes,
         }
 
@@ -274,6 +278,13 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
                     self._sound(found.group(1))
                 elif path == "/metrics":
                     self._send(200, CONTENT_TYPE, server.metrics.exposition())
+                elif path.startswith(documents.PREFIX):
+                    found = server.documents.file(path)
+                    if found is None:
+                        self._send(404, "text/plain; charset=utf-8", b"no such document\n")
+                    else:
+                        self._send(200, documents.content_type(found), found.read_bytes(),
+                                   {"Content-Disposition": documents.disposition(found)})
                 else:
                     self._send(404, "text/plain; charset=utf-8", b"not found\n")
             except Exception:
@@ -289,9 +300,11 @@ def _handler(server: StatusServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self._send(200, "audio/wav", voice.synthesise(text))
 
-        def _send(self, code: int, kind: str, body: bytes) -> None:
+        def _send(self, code: int, kind: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()

@@ -1,118 +1,65 @@
-"""The daily report (`edge report daily --pdf`) as one A4 page: the day's fills by lane and by
-operator, rejected scans by reason, over- and underfills, aborts by cause, the upload backlog,
-and signature lines. Set in the CJK font the install step brings (fonts-wqy-microhei), embedded."""
+"""The daily report (`edge report daily --pdf`) on one A4 page for an ordinary day (up to 12
+lanes): the day's fills by lane and by operator, refused scans counted by reason, aborts by cause,
+over- and underfills, dispatches and the upload backlog, each table with its 合计 row, the
+station's filling licence in the heading and the signature lines with dates once at the end.
+A busier day runs on, every page numbered 第 N 页 / 共 M 页. `--xlsx` prints the same tables."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
-from ...textsafe import printable
 from ..ledger import reason_text
+from .pdf import FontMissing, Letterhead
+from .summary import Section, Summary, write_summary_pdf
 
-# Where Debian's fonts-wqy-microhei (installed by scripts/system-deps.sh and systemd/install.sh)
-# and fonts-noto-cjk's TrueType sibling put their files.
-FONT_PATHS = (
-    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
-    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
-)
-FONT = "WenQuanYi"
-LISTED = 12  # over/underfills listed by name; more are counted
+__all__ = ["FontMissing", "LISTED", "daily_summary", "write_daily_pdf"]
+
+LISTED = 10  # over/underfills listed by name on the page; more are counted (the .xlsx lists all)
 
 
-class FontMissing(RuntimeError):
-    pass
+def write_daily_pdf(report: dict[str, Any], path: Path, letterhead: Letterhead) -> None:
+    write_summary_pdf(daily_summary(report, LISTED), path, letterhead, report.get("unverified"))
 
 
-def _font() -> None:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
+def daily_summary(report: dict[str, Any], listed: int | None = None) -> Summary:
+    """The report's tables, each with its 合计; `listed` caps the over- and underfills named."""
+    reasons, aborts, upload = report["rejections"], report["aborts"], report["upload"]
+    complete = sum(r["complete"] for r in report["by_lane"])
 
-    if FONT in pdfmetrics.getRegisteredFontNames():
-        return
-    for path in FONT_PATHS:
-        if path.exists():
-            pdfmetrics.registerFont(TTFont(FONT, str(path), subfontIndex=0))
-            return
-    raise FontMissing("no CJK font for the PDF: install fonts-wqy-microhei (sh scripts/system-deps.sh)")
+    def tally(header: str, key: str) -> Section:
+        rows = report[f"by_{key}"]
+        return Section(f"按{header}", [header, "充装(瓶)", "完成(瓶)", "实际充装量(kg)"],
+                       [[r[key], r["fills"], r["complete"], round(r["net_kg"], 2)] for r in rows],
+                       ["合计", sum(r["fills"] for r in rows), sum(r["complete"] for r in rows), round(sum(r["net_kg"] for r in rows), 2)])
 
-
-def write_daily_pdf(report: dict[str, Any], path: Path, station: str, unit_code: str) -> None:
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    _font()
-    title = ParagraphStyle("title", fontName=FONT, fontSize=16, leading=22, alignment=1)
-    body = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=13)
-    heading = ParagraphStyle("heading", fontName=FONT, fontSize=11, leading=15, spaceBefore=5, spaceAfter=2)
-    grid = TableStyle([
-        ("FONT", (0, 0), (-1, -1), FONT, 9),
-        ("GRID", (0, 0), (-1, -1), 0.5, colors.black),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")),
-        ("ALIGN", (1, 1), (-1, -1), "RIGHT"),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-    ])
-
-    def table(header: list[str], rows: list[list[Any]]) -> Table:
-        data = [header] + ([[_text(v) for v in row] for row in rows] or [["无"] + [""] * (len(header) - 1)])
-        made = Table(data, hAlign="LEFT", repeatRows=1)
-        made.setStyle(grid)
-        return made
-
-    upload = report["upload"]
-    story: list[Any] = [
-        Paragraph(f"{station} 充装日报", title),
-        Paragraph(f"统一社会信用代码：{unit_code}　　日期：{report['date']}", ParagraphStyle("sub", parent=body, alignment=1)),
-        Spacer(1, 4 * mm),
-    ]
-    if report.get("unverified"):  # produced with --allow-unverified: the page says so, not only a terminal
-        story.append(Paragraph(escape(f"未经核验 UNVERIFIED：记录与日志不符（{report['unverified']}），见 edge verify。"), heading))
-    story += [
-        Paragraph(f"当日充装 {report['fills']} 瓶，合格完成的实际充装量合计 {report['net_kg']:.2f} kg；"
-                  f"已授权未开始 {report['authorised_not_started']} 次。", body),
-        Paragraph("按工位", heading),
-        table(["工位", "充装(瓶)", "完成(瓶)", "实际充装量(kg)"],
-              [[r["lane"], r["fills"], r["complete"], f"{r['net_kg']:.2f}"] for r in report["by_lane"]]),
-        Paragraph("按充装人员", heading),
-        table(["充装人员", "充装(瓶)", "完成(瓶)", "实际充装量(kg)"],
-              [[r["operator"], r["fills"], r["complete"], f"{r['net_kg']:.2f}"] for r in report["by_operator"]]),
-        Paragraph("拒绝充装的扫码（按原因）", heading),
-        table(["原因", "次数"], [[reason_text(k), v] for k, v in report["rejections"].items()]),
-    ]
-    for key, label in (("overfills", "超装"), ("underfills", "欠装")):
+    def misfills(key: str, label: str) -> Section:
         rows = report[key]
-        story += [Paragraph(f"{label} {len(rows)} 瓶" + (f"（列出前 {LISTED} 瓶）" if len(rows) > LISTED else ""), heading),
-                  table(["工位", "气瓶档案ID", "规定充装量(kg)", "实际充装量(kg)", "充装人员"],
-                        [[r["lane"], r["cylinder_id"], f"{r['target_net_kg']:.2f}", f"{r['net_kg']:.2f}", r["operator"]]
-                         for r in rows[:LISTED]])]
-    story += [
-        Paragraph("中止（按原因）", heading),
-        table(["原因", "次数"], [[reason_text(k), v] for k, v in report["aborts"].items()]),
-        Paragraph("发货（按车辆）", heading),
-        table(["车牌", "送气工", "气瓶(只)"], [[r["plate"], r["courier"], r["cylinders"]] for r in report.get("dispatches", [])]),
-        Paragraph(f"上传：待上传 {upload['pending']} 条，最早已等待 {(upload['oldest_pending_age_s'] or 0) / 3600:.1f} 小时；"
-                  f"被拒收 {upload['dead']} 条。", body),
-    ]
-    if report.get("chain_head"):  # the journal's head when printed: a signed copy witnesses the history
-        head = report["chain_head"]
-        story.append(Paragraph(f"日志链头：第 {head['entry']} 条 sha256 {head['hash']}", ParagraphStyle("head", parent=body, fontSize=7)))
+        shown = rows if listed is None else rows[:listed]
+        return Section(f"{label} {len(rows)} 瓶" + (f"（列出前 {listed} 瓶）" if len(shown) < len(rows) else ""),
+                       ["工位", "气瓶档案ID", "规定(kg)", "实际(kg)", "充装人员"],
+                       [[r["lane"], r["cylinder_id"], r["target_net_kg"], r["net_kg"], r["operator"]] for r in shown],
+                       ["合计", f"{len(rows)} 瓶", "", round(sum(r["net_kg"] or 0 for r in rows), 2), ""])
 
-    def footer(canvas: Any, doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(FONT, 10)
-        canvas.drawString(doc.leftMargin, 14 * mm, "充装人员：____________　　复核人员：____________　　负责人：____________")
-        canvas.drawRightString(A4[0] - doc.rightMargin, 8 * mm, f"第 {canvas.getPageNumber()} 页")
-        canvas.restoreState()
-
-    doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=15 * mm,
-                            bottomMargin=25 * mm, title=f"{station} 充装日报 {report['date']}")
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
-
-
-def _text(value: Any) -> str:
-    # Table cells are drawn as plain strings (no markup); control characters are escaped.
-    return "" if value is None else printable(str(value))
+    dispatches = report.get("dispatches", [])
+    head = report.get("chain_head")
+    return Summary(
+        title="充装日报",
+        period=f"日期：{report['date']}",
+        lines=[f"当日充装 {report['fills']} 瓶（完成 {complete} 瓶），合格完成的实际充装量合计 {report['net_kg']:.2f} kg；"
+               f"已授权未开始 {report['authorised_not_started']} 次；拒绝充装的扫码 {report['rejected_scans']} 次。",
+               f"上传：待上传 {upload['pending']} 条，最早已等待 {(upload['oldest_pending_age_s'] or 0) / 3600:.1f} 小时；"
+               f"被拒收 {upload['dead']} 条。"]
+              # The journal's head when printed: a signed copy witnesses the history so far.
+              + ([f"日志链头：第 {head['entry']} 条 sha256 {head['hash']}"] if head else []),
+        sections=[
+            tally("工位", "lane"), tally("充装人员", "operator"),
+            Section("拒绝充装的扫码：按原因计次（一次扫码可有几个原因）", ["原因", "原因次数"],
+                    [[reason_text(k), v] for k, v in reasons.items()], [f"合计（{report['rejected_scans']} 次扫码）", sum(reasons.values())]),
+            Section("中止（按原因）", ["原因", "瓶数"], [[reason_text(k), v] for k, v in aborts.items()], ["合计", sum(aborts.values())]),
+            misfills("overfills", "超装"), misfills("underfills", "欠装"),
+            Section("发货（按车辆）", ["车牌", "送气工", "气瓶(只)"], [[r["plate"], r["courier"], r["cylinders"]] for r in dispatches],
+                    ["合计", f"{len(dispatches)} 车次", sum(r["cylinders"] for r in dispatches)]),
+        ],
+        pairs=((0, 1), (2, 3), (4, 5)),
+    )
