@@ -65,9 +65,12 @@ class FleetOutbox:
         return [PendingEvent(r["id"], r["kind"], r["payload"].encode("utf-8")) for r in rows]
 
     def delivered(self, ids: list[int]) -> None:
+        """The broker has them: each row keeps its key (which refuses a second event for the same
+        fill) and when it was delivered, not the body (the company has it; the fill's own row and
+        journal entries are the record)."""
         with self.store.transaction() as conn:
             conn.executemany(
-                "UPDATE fleet_outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?",
+                "UPDATE fleet_outbox SET delivered_at = ?, attempts = attempts + 1, payload = '' WHERE id = ?",
                 [(iso(self.now()), i) for i in ids],
             )
 
