@@ -328,7 +328,8 @@ def _v10(conn: sqlite3.Connection) -> None:
     dropped, by editing the table's declaration in place, which SQLite documents for constraints
     that do not change how rows are stored (no row is rewritten). The status's "last entry on a
     lane" reads an index of (lane) by entry number instead of (lane, ts) over every entry. Events
-    the broker already has give up their bodies, as deliveries from now on do.
+    the broker already has give up their bodies, as deliveries from now on do (deleted and inserted
+    again, as edge/store/fleet.py's slim_delivered does, so their pages are freed for new rows).
 
     Nothing older is rewritten otherwise: the checkpoints already journalled digest those rows as
     they are stored. Measured on a store of 100,000 fills (810,000 entries): 1.5 s in all."""
@@ -348,7 +349,12 @@ def _v10(conn: sqlite3.Connection) -> None:
         """
         DROP INDEX journal_lane_time;
         CREATE INDEX journal_lane ON journal(lane) WHERE lane IS NOT NULL;
-        UPDATE fleet_outbox SET payload = '' WHERE delivered_at IS NOT NULL
+        CREATE TEMP TABLE delivered AS
+            SELECT id, kind, key, created_at, attempts, delivered_at FROM fleet_outbox WHERE delivered_at IS NOT NULL;
+        DELETE FROM fleet_outbox WHERE delivered_at IS NOT NULL;
+        INSERT INTO fleet_outbox (id, kind, key, payload, created_at, attempts, delivered_at)
+            SELECT id, kind, key, '', created_at, attempts, delivered_at FROM temp.delivered;
+        DROP TABLE temp.delivered
         """,
     )
 
