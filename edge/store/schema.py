@@ -332,7 +332,8 @@ def _v10(conn: sqlite3.Connection) -> None:
     again, as edge/store/fleet.py's slim_delivered does, so their pages are freed for new rows).
 
     Nothing older is rewritten otherwise: the checkpoints already journalled digest those rows as
-    they are stored. Measured on a store of 100,000 fills (810,000 entries): 1.5 s in all."""
+    they are stored. Measured on a store of 100,000 fills (810,000 entries, 110,000 delivered events):
+    2.2 s in all, one transaction; about ten times that at a million fills."""
     version = conn.execute("PRAGMA schema_version").fetchone()[0]
     conn.execute("PRAGMA writable_schema = ON")
     try:
