@@ -102,6 +102,9 @@ def test_old_and_compact_rows_verify_together(tmp_path: Path) -> None:
      " WHERE seq = (SELECT max(seq) FROM journal WHERE kind = 'fill_complete')", "was altered"),
     # A payload named by its digest: the payload the city is sent was edited.
     ("UPDATE outbox SET payload = replace(payload, 'op', 'xp') WHERE id = (SELECT max(id) FROM outbox)", "payload"),
+    # The copy of the predecessor's hash that a release's row keeps, removed; one added to a compact row.
+    ("UPDATE journal SET prev_hash = NULL WHERE seq = 10", "does not link"),
+    ("UPDATE journal SET prev_hash = (SELECT hash FROM journal WHERE seq = 10) WHERE seq = 301", "does not link"),
     # A compact row whose stored hash was swapped for another's.
     ("UPDATE journal SET hash = (SELECT hash FROM journal WHERE seq = 300) WHERE seq = 301", "was altered"),
 ])

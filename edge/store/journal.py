@@ -110,8 +110,10 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
         seq = row["seq"]
         if seq != expected_seq:
             return ChainReport(False, count, expected_seq, f"entry {expected_seq} is missing")
-        # Rows before schema 10 also name their predecessor's hash; newer ones leave it to the row before.
-        if row["prev_hash"] is not None and row["prev_hash"] != prev:
+        # Rows before schema 10 (hex hashes) also name their predecessor's hash, and must still name
+        # it; newer ones (32-byte hashes) leave it to the row before, and must not name any.
+        legacy = isinstance(row["hash"], str)
+        if (row["prev_hash"] != prev) if legacy else (row["prev_hash"] is not None):
             return ChainReport(False, count, seq, f"entry {seq} does not link to entry {seq - 1}")
         stored = hex_hash(row["hash"])
         if row_hash(prev, row) != stored:
