@@ -51,17 +51,17 @@ def journal_sink(company: str, station: str, tz: tzinfo) -> JournalSink:
     return sink
 
 
-def slim_delivered(conn: sqlite3.Connection, ids: list[int], at: str | None) -> None:
-    """Rows of events the broker has, written again without their bodies (at: when it took them;
-    None keeps the time each row has). Deleted and inserted, not updated: SQLite merges the pages
-    that deleted rows leave under-filled, but not those that shrunken rows do."""
-    rows = [conn.execute("SELECT id, kind, key, created_at, attempts, delivered_at FROM fleet_outbox WHERE id = ?",
-                         (i,)).fetchone() for i in ids]
+def slim_delivered(conn: sqlite3.Connection, ids: list[int], at: str) -> None:
+    """Rows of events the broker took (at: when), written again without their bodies. Deleted and
+    inserted, not updated: SQLite merges the pages that deleted rows leave under-filled, but not
+    those that shrunken rows do."""
+    rows = [conn.execute("SELECT id, kind, key, created_at, attempts FROM fleet_outbox WHERE id = ?", (i,)).fetchone()
+            for i in ids]
     rows = [r for r in rows if r is not None]
     conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(r[0],) for r in rows])
     conn.executemany(
         "INSERT INTO fleet_outbox (id, kind, key, payload, created_at, attempts, delivered_at) VALUES (?, ?, ?, '', ?, ?, ?)",
-        [(i, kind, key, created, attempts + (at is not None), at or delivered) for i, kind, key, created, attempts, delivered in rows],
+        [(i, kind, key, created, attempts + 1, at) for i, kind, key, created, attempts in rows],
     )
 
 

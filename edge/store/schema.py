@@ -337,10 +337,12 @@ def _v10(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA schema_version").fetchone()[0]
     conn.execute("PRAGMA writable_schema = ON")
     try:
-        conn.execute(
+        edited = conn.execute(
             "UPDATE sqlite_schema SET sql = replace(sql, 'prev_hash TEXT NOT NULL', 'prev_hash TEXT')"
-            " WHERE type = 'table' AND name = 'journal'"
-        )
+            " WHERE type = 'table' AND name = 'journal' AND instr(sql, 'prev_hash TEXT NOT NULL')"
+        ).rowcount
+        if edited != 1:  # rolled back whole: the store stays at schema 9
+            raise sqlite3.DatabaseError("the journal table is not declared as schema 9 declares it")
         # Other connections re-read the declaration when the schema's version moves on.
         conn.execute(f"PRAGMA schema_version = {version + 1}")
     finally:
