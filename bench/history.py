@@ -176,6 +176,9 @@ def where_the_bytes_go(store_path: Path, fills: int) -> None:
         kinds = conn.execute("SELECT kind, count(*), sum(length(data)) FROM journal GROUP BY kind ORDER BY 3 DESC LIMIT 8").fetchall()
         print("  journal data per fill by kind: " + ", ".join(f"{kind} {size / fills:.0f} ({count / fills:.1f}/fill)"
                                                           for kind, count, size in kinds))
+        columns = ("data", "hash", "ts", "fill_id", "kind", "cylinder_id", "prev_hash")
+        sums = conn.execute(f"SELECT {', '.join(f'coalesce(sum(length({c})), 0)' for c in columns)} FROM journal").fetchone()
+        print("  journal bytes per fill by column: " + ", ".join(f"{c} {n / fills:.0f}" for c, n in zip(columns, sums)))
     finally:
         conn.close()
 

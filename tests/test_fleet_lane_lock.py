@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from fleet.console import send_command
+from fleet.console import Connection, send_command
 from interlock.fill import Reset
 from interlock.reasons import Reason
 from tests.conftest import SimStation
@@ -37,34 +37,44 @@ def with_fleet(broker: Broker, station_id: str) -> Callable[[dict[str, Any]], No
     return override
 
 
+def _received(subscriber: Connection, into: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    while not subscriber.messages.empty():
+        into.append(subscriber.messages.get()[1])
+    return into
+
+
 def test_a_lane_lock_closes_the_valve_mid_fill(tmp_path: Path, broker: Broker, make_station: Callable[..., SimStation]) -> None:
     station = make_station(with_fleet(broker, "st1"))
     fleet = station.station.fleet
     assert fleet is not None and fleet.uplink.wait_connected(10)
     company = company_config(tmp_path, broker)
-    verdict = station.start_fill("A", station.cylinder())
-    outcome = send_command(company, "lock", station="st1", lane="A", reason="regulator: leak reported", wait_s=5)
-    assert outcome.replies["st1"]["outcome"] == "applied", outcome.replies
-    # The valve goes off through the fault path: the simulator's coil is off, the fill aborted.
-    station.wait_valve("A", False, timeout=2.0)
-    wait_until(lambda: station.fill_row(verdict["fill_id"])["status"] == "aborted", "the fill recorded as aborted")
-    row = station.fill_row(verdict["fill_id"])
-    assert row["cause"] == Reason.REMOTE_LOCK and row["tripped"] == 1
-    lane = station.station.lanes["A"]
-    assert lane.state.phase == "locked" and lane.remote_lock == "regulator: leak reported (dispatcher-li)"
-    # Lane B fills on; lane A refuses scans, and the operator's reset, while locked.
-    assert station.station.lanes["B"].remote_lock is None
-    nxt = station.cylinder(skip=1)
-    assert station.scan("A", nxt.row["qr_content"])["reasons"] == [Reason.LANE_LOCKED]
-    lane.submit(Reset())
-    station.modbus("A").model.remove()
-    wait_until(lambda: lane.loop_seen > 0 and lane._inbox.empty(), "the reset handled")
-    assert lane.state.phase == "locked"
-    # The aborted fill reached the company's outbox with its cause.
-    events = [json.loads(r["payload"]) for r in fleet.store.query("SELECT payload FROM fleet_outbox WHERE kind = 'fill'")]
-    assert [(e["fill_id"], e["cause"], e["valve_opened"]) for e in events] == [(verdict["fill_id"], "REMOTE_LOCK", True)]
-    for event in events:
-        check_payload(event)
+    # The company listens for the station's fill events from before the fill.
+    with Connection(company, [f"{COMPANY}/st1/event/fill"], "events") as subscriber:
+        verdict = station.start_fill("A", station.cylinder())
+        outcome = send_command(company, "lock", station="st1", lane="A", reason="regulator: leak reported", wait_s=5)
+        assert outcome.replies["st1"]["outcome"] == "applied", outcome.replies
+        # The valve goes off through the fault path: the simulator's coil is off, the fill aborted.
+        station.wait_valve("A", False, timeout=2.0)
+        wait_until(lambda: station.fill_row(verdict["fill_id"])["status"] == "aborted", "the fill recorded as aborted")
+        row = station.fill_row(verdict["fill_id"])
+        assert row["cause"] == Reason.REMOTE_LOCK and row["tripped"] == 1
+        lane = station.station.lanes["A"]
+        assert lane.state.phase == "locked" and lane.remote_lock == "regulator: leak reported (dispatcher-li)"
+        # Lane B fills on; lane A refuses scans, and the operator's reset, while locked.
+        assert station.station.lanes["B"].remote_lock is None
+        nxt = station.cylinder(skip=1)
+        assert station.scan("A", nxt.row["qr_content"])["reasons"] == [Reason.LANE_LOCKED]
+        lane.submit(Reset())
+        station.modbus("A").model.remove()
+        wait_until(lambda: lane.loop_seen > 0 and lane._inbox.empty(), "the reset handled")
+        assert lane.state.phase == "locked"
+        # The aborted fill reached the company with its cause (once the broker has it, the station's
+        # outbox row keeps its key, not its body).
+        events: list[dict[str, Any]] = []
+        wait_until(lambda: _received(subscriber, events), "the fill's event at the company")
+        assert [(e["fill_id"], e["cause"], e["valve_opened"]) for e in events] == [(verdict["fill_id"], "REMOTE_LOCK", True)]
+        for event in events:
+            check_payload(event)
     # A new subscriber sees the lane locked at once (retained), and why.
     topic = f"{COMPANY}/st1/lane/A"
     wait_until(lambda: retained(broker, topic, 0.3).get(topic, {}).get("phase") == "locked", "retained locked state")

@@ -1,6 +1,6 @@
-"""A store the previous release wrote opens, migrates and verifies under this one, with every
-record, total and pending upload intact (tests/fixtures/build_release_store.py wrote the fixture
-with that release's code)."""
+"""A store an earlier release wrote opens, migrates and verifies under this one, with every
+record, total and pending upload intact (tests/fixtures/build_release_store.py wrote each fixture
+with that release's code: schema 8's, and schema 9's with a verify's checkpoint over its rows)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from edge.store.fleet import FleetOutbox
 from edge.store.outbox import Outbox
 from edge.store.schema import MIGRATIONS
-from tests.history_support import open_history_store
+from tests.history_support import START, build, cylinders, open_history_store
 
-FIXTURE = Path(__file__).parent / "fixtures" / "release-store.db"
+FIXTURES = Path(__file__).parent / "fixtures"
+RELEASES = {8: FIXTURES / "release-store.db", 9: FIXTURES / "release-store-v9.db"}
 
 
 def _snapshot(db: Path) -> dict[str, object]:
@@ -27,12 +31,13 @@ def _snapshot(db: Path) -> dict[str, object]:
         }
 
 
-def test_the_previous_release_store_upgrades_and_verifies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_an_earlier_release_store_upgrades_and_verifies(tmp_path: Path, release: int) -> None:
     db = tmp_path / "station.db"
-    shutil.copy(FIXTURE, db)
+    shutil.copy(RELEASES[release], db)
     with sqlite3.connect(db) as conn:
         old_version = conn.execute("PRAGMA user_version").fetchone()[0]
-    assert old_version < len(MIGRATIONS)
+    assert old_version == release < len(MIGRATIONS)
     before = _snapshot(db)
     assert before["pending"] and before["totals"][0] == 30  # type: ignore[index]
 
@@ -51,3 +56,71 @@ def test_the_previous_release_store_upgrades_and_verifies(tmp_path: Path) -> Non
         assert after[key] == before[key], key
     # The old chain is kept as it was; the checkpoints follow it.
     assert after["journal"][: len(before["journal"])] == before["journal"]  # type: ignore[index]
+
+
+def _upgraded_v9(tmp_path: Path) -> Path:
+    """Schema 9's store, upgraded, with 10 fills written since in the compact form, owed to the
+    city (as the release's last 6 are); their fleet events delivered."""
+    db = tmp_path / "station.db"
+    shutil.copy(RELEASES[9], db)
+    store = open_history_store(db)
+    try:
+        for _ in build(store, 10, first=30, pool=cylinders(20), acknowledge=False):
+            pass
+        events = FleetOutbox(store, lambda: START)
+        events.delivered([e.id for e in events.pending(0, 100)])
+    finally:
+        store.close()
+    return db
+
+
+def test_old_and_compact_rows_verify_together(tmp_path: Path) -> None:
+    db = _upgraded_v9(tmp_path)
+    with sqlite3.connect(db) as conn:
+        old = conn.execute("SELECT count(*) FROM journal WHERE prev_hash IS NOT NULL AND typeof(hash) = 'text'").fetchone()[0]
+        new = conn.execute("SELECT count(*) FROM journal WHERE prev_hash IS NULL AND typeof(hash) = 'blob'").fetchone()[0]
+        delivered = conn.execute("SELECT count(*), sum(length(payload)) FROM fleet_outbox WHERE delivered_at IS NOT NULL").fetchone()
+        pending = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending' AND length(payload) > 50").fetchone()[0]
+    assert old > 200 and new > 60  # the release's rows as they were, and this one's compact rows
+    assert delivered[0] > 30 and delivered[1] == 0  # the broker's events keep no body
+    assert pending == 12 + 20  # the release's pending uploads and the new ones, with their payloads
+    store = open_history_store(db)
+    try:
+        full = store.audit(full=True)
+        assert full.ok, full.problem()
+        assert [r.kind for r in Outbox(store).next_pending(0, 100)].count("filling") == 16
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("edit, found", [
+    # A row the release wrote and its checkpoint digested: the digest catches it (the full replay names it).
+    ("UPDATE journal SET data = replace(data, 'op', 'xp')"
+     " WHERE seq = (SELECT min(seq) FROM journal WHERE kind = 'fill_authorised' AND seq > 5)", "was altered"),
+    # A compact entry written since: its 32-byte hash no longer matches.
+    ("UPDATE journal SET data = replace(data, 'net_kg', 'net_kh')"
+     " WHERE seq = (SELECT max(seq) FROM journal WHERE kind = 'fill_complete')", "was altered"),
+    # A payload named by its digest: the payload the city is sent was edited.
+    ("UPDATE outbox SET payload = replace(payload, 'op', 'xp') WHERE id = (SELECT max(id) FROM outbox)", "payload"),
+    # The copy of the predecessor's hash that a release's row keeps, removed; one added to a compact row.
+    ("UPDATE journal SET prev_hash = NULL WHERE seq = 10", "does not link"),
+    ("UPDATE journal SET prev_hash = (SELECT hash FROM journal WHERE seq = 10) WHERE seq = 301", "does not link"),
+    # A compact row whose stored hash was swapped for another's.
+    ("UPDATE journal SET hash = (SELECT hash FROM journal WHERE seq = 300) WHERE seq = 301", "was altered"),
+])
+def test_edits_to_old_and_compact_rows_are_caught(tmp_path: Path, edit: str, found: str) -> None:
+    db = _upgraded_v9(tmp_path)
+    store = open_history_store(db)
+    try:
+        assert store.audit().ok  # a checkpoint over the compact rows too
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(edit).rowcount == 1
+    store = open_history_store(db)
+    try:
+        incremental, full = store.audit(checkpoint=False), store.audit(full=True, checkpoint=False)
+    finally:
+        store.close()
+    assert not incremental.ok and found in str(incremental.problem()), incremental.problem()
+    assert not full.ok, "the full replay misses it"

@@ -315,6 +315,6 @@ def _inflight(store: Any, lane: str) -> dict[str, dict[str, Any]]:
 
 
 def _last_activity(store: Any, lane: str) -> dict[str, Any]:
-    # The (lane, ts) index answers this at once; ordered by seq it read all the lane's entries.
-    rows = store.query("SELECT ts, kind FROM journal WHERE lane = ? ORDER BY ts DESC, seq DESC LIMIT 1", [lane])
+    # The lane's newest entry: the (lane) index, whose entries are in journal order, answers at once.
+    rows = store.query("SELECT ts, kind FROM journal WHERE lane = ? ORDER BY seq DESC LIMIT 1", [lane])
     return {"ts": rows[0]["ts"], "kind": rows[0]["kind"]} if rows else {"ts": None, "kind": None}

@@ -98,9 +98,10 @@ def summary(store: Store, row: dict[str, Any]) -> dict[str, Any]:
 def queue_upload(conn: sqlite3.Connection, kind: str, key: str, payload: dict[str, Any], now: datetime) -> None:
     """Queue a record for the city in the caller's transaction. No fill_id on the row: a fill's own
     rows hold (fill_id, kind), and a cylinder is checked, dispatched or bound more than once."""
+    text = journal.canonical(payload)
     conn.execute(
         "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, NULL, ?, ?, ?)",
-        (kind, key, journal.canonical(payload), iso(now)),
+        (kind, key, text, iso(now)),
     )
-    # What goes upstream is journalled as written, so `edge verify` can tell an edited payload.
-    journal.append(conn, iso(now), "outbox_queued", {"rows": [{"kind": kind, "key": key, "payload": payload}]})
+    # What goes upstream is journalled by its digest, so `edge verify` can tell an edited payload.
+    journal.append(conn, iso(now), "outbox_queued", {"rows": [journal.queued(kind, key, text)]})

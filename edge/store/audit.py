@@ -126,10 +126,11 @@ def compare_heads(conn: sqlite3.Connection, audit: Audit, heads: list[Head]) -> 
     for head in heads:
         audit.witnessed += 1
         row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (head.entry,)).fetchone()
-        if row is None:
+        stored = None if row is None else journal.hex_hash(row[0])
+        if stored is None:
             audit.unwitnessed.append(f"witnessed head entry {head.entry} is not in the journal (removed or archived)")
-        elif row[0] != head.hash:
-            audit.unwitnessed.append(f"entry {head.entry} has hash {row[0][:16]}… but {head.hash[:16]}… was witnessed:"
+        elif stored != head.hash:
+            audit.unwitnessed.append(f"entry {head.entry} has hash {stored[:16]}… but {head.hash[:16]}… was witnessed:"
                                      " the history was rewritten after it was sent out")
 
 

@@ -463,13 +463,14 @@ class Store:
         # reported upstream whatever their outcome; a fill that never started is local only.
         if fill["started_at"] is None or self._outbox_entries is None:
             return
-        entries = self._outbox_entries(fill)
+        entries = [(kind, key, journal.canonical(payload)) for kind, key, payload in self._outbox_entries(fill)]
         conn.executemany(
             "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(kind, fill["id"], key, journal.canonical(payload), iso(now)) for kind, key, payload in entries],
+            [(kind, fill["id"], key, text, iso(now)) for kind, key, text in entries],
         )
-        # What goes upstream is journalled as written, so `edge verify` can tell an edited payload.
-        rows = [{"kind": kind, "key": key, "payload": payload} for kind, key, payload in entries]
+        # What goes upstream is journalled by its digest (the row holds the payload once), so
+        # `edge verify` can tell an edited payload.
+        rows = [journal.queued(kind, key, text) for kind, key, text in entries]
         self._append(conn, iso(now), "outbox_queued", {"rows": rows}, lane=fill["lane"], fill_id=fill["id"])
 
     def open_fills(self) -> list[dict[str, Any]]:

@@ -51,6 +51,20 @@ def journal_sink(company: str, station: str, tz: tzinfo) -> JournalSink:
     return sink
 
 
+def slim_delivered(conn: sqlite3.Connection, ids: list[int], at: str) -> None:
+    """Rows of events the broker took (at: when), written again without their bodies. Deleted and
+    inserted, not updated: SQLite merges the pages that deleted rows leave under-filled, but not
+    those that shrunken rows do."""
+    rows = [conn.execute("SELECT id, kind, key, created_at, attempts FROM fleet_outbox WHERE id = ?", (i,)).fetchone()
+            for i in ids]
+    rows = [r for r in rows if r is not None]
+    conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(r[0],) for r in rows])
+    conn.executemany(
+        "INSERT INTO fleet_outbox (id, kind, key, payload, created_at, attempts, delivered_at) VALUES (?, ?, ?, '', ?, ?, ?)",
+        [(i, kind, key, created, attempts + 1, at) for i, kind, key, created, attempts in rows],
+    )
+
+
 class FleetOutbox:
     """The uplink's side of the outbox (sync.fleet.uplink.EventSource)."""
 
@@ -65,11 +79,11 @@ class FleetOutbox:
         return [PendingEvent(r["id"], r["kind"], r["payload"].encode("utf-8")) for r in rows]
 
     def delivered(self, ids: list[int]) -> None:
+        """The broker has them: each row keeps its key (which refuses a second event for the same
+        fill) and when it was delivered, not the body (the company has it; the fill's own row and
+        journal entries are the record)."""
         with self.store.transaction() as conn:
-            conn.executemany(
-                "UPDATE fleet_outbox SET delivered_at = ?, attempts = attempts + 1 WHERE id = ?",
-                [(iso(self.now()), i) for i in ids],
-            )
+            slim_delivered(conn, ids, iso(self.now()))
 
     def counts(self) -> dict[str, int]:
         row = self.store.query(

@@ -1,4 +1,11 @@
-"""The append-only journal: each row carries the hash of its predecessor."""
+"""The append-only journal: each entry's hash covers its predecessor's hash and its own columns.
+
+An entry's hash is sha256(predecessor's hash as 64 hex digits + the canonical JSON of its columns),
+the definition every release has used, so old chains verify unchanged. How a row stores it changed
+with schema 10: rows written since keep their hash as 32 bytes and no copy of the predecessor's
+(it is the previous row's hash); older rows keep both as hex text, and are left as they are (the
+checkpoints already journalled digest them as stored).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +25,25 @@ def canonical(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def hex_hash(stored: str | bytes) -> str:
+    """A stored hash as hex: 32 bytes in rows since schema 10, hex text before."""
+    return stored.hex() if isinstance(stored, bytes) else stored
+
+
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
     body = canonical([row[c] for c in _COLUMNS])
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def payload_digest(payload_text: str) -> str:
+    return hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
+
+
+def queued(kind: str, key: str, payload_text: str) -> dict[str, str]:
+    """An outbox row as its `outbox_queued` entry names it: kind, key and the sha256 of the payload
+    as the row stores it. The row holds the payload once; the chained digest makes an edit to it
+    show. (Entries before schema 10 carry the payload itself.)"""
+    return {"kind": kind, "key": key, "sha256": payload_digest(payload_text)}
 
 
 def append(
@@ -46,9 +69,9 @@ def append(
     }
     digest = row_hash(prev, row)
     conn.execute(
-        "INSERT INTO journal (seq, ts, lane, kind, fill_id, cylinder_id, data, prev_hash, hash)"
-        " VALUES (:seq, :ts, :lane, :kind, :fill_id, :cylinder_id, :data, :prev_hash, :hash)",
-        {**row, "prev_hash": prev, "hash": digest},
+        "INSERT INTO journal (seq, ts, lane, kind, fill_id, cylinder_id, data, hash)"
+        " VALUES (:seq, :ts, :lane, :kind, :fill_id, :cylinder_id, :data, :hash)",
+        {**row, "hash": bytes.fromhex(digest)},
     )
     conn.execute(
         "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?, ?)"
@@ -74,7 +97,7 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
     start_seq, prev = after or (0, GENESIS)
     if after is not None:
         row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (start_seq,)).fetchone()
-        if row is None or row[0] != prev:
+        if row is None or hex_hash(row[0]) != prev:
             return ChainReport(False, 0, start_seq, f"entry {start_seq}, the last checkpoint's head, was altered or removed")
     expected_seq = start_seq + 1
     count = 0
@@ -87,11 +110,15 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
         seq = row["seq"]
         if seq != expected_seq:
             return ChainReport(False, count, expected_seq, f"entry {expected_seq} is missing")
-        if row["prev_hash"] != prev:
+        # Rows before schema 10 (hex hashes) also name their predecessor's hash, and must still name
+        # it; newer ones (32-byte hashes) leave it to the row before, and must not name any.
+        legacy = isinstance(row["hash"], str)
+        if (row["prev_hash"] != prev) if legacy else (row["prev_hash"] is not None):
             return ChainReport(False, count, seq, f"entry {seq} does not link to entry {seq - 1}")
-        if row_hash(prev, row) != row["hash"]:
+        stored = hex_hash(row["hash"])
+        if row_hash(prev, row) != stored:
             return ChainReport(False, count, seq, f"entry {seq} was altered")
-        prev = row["hash"]
+        prev = stored
         expected_seq += 1
         count += 1
     last = expected_seq - 1

@@ -121,7 +121,9 @@ class _Checker:
                     self.fill_final(fill_id)
         elif kind == "outbox_queued":
             for row in data["rows"]:
-                self.queued(fill_id, row["kind"], row["key"], journal.canonical(row["payload"]))
+                # Since schema 10 an entry names the payload by its digest; before, it carried it.
+                expected = row["sha256"] if "sha256" in row else journal.payload_digest(journal.canonical(row["payload"]))
+                self.queued(fill_id, row["kind"], row["key"], expected)
         elif kind in ("staff_registered", "staff_configured"):
             person = s.staff.setdefault(data["id"], {"source": "command" if kind == "staff_registered" else "config", "active": 1})
             person["name"] = data["name"]
@@ -172,7 +174,7 @@ class _Checker:
         columns = [c for c in expected if c != "id" and not (legacy and c in FILL_CONTEXT)]
         self.compare("fills", fill_id, _row(self.conn, "SELECT * FROM fills WHERE id = ?", (fill_id,)), expected, columns)
 
-    def queued(self, fill_id: str | None, kind: str, key: str, payload: str) -> None:
+    def queued(self, fill_id: str | None, kind: str, key: str, payload_sha256: str) -> None:
         self.state.outbox += 1
         if fill_id:
             # A fill owes one row of each kind: found by (fill, kind), an edited key shows as that field.
@@ -184,7 +186,10 @@ class _Checker:
                        " WHERE idempotency_key = ? AND kind = ? AND fill_id IS NULL", (key, kind))
         name = f"(fill {fill_id or None}, {kind}{'' if fill_id else ', ' + key})" if row is None else \
             f"{row['id']} (fill {row['fill_id']}, {row['kind']})"
-        self.compare("outbox", name, row, {"idempotency_key": key, "payload": payload}, ("idempotency_key", "payload"))
+        if row is not None:
+            row = {**row, "payload": "sha256 " + journal.payload_digest(row["payload"])}
+        self.compare("outbox", name, row, {"idempotency_key": key, "payload": "sha256 " + payload_sha256},
+                     ("idempotency_key", "payload"))
 
     def finish(self, fills_after: int, outbox_after: int) -> None:
         """The rows no entry has closed yet, the staff and shift tables, and rows no entry made.

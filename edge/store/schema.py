@@ -322,6 +322,47 @@ def _v9(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v10(conn: sqlite3.Connection) -> None:
+    """A store that stays small. New journal rows keep their hash as 32 bytes and no copy of the
+    previous row's (edge/store/journal.py), so prev_hash may now be NULL: only that NOT NULL is
+    dropped, by editing the table's declaration in place, which SQLite documents for constraints
+    that do not change how rows are stored (no row is rewritten). The status's "last entry on a
+    lane" reads an index of (lane) by entry number instead of (lane, ts) over every entry. Events
+    the broker already has give up their bodies, as deliveries from now on do (deleted and inserted
+    again, as edge/store/fleet.py's slim_delivered does, so their pages are freed for new rows).
+
+    Nothing older is rewritten otherwise: the checkpoints already journalled digest those rows as
+    they are stored. One transaction, linear in the history: measured 2.2 s on a store of 100,000
+    fills (810,000 entries, 110,000 delivered events) and 8.5 s on one of 300,000, on a loaded
+    2-core PC; about half a minute at a million fills."""
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        edited = conn.execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, 'prev_hash TEXT NOT NULL', 'prev_hash TEXT')"
+            " WHERE type = 'table' AND name = 'journal' AND instr(sql, 'prev_hash TEXT NOT NULL')"
+        ).rowcount
+        if edited != 1:  # rolled back whole: the store stays at schema 9
+            raise sqlite3.DatabaseError("the journal table is not declared as schema 9 declares it")
+        # Other connections re-read the declaration when the schema's version moves on.
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+    _run_script(
+        conn,
+        """
+        DROP INDEX journal_lane_time;
+        CREATE INDEX journal_lane ON journal(lane) WHERE lane IS NOT NULL;
+        CREATE TEMP TABLE delivered AS
+            SELECT id, kind, key, created_at, attempts, delivered_at FROM fleet_outbox WHERE delivered_at IS NOT NULL;
+        DELETE FROM fleet_outbox WHERE delivered_at IS NOT NULL;
+        INSERT INTO fleet_outbox (id, kind, key, payload, created_at, attempts, delivered_at)
+            SELECT id, kind, key, '', created_at, attempts, delivered_at FROM temp.delivered;
+        DROP TABLE temp.delivered
+        """,
+    )
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -329,7 +370,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
