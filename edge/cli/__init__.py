@@ -24,7 +24,7 @@ from .. import __version__
 from ..output import EXIT_FAILED, EXIT_INVALID, CommandError, emit, emit_error
 from ..store import StoreUnavailable
 from . import city as cli_city, fleet as cli_fleet, lane as cli_lane, manager as cli_manager, station as cli_station
-from . import commission as cli_commission, webapp as cli_webapp
+from . import archive as cli_archive, commission as cli_commission, webapp as cli_webapp
 from .common import DEFAULT_CONFIG, EXIT_STORE, load
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_webapp.add_commands(sub, common)
     cli_lane.add_commands(sub, common)
     cli_commission.add_commands(sub, common)
+    cli_archive.add_commands(sub, common)
     return parser
 
 

@@ -41,6 +41,7 @@ def add_commands(command: Command) -> None:
     verify.add_argument("--witness", metavar="FILE",
                         help="chain heads witnessed outside the station (a daily report's JSON or printed head lines):"
                              " each must be in the local chain")
+    verify.add_argument("--archive", metavar="FILE", help="verify a monthly archive file (edge archive) instead of the live store")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
 
@@ -183,6 +184,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ..store.audit import parse_heads
 
     config = load(args.config)
+    if args.archive:
+        from .archive import cmd_verify_archive
+
+        return cmd_verify_archive(args, config, emit)
     witness = None
     if args.witness:
         try:
@@ -199,7 +204,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report, records = audit.chain, audit.records
     first = None if records is None else records.first
     data = {"ok": audit.ok and integrity in ("ok", None), "full": audit.full, "entries": report.entries,
-            "from_checkpoint": audit.since or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
+            "from_checkpoint": audit.since or None,
+            "archive_base": audit.base or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
             "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed,
             "older_rows_rechecked": audit.rechecked_rows, "older_rows": audit.older_rows, "changed_since_verified": audit.changed,
             "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
@@ -208,6 +214,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             {"table": first.table, "key": first.key, "field": first.field, "stored": first.stored, "journal": first.journalled},
             "differences": None if records is None else [str(m) for m in records.mismatches]}
     since = f" since the checkpoint at entry {audit.since}" if audit.since else " from the first entry"
+    if audit.base and audit.since == audit.base:
+        since = f" from the archive's head at entry {audit.base} (the entries before it are in the archive files)"
     lines = [
         f"journal OK: {report.entries} entries{since}, hash chain intact to entry {report.head_seq} ({report.head_hash[:16]})"
         + ("" if integrity is None else f"; integrity_check {integrity}")

@@ -63,6 +63,14 @@ class StoreConfig(Strict):
     # Below this much free space on the store's filesystem the daemon warns (log, status page,
     # metrics) before a full disk stops filling.
     min_free_mb: Annotated[float, Field(ge=0)] = 200.0
+    # `edge archive`: where the monthly archive files go (default: archive/ beside the store), and
+    # how many months, besides the current one, the live store keeps (None: all; `--retention`).
+    archive_dir: Path | None = None
+    retention_months: Annotated[int, Field(ge=1, le=120)] | None = None
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir or self.path.parent / "archive"
 
 
 class UrlPatternConfig(Strict):

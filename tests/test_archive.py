@@ -1,0 +1,232 @@
+"""`edge archive`: closed months move into monthly archive files that still verify and read, and
+the live chain continues from the archive's head. Real stores (written through the daemon's own
+store calls), the real CLI."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import re
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.demo.run import BUNDLED_CONFIG, effective_config
+from tests.history_support import FILL_EVERY, build, cylinders, open_history_store
+
+EDGE = [sys.executable, "-m", "edge.cli"]
+JAN, FEB, MAR = (datetime(2025, m, 10, 2, 0, tzinfo=UTC) for m in (1, 2, 3))
+
+
+def _fills(db: Path, first: int, count: int, at: datetime, acknowledge: bool = True) -> None:
+    """`count` fills from fill number `first`, the first of them at `at`, acknowledged upstream."""
+    store = open_history_store(db, durable=False)
+    try:
+        if first == 0:
+            store.upsert_cylinders(cylinders(30), datetime.now(UTC))
+        for _ in build(store, count, first=first, start=at - first * FILL_EVERY, ack_every=20, acknowledge=acknowledge):
+            pass
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def station(tmp_path: Path) -> tuple[Path, Path]:
+    """A store with 30 fills in each of January, February and March 2025, and its config."""
+    db = tmp_path / "station.db"
+    for n, month in enumerate((JAN, FEB, MAR)):
+        _fills(db, 30 * n, 30, month)
+    raw = yaml.safe_load(effective_config(BUNDLED_CONFIG, tmp_path).read_text(encoding="utf-8"))
+    raw["store"]["path"] = str(db)
+    raw["store"]["archive_dir"] = str(tmp_path / "archive")
+    config = tmp_path / "station.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return db, config
+
+
+def edge(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EDGE, *args, "--config", str(config)], capture_output=True, text=True, timeout=300)
+
+
+def edge_json(config: Path, *args: str) -> dict:  # type: ignore[type-arg]
+    result = edge(config, *args, "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _archives(config: Path) -> list[Path]:
+    return sorted((config.parent / "archive").glob("*.edge-archive.xz"))
+
+
+def test_an_archive_round_trip_keeps_verify_green_and_the_records_readable(station: tuple[Path, Path]) -> None:
+    db, config = station
+    before = {r["id"] for r in edge_json(config, "records")}
+    assert len(before) == 90
+    done = edge_json(config, "archive", "--before", "2025-03-15")
+    assert [a["month"] for a in done["archived"]] == ["2025-01", "2025-02"]
+    files = _archives(config)
+    assert [f.name for f in files] == [Path(a["file"]).name for a in done["archived"]]
+    assert [re.fullmatch(r"station-[\w.-]+-(\d{4}-\d{2})\.edge-archive\.xz", f.name).group(1) for f in files] == [  # type: ignore[union-attr]
+        "2025-01", "2025-02"]
+    # The live store keeps March (and the archive's head as its first entry); the rest moved out.
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 30
+        assert conn.execute("SELECT min(seq) FROM journal").fetchone()[0] == done["base"]["entry"]
+        assert conn.execute("SELECT hash FROM journal WHERE seq = ?", (done["base"]["entry"],)).fetchone()[0] == done["base"]["hash"]
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 30 * 2  # a filling record and a trace node each
+    assert done["verified"] and done["deleted"]["fills"] == 60
+
+    incremental = edge_json(config, "verify")
+    assert incremental["ok"] and incremental["archive_base"] == done["base"]["entry"]
+    full = edge(config, "verify", "--full")
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert f"from the archive's head at entry {done['base']['entry']}" in full.stdout and "integrity_check ok" in full.stdout
+
+    archived = set()
+    for file in files:
+        checked = edge_json(config, "verify", "--archive", str(file))
+        assert checked["ok"] and checked["counts"]["fills"] == 30, checked
+        assert checked["live_store"].startswith("matches the live store's record")
+        archived |= {r["id"] for r in edge_json(config, "records", "--archive", str(file))}
+    assert "begins at its head" in edge_json(config, "verify", "--archive", str(files[-1]))["live_store"]
+    live = {r["id"] for r in edge_json(config, "records")}
+    assert archived | live == before and not archived & live and len(archived) == 60
+    # The usual filters work on an archive: one lane, one day, the CSV.
+    lane_a = edge_json(config, "records", "--archive", str(files[0]), "--lane", "A")
+    assert lane_a and {r["lane"] for r in lane_a} == {"A"}
+    day = edge_json(config, "records", "--archive", str(files[1]), "--date", "2025-02-10")
+    assert len(day) == 30
+    csv = edge(config, "records", "--archive", str(files[0]), "--csv")
+    assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == 31
+
+
+def _edit_archive(file: Path, sql: str) -> None:
+    """What someone with the file would do: unpack it, change a row, pack it again."""
+    db = file.with_suffix(".db")
+    db.write_bytes(lzma.decompress(file.read_bytes()))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(sql).rowcount == 1
+    file.write_bytes(lzma.compress(db.read_bytes()))
+    db.unlink()
+
+
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("UPDATE fills SET net_kg = net_kg + 1 WHERE rowid = 3", "net_kg"),
+        ("UPDATE outbox SET payload = payload || ' ' WHERE id = (SELECT min(id) FROM outbox)", "outbox"),
+        ("DELETE FROM fills WHERE rowid = 5", "fill"),
+        ("UPDATE journal SET data = replace(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
+         " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND data LIKE '%\"accepted\":false%')", "altered"),
+    ],
+)
+def test_an_edited_archive_is_caught_by_verify_archive(station: tuple[Path, Path], sql: str, said: str) -> None:
+    _, config = station
+    edge_json(config, "archive", "--before", "2025-02-01")
+    [file] = _archives(config)
+    _edit_archive(file, sql)
+    result = edge(config, "verify", "--archive", str(file), "--json")
+    assert result.returncode == 1, result.stdout
+    checked = json.loads(result.stdout)
+    assert not checked["ok"] and said in checked["problem"], checked["problem"]
+
+
+def test_a_rechained_archive_is_caught_against_the_live_store(station: tuple[Path, Path]) -> None:
+    """Every hash recomputed inside the file holds together on its own; the live store recorded
+    the archive's head when it was made."""
+    from edge.store import journal
+
+    _, config = station
+    edge_json(config, "archive", "--before", "2025-02-01")
+    [file] = _archives(config)
+    db = file.with_suffix(".db")
+    db.write_bytes(lzma.decompress(file.read_bytes()))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE fills SET net_kg = 1.0 WHERE rowid = 1")
+        fill_id = conn.execute("SELECT id FROM fills WHERE rowid = 1").fetchone()[0]
+        seq, data = conn.execute("SELECT seq, data FROM journal WHERE fill_id = ? AND kind = 'fill_complete'", (fill_id,)).fetchone()
+        conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (journal.canonical({**json.loads(data), "net_kg": 1.0}), seq))
+        prev = journal.GENESIS
+        columns = ("seq", "ts", "lane", "kind", "fill_id", "cylinder_id", "data")
+        for row in conn.execute(f"SELECT {', '.join(columns)} FROM journal ORDER BY seq").fetchall():
+            digest = journal.row_hash(prev, dict(zip(columns, row)))
+            conn.execute("UPDATE journal SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, row[0]))
+            prev, last = digest, row[0]
+        conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (last, prev))
+        manifest = json.loads(conn.execute("SELECT value FROM manifest WHERE key = 'head'").fetchone()[0])
+        conn.execute("UPDATE manifest SET value = ? WHERE key = 'head'", (json.dumps({**manifest, "hash": prev}),))
+    file.write_bytes(lzma.compress(db.read_bytes()))
+    db.unlink()
+    result = edge(config, "verify", "--archive", str(file), "--json")
+    checked = json.loads(result.stdout)
+    assert result.returncode == 1 and not checked["ok"]
+    assert "DIFFERS" in checked["live_store"] or "differ" in (checked["problem"] or ""), checked
+
+
+def test_an_archive_is_refused_while_a_fill_is_not_delivered_to_the_city(tmp_path: Path, station: tuple[Path, Path]) -> None:
+    db, config = station
+    with sqlite3.connect(db) as conn:
+        fill_id = conn.execute("SELECT fill_id FROM outbox ORDER BY id LIMIT 1 OFFSET 7").fetchone()[0]
+        conn.execute("UPDATE outbox SET status = 'pending' WHERE fill_id = ?", (fill_id,))
+        size = conn.execute("SELECT count(*) FROM journal").fetchone()[0]
+    result = edge(config, "archive", "--before", "2025-03-01")
+    assert result.returncode == 1
+    assert f"fill {fill_id} is not delivered to the city yet" in result.stderr
+    assert not _archives(config)
+    with sqlite3.connect(db) as conn:  # nothing moved (the verify before it journalled its checkpoint)
+        assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 90
+        assert conn.execute("SELECT count(*) FROM journal").fetchone()[0] == size + 1
+
+
+def test_an_archive_is_refused_while_the_fleet_has_not_acknowledged_a_fill(station: tuple[Path, Path]) -> None:
+    db, config = station
+    with sqlite3.connect(db) as conn:
+        key = conn.execute("SELECT key FROM fleet_outbox WHERE kind = 'fill' ORDER BY id LIMIT 1").fetchone()[0]
+        conn.execute("UPDATE fleet_outbox SET delivered_at = NULL WHERE key = ?", (key,))
+    result = edge(config, "archive", "--before", "2025-02-01")
+    assert result.returncode == 1 and f"fill {key} is not acknowledged by the company fleet" in result.stderr
+
+
+def test_an_archive_is_refused_when_the_live_store_does_not_verify(station: tuple[Path, Path]) -> None:
+    db, config = station
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE fills SET net_kg = 3 WHERE rowid = 2")
+    result = edge(config, "archive", "--before", "2025-02-01")
+    assert result.returncode == 1 and "does not verify" in result.stderr and not _archives(config)
+
+
+def test_the_live_chain_continues_and_a_second_archive_follows_the_first(station: tuple[Path, Path]) -> None:
+    db, config = station
+    first = edge_json(config, "archive", "--before", "2025-02-01")
+    assert [a["month"] for a in first["archived"]] == ["2025-01"]
+    _fills(db, 90, 20, datetime(2025, 4, 3, 2, 0, tzinfo=UTC))  # the station goes on filling
+    assert edge_json(config, "verify")["ok"]
+    second = edge_json(config, "archive", "--before", "2025-04-01")
+    assert [a["month"] for a in second["archived"]] == ["2025-02", "2025-03"]
+    feb = _archives(config)[1]
+    # Each archive starts where the one before it ends: February's anchor is January's head.
+    assert edge_json(config, "verify", "--archive", str(feb))["anchor"] == {"entry": first["base"]["entry"], "hash": first["base"]["hash"]}
+    for file in _archives(config):
+        assert edge_json(config, "verify", "--archive", str(file))["ok"]
+    assert edge_json(config, "verify")["ok"] and edge_json(config, "verify", "--full")["ok"]
+    assert len(edge_json(config, "records")) == 20
+    _fills(db, 110, 10, datetime(2025, 4, 20, 2, 0, tzinfo=UTC))
+    again = edge_json(config, "verify")
+    assert again["ok"] and again["from_checkpoint"] > second["base"]["entry"]
+    # Nothing is left to archive before April: a second run changes nothing.
+    assert edge_json(config, "archive", "--before", "2025-04-01")["archived"] == []
+
+
+def test_an_edit_to_a_live_row_after_an_archive_is_still_caught(station: tuple[Path, Path]) -> None:
+    db, config = station
+    edge_json(config, "archive", "--before", "2025-03-01")
+    edge_json(config, "verify")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE fills SET net_kg = 2 WHERE rowid = (SELECT max(rowid) FROM fills)")
+    result = edge(config, "verify", "--json")
+    assert result.returncode == 1 and not json.loads(result.stdout)["ok"]
