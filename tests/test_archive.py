@@ -38,9 +38,13 @@ def _fills(db: Path, first: int, count: int, at: datetime, acknowledge: bool = T
 @pytest.fixture
 def station(tmp_path: Path) -> tuple[Path, Path]:
     """A store with 30 fills in each of January, February and March 2025, and its config."""
+    return _station(tmp_path, (JAN, FEB, MAR))
+
+
+def _station(tmp_path: Path, starts: tuple[datetime, ...], each: int = 30) -> tuple[Path, Path]:
     db = tmp_path / "station.db"
-    for n, month in enumerate((JAN, FEB, MAR)):
-        _fills(db, 30 * n, 30, month)
+    for n, at in enumerate(starts):
+        _fills(db, each * n, each, at)
     raw = yaml.safe_load(effective_config(BUNDLED_CONFIG, tmp_path).read_text(encoding="utf-8"))
     raw["store"]["path"] = str(db)
     raw["store"]["archive_dir"] = str(tmp_path / "archive")
@@ -230,3 +234,41 @@ def test_an_edit_to_a_live_row_after_an_archive_is_still_caught(station: tuple[P
         conn.execute("UPDATE fills SET net_kg = 2 WHERE rowid = (SELECT max(rowid) FROM fills)")
     result = edge(config, "verify", "--json")
     assert result.returncode == 1 and not json.loads(result.stdout)["ok"]
+
+
+def test_a_fill_in_progress_at_the_month_end_stays_live_and_verifies(tmp_path: Path) -> None:
+    """Lanes fill across midnight: a fill authorised in January and finished in February stays in
+    the live store (in the state the archive's entry carries) and is held to its entries there."""
+    # 1 February 00:00 in Shanghai is 31 January 16:00 UTC: fills every 24 s from 15:55, each 64 s long.
+    db, config = _station(tmp_path, (JAN, datetime(2025, 1, 31, 15, 55, tzinfo=UTC), MAR), each=20)
+    done = edge_json(config, "archive", "--before", "2025-02-01")
+    with sqlite3.connect(db) as conn:
+        entry = json.loads(conn.execute("SELECT data FROM journal WHERE kind = 'archived'").fetchone()[0])
+        spanning = list(entry["state"]["open_fills"])
+        assert spanning, "no fill was in progress at the cut"
+        statuses = {r[0] for r in conn.execute(f"SELECT status FROM fills WHERE id IN ({', '.join('?' * len(spanning))})", spanning)}
+        assert statuses == {"complete"}
+    archived = {r["id"] for r in edge_json(config, "records", "--archive", done["archived"][0]["file"])}
+    assert not archived & set(spanning) and len(archived) + len(edge_json(config, "records")) == 60
+    assert edge_json(config, "verify", "--archive", done["archived"][0]["file"])["ok"]
+    assert edge_json(config, "verify", "--full")["ok"]
+    # The spanning fill is held to its entries in the live store: an edit to it is caught.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE fills SET net_kg = 1 WHERE id = ?", (spanning[0],))
+    result = edge(config, "verify", "--full", "--json")
+    assert result.returncode == 1 and spanning[0] in result.stdout
+
+
+def test_retention_archives_what_the_setting_no_longer_keeps(station: tuple[Path, Path]) -> None:
+    _, config = station
+    assert edge_json(config, "archive", "--retention")["archived"] == []  # not set: everything stays
+    raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+    raw["store"]["retention_months"] = 0
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    refused = edge(config, "archive", "--retention")
+    assert refused.returncode == 2 and "retention_months" in refused.stderr
+    raw["store"]["retention_months"] = 12
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    done = edge_json(config, "archive", "--retention")  # today is long after March 2025: all three months go
+    assert [a["month"] for a in done["archived"]] == ["2025-01", "2025-02", "2025-03"]
+    assert edge_json(config, "records") == [] and edge_json(config, "verify")["ok"]
