@@ -143,11 +143,19 @@ def test_an_edited_archive_is_caught_by_verify_archive(station: tuple[Path, Path
 def test_a_rechained_archive_is_caught_against_the_live_store(station: tuple[Path, Path]) -> None:
     """Every hash recomputed inside the file holds together on its own; the live store recorded
     the archive's head when it was made."""
-    from edge.store import journal
+    from edge.store import archive, journal
 
-    _, config = station
+    live_db, config = station
+    with sqlite3.connect(live_db) as conn:  # a head printed on a January daily report
+        entry, digest = conn.execute("SELECT seq, hash FROM journal WHERE seq = 200").fetchone()
+    witness = config.parent / "witness.json"
+    witness.write_text(json.dumps({"entry": entry, "hash": digest}), encoding="utf-8")
     edge_json(config, "archive", "--before", "2025-02-01")
+    live = edge_json(config, "verify", "--witness", str(witness))
+    assert live["ok"] and live["witnessed_heads_archived"] == 1
     [file] = _archives(config)
+    held = edge_json(config, "verify", "--archive", str(file), "--witness", str(witness))
+    assert held["ok"] and held["witnessed_heads"] == 1
     db = file.with_suffix(".db")
     db.write_bytes(lzma.decompress(file.read_bytes()))
     with sqlite3.connect(db) as conn:
@@ -164,12 +172,19 @@ def test_a_rechained_archive_is_caught_against_the_live_store(station: tuple[Pat
         conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (last, prev))
         manifest = json.loads(conn.execute("SELECT value FROM manifest WHERE key = 'head'").fetchone()[0])
         conn.execute("UPDATE manifest SET value = ? WHERE key = 'head'", (json.dumps({**manifest, "hash": prev}),))
+        outbox = json.loads(conn.execute("SELECT value FROM manifest WHERE key = 'outbox_ids'").fetchone()[0])
+        digests = archive._checkpoint(conn, 0, last, tuple(outbox))  # and the digests recomputed too
+        conn.execute("UPDATE manifest SET value = ? WHERE key = 'checkpoint'", (json.dumps(digests),))
     file.write_bytes(lzma.compress(db.read_bytes()))
     db.unlink()
     result = edge(config, "verify", "--archive", str(file), "--json")
     checked = json.loads(result.stdout)
     assert result.returncode == 1 and not checked["ok"]
-    assert "DIFFERS" in checked["live_store"] or "differ" in (checked["problem"] or ""), checked
+    assert checked["live_store"].startswith("DIFFERS") and "differ from the live store's record" in checked["problem"], checked
+    # Away from the station (no live store), the witnessed head still finds the rewrite.
+    config.with_name("station.db").rename(config.with_name("elsewhere.db"))
+    alone = edge(config, "verify", "--archive", str(file), "--witness", str(witness), "--json")
+    assert alone.returncode == 1 and "rewritten" in json.loads(alone.stdout)["problem"], alone.stdout
 
 
 def test_an_archive_is_refused_while_a_fill_is_not_delivered_to_the_city(tmp_path: Path, station: tuple[Path, Path]) -> None:

@@ -124,6 +124,14 @@ def cmd_verify_archive(args: argparse.Namespace, config: Config, emit: Emit) -> 
     from ..store import StoreError, StoreUnavailable
     from ..store import archive as archives
 
+    witness = None
+    if args.witness:
+        from ..store.audit import parse_heads
+
+        try:
+            witness = parse_heads(Path(args.witness).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CommandError(f"--witness {args.witness}: {exc}") from None
     opened = open_archive(args.archive)
     try:
         try:
@@ -131,7 +139,7 @@ def cmd_verify_archive(args: argparse.Namespace, config: Config, emit: Emit) -> 
         except (StoreError, StoreUnavailable):
             live = None  # an inspector's copy of the archive, away from the station
         try:
-            report = archives.verify(opened, live)
+            report = archives.verify(opened, live, witness)
         finally:
             if live is not None:
                 live.close()
@@ -141,7 +149,7 @@ def cmd_verify_archive(args: argparse.Namespace, config: Config, emit: Emit) -> 
     data = {"ok": report.ok, "archive": args.archive, "month": m["month"], "station": m["station"],
             "first_entry": m["anchor"]["entry"] + 1, "last_entry": m["head"]["entry"], "head": m["head"],
             "anchor": m["anchor"], "counts": m["counts"], "problem": report.problem(), "problems": report.problems,
-            "live_store": report.live}
+            "live_store": report.live, "witnessed_heads": report.witnessed}
     chain = report.chain
     lines = [f"archive {m['station']} {m['month']}: entries {m['anchor']['entry'] + 1}-{m['head']['entry']}, from"
              f" {m['anchor']['hash'][:16]} (entry {m['anchor']['entry']}) to {m['head']['hash'][:16]}"]
@@ -151,6 +159,8 @@ def cmd_verify_archive(args: argparse.Namespace, config: Config, emit: Emit) -> 
         lines.append(f"records OK: {m['counts']['fills']} fills, {m['counts']['outbox']} outbox rows as the entries imply"
                      if report.ok else f"records DIFFER: {report.problem()}")
     lines += [f"  {p}" for p in report.problems[1:]]
+    if witness is not None:
+        lines.append(f"witnessed heads within its entries: {report.witnessed} compared")
     if report.live is not None:
         lines.append(f"live store: {report.live}")
     emit(data, args.json, "\n".join(lines))

@@ -206,7 +206,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     data = {"ok": audit.ok and integrity in ("ok", None), "full": audit.full, "entries": report.entries,
             "from_checkpoint": audit.since or None,
             "archive_base": audit.base or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
-            "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed,
+            "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed, "witnessed_heads_archived": audit.archived_heads,
             "older_rows_rechecked": audit.rechecked_rows, "older_rows": audit.older_rows, "changed_since_verified": audit.changed,
             "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
             "records_checked": None if records is None else records.checked,
@@ -229,6 +229,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if audit.witnessed:
         lines.append(f"witnessed heads: {audit.witnessed - len(audit.unwitnessed)} of {audit.witnessed} held by the local chain"
                      + "".join(f"\n  DIFFERS: {problem}" for problem in audit.unwitnessed))
+    if audit.archived_heads:
+        lines.append(f"witnessed heads before the archive's head: {audit.archived_heads}, checked by `edge verify --archive FILE --witness`")
     if records is not None and records.ok:
         lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
     elif records is not None:

@@ -490,6 +490,7 @@ class ArchiveReport:
     records: replay.RecordsReport | None = None
     problems: list[str] = field(default_factory=list)
     live: str | None = None  # how the live store's record of this archive compares (None: no live store)
+    witnessed: int = 0  # witnessed heads within the archive's entries, compared
 
     @property
     def ok(self) -> bool:
@@ -503,7 +504,7 @@ class ArchiveReport:
         return self.problems[0] if self.problems else None
 
 
-def verify(archive: Archive, live: Store | None = None) -> ArchiveReport:
+def verify(archive: Archive, live: Store | None = None, witness: list[audit.Head] | None = None) -> ArchiveReport:
     """The archive on its own (its chain from its anchor to its head, its rows against its entries
     from the start state, its end state, its digests), and against what the live store journalled
     of it when there is one."""
@@ -529,6 +530,13 @@ def verify(archive: Archive, live: Store | None = None) -> ArchiveReport:
     for table, a, b, expected in m["checkpoint"]["pieces"]:
         if audit.digest(conn, table, m["checkpoint"]["columns"][table], a, b) != expected:
             report.problems.append(f"{table} rows {a + 1}-{b} differ from the archive's checkpoint digest")
+    for head in witness or []:
+        if lo < head.entry <= hi:
+            row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (head.entry,)).fetchone()
+            report.witnessed += 1
+            if row is None or row[0] != head.hash:  # first: a rewritten history holds together otherwise
+                report.problems.insert(0, f"entry {head.entry} has hash {row[0][:16] if row else 'none'}… but {head.hash[:16]}…"
+                                       " was witnessed: the history was rewritten after it was sent out")
     if live is not None:
         _against_live(report, live)
     return report

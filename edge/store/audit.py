@@ -80,6 +80,7 @@ class Audit:
     checkpoint: dict[str, Any] | None = None  # what to journal when ok
     base: int = 0  # the archive's head the live chain begins at (0: the genesis, nothing archived)
     applying: bool = False  # an archive's rows are still being deleted: no checkpoint meanwhile
+    archived_heads: int = 0  # witnessed heads before the live chain's base: `edge verify --archive` checks them
 
     @property
     def ok(self) -> bool:
@@ -132,6 +133,9 @@ def compare_heads(conn: sqlite3.Connection, audit: Audit, heads: list[Head]) -> 
     """Each witnessed head against the local chain: a station that rewrote its history, even every
     hash from the genesis on, holds other hashes than the ones it sent out before."""
     for head in heads:
+        if head.entry < audit.base:
+            audit.archived_heads += 1
+            continue
         audit.witnessed += 1
         row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (head.entry,)).fetchone()
         if row is None:
