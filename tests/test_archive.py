@@ -287,3 +287,17 @@ def test_retention_archives_what_the_setting_no_longer_keeps(station: tuple[Path
     done = edge_json(config, "archive", "--retention")  # today is long after March 2025: all three months go
     assert [a["month"] for a in done["archived"]] == ["2025-01", "2025-02", "2025-03"]
     assert edge_json(config, "records") == [] and edge_json(config, "verify")["ok"]
+
+
+def test_an_inspector_verifies_an_archive_without_the_station(station: tuple[Path, Path], tmp_path: Path) -> None:
+    _, config = station
+    edge_json(config, "archive", "--before", "2025-02-01")
+    [file] = _archives(config)
+    copy = tmp_path / "inspector" / file.name
+    copy.parent.mkdir()
+    copy.write_bytes(file.read_bytes())
+    result = subprocess.run([*EDGE, "verify", "--archive", str(copy), "--config", str(tmp_path / "none.yaml")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "journal OK" in result.stdout and "records OK: 30 fills" in result.stdout and "live store" not in result.stdout
+    assert [p.name for p in copy.parent.iterdir()] == [file.name]  # its scratch copy is gone

@@ -119,10 +119,12 @@ def open_archive(path: str) -> Archive:
         raise CommandError(str(exc)) from None
 
 
-def cmd_verify_archive(args: argparse.Namespace, config: Config, emit: Emit) -> int:
-    """`edge verify --archive FILE`: the file on its own, and against the live store when there is one."""
+def cmd_verify_archive(args: argparse.Namespace, emit: Emit) -> int:
+    """`edge verify --archive FILE`: the file on its own, and against the live store when the
+    config names one (an inspector away from the station needs neither)."""
     from ..store import StoreError, StoreUnavailable
     from ..store import archive as archives
+    from .common import load
 
     witness = None
     if args.witness:
@@ -135,8 +137,8 @@ def cmd_verify_archive(args: argparse.Namespace, config: Config, emit: Emit) -> 
     opened = open_archive(args.archive)
     try:
         try:
-            live = open_existing(config)
-        except (StoreError, StoreUnavailable):
+            live = open_existing(load(args.config))
+        except (CommandError, StoreError, StoreUnavailable):
             live = None  # an inspector's copy of the archive, away from the station
         try:
             report = archives.verify(opened, live, witness)

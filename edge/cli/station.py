@@ -183,11 +183,11 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from ..store.audit import parse_heads
 
-    config = load(args.config)
     if args.archive:
         from .archive import cmd_verify_archive
 
-        return cmd_verify_archive(args, config, emit)
+        return cmd_verify_archive(args, emit)
+    config = load(args.config)
     witness = None
     if args.witness:
         try:

@@ -37,6 +37,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import time as time_mod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,8 +57,8 @@ FORMAT = 1
 BASE_META = "archive_base"  # meta: {"entry", "hash"} of the head the live chain begins at (a copy of the journal's word)
 FINAL_KINDS = tuple(f"fill_{status}" for status in replay.FINAL_STATUSES)
 HOLD_KINDS = ("lane_held", "lane_ack", "lane_reset")
-ROWS_PER_TRANSACTION = 5_000  # deletions per write transaction: a lane's commit waits for one at most
-PRESET = 6  # lzma's default: a month of records packs to about a tenth (see bench/archive.py)
+STEP = 2_000  # rows (or entries) deleted per write transaction: a lane's commit waits for one at most
+PRESET = 1  # 10x faster than lzma's default 6 for files a third bigger (about 750 B a fill; bench/archive.py)
 
 
 class ArchiveRefused(Exception):
@@ -351,17 +352,31 @@ def _checkpoint(conn: sqlite3.Connection, lo: int, hi: int, outbox: tuple[int, i
 # Deleting what moved out -----------------------------------------------------------------------
 
 
-def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, int]:
+class _Steps:
+    """Short write transactions, the longest of them timed: the most a lane's commit waited."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.longest = store, 0.0
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        started = time_mod.monotonic()
+        with self.store.transaction() as tx:
+            yield tx
+        self.longest = max(self.longest, time_mod.monotonic() - started)
+
+
+def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
     """Delete the rows the archive at entry `seq` holds, in short transactions: outbox rows, then
     the rows naming a fill and the fills (found by their entries, still there), then the entries
     but the head, then the fleet events delivered before the cut. Repeatable after a crash."""
-    lo, hi = entry["from"], entry["upto"]
+    lo, hi, top = entry["from"], entry["upto"], entry["outbox_id"]
+    steps = _Steps(store)
     counts = {"outbox": 0, "fills": 0, "journal": 0, "fleet_outbox": 0}
-    first = store.query("SELECT coalesce(min(id), 0) AS n FROM outbox")[0]["n"]
-    for start in range(first - 1, entry["outbox_id"], ROWS_PER_TRANSACTION):
-        with store.transaction() as tx:
-            counts["outbox"] += tx.execute("DELETE FROM outbox WHERE id > ? AND id <= ?",
-                                           (start, min(start + ROWS_PER_TRANSACTION, entry["outbox_id"]))).rowcount
+    first = store.query("SELECT coalesce(min(id), 1) AS n FROM outbox")[0]["n"]
+    for start in range(first - 1, top, STEP):
+        with steps.transaction() as tx:
+            counts["outbox"] += tx.execute("DELETE FROM outbox WHERE id > ? AND id <= ?", (start, min(start + STEP, top))).rowcount
     with store.transaction() as tx:
         dependents = {table: _made_before(tx, table) for table in _dependents(tx)}
     kinds = ", ".join(f"?{n}" for n in range(4, 4 + len(FINAL_KINDS)))
@@ -370,30 +385,29 @@ def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, int]:
     # keys are off for the deletion (the daemon's are not: it never deletes a fill).
     store.query("PRAGMA foreign_keys = OFF")
     try:
-        for start in range(lo, hi, ROWS_PER_TRANSACTION * 4):
-            window = (entry["before"], start, min(start + ROWS_PER_TRANSACTION * 4, hi), *FINAL_KINDS)
-            with store.transaction() as tx:
+        for start in range(lo, hi, STEP):
+            window = (entry["before"], start, min(start + STEP, hi), *FINAL_KINDS)
+            with steps.transaction() as tx:
                 for table, made_before in dependents.items():
                     tx.execute(f"DELETE FROM {table} WHERE fill_id IN ({finished}) AND {made_before}", window)
                 counts["fills"] += tx.execute(f"DELETE FROM fills WHERE id IN ({finished})", window).rowcount
     finally:
         store.query("PRAGMA foreign_keys = ON")
     first = store.query("SELECT coalesce(min(seq), 0) AS n FROM journal")[0]["n"]
-    for start in range(first, hi, ROWS_PER_TRANSACTION * 4):
-        with store.transaction() as tx:
-            counts["journal"] += tx.execute("DELETE FROM journal WHERE seq >= ? AND seq < ?",
-                                            (start, min(start + ROWS_PER_TRANSACTION * 4, hi))).rowcount
+    for start in range(first, hi, STEP):
+        with steps.transaction() as tx:
+            counts["journal"] += tx.execute("DELETE FROM journal WHERE seq >= ? AND seq < ?", (start, min(start + STEP, hi))).rowcount
     while True:
-        with store.transaction() as tx:
+        with steps.transaction() as tx:
             gone = tx.execute("DELETE FROM fleet_outbox WHERE id IN (SELECT id FROM fleet_outbox WHERE delivered_at IS NOT NULL"
-                              " AND julianday(created_at) < julianday(?) LIMIT ?)", (entry["before"], ROWS_PER_TRANSACTION)).rowcount
+                              " AND julianday(created_at) < julianday(?) LIMIT ?)", (entry["before"], STEP)).rowcount
         counts["fleet_outbox"] += gone
-        if gone < ROWS_PER_TRANSACTION:
+        if gone < STEP:
             break
     with store.transaction() as tx:
         tx.execute("DELETE FROM meta WHERE key = ?", (audit.APPLYING,))
-    log.info("archive at entry %s: deleted %s", seq, counts)
-    return counts
+    log.info("archive at entry %s: deleted %s, the longest transaction %.3f s", seq, counts, steps.longest)
+    return {**counts, "longest_transaction_s": round(steps.longest, 3)}
 
 
 def reclaim(store: Store, pages: int = 2048) -> int:
