@@ -301,3 +301,20 @@ def test_an_inspector_verifies_an_archive_without_the_station(station: tuple[Pat
     assert result.returncode == 0, result.stderr
     assert "journal OK" in result.stdout and "records OK: 30 fills" in result.stdout and "live store" not in result.stdout
     assert [p.name for p in copy.parent.iterdir()] == [file.name]  # its scratch copy is gone
+
+
+def test_a_file_that_is_not_an_archive_is_named_and_nothing_is_touched(station: tuple[Path, Path], tmp_path: Path) -> None:
+    db, config = station
+    junk = tmp_path / "junk.edge-archive.xz"
+    for content in (b"not xz at all", lzma.compress(b"not a database"), lzma.compress(b"x" * 100_000)[:200]):
+        junk.write_bytes(content)
+        for command in (("verify", "--archive", str(junk)), ("records", "--archive", str(junk))):
+            result = edge(config, *command)
+            assert result.returncode == 2 and "not an archive file" in result.stderr, (command, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no scratch copy left behind
+    missing = edge(config, "records", "--archive", str(tmp_path / "none.xz"))
+    assert missing.returncode == 2 and "none.xz" in missing.stderr
+    future = edge(config, "archive", "--before", "2999-01-01")
+    assert future.returncode == 1 and "not over yet" in future.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 90
