@@ -105,6 +105,8 @@ def test_an_archive_round_trip_keeps_verify_green_and_the_records_readable(stati
     assert lane_a and {r["lane"] for r in lane_a} == {"A"}
     day = edge_json(config, "records", "--archive", str(files[1]), "--date", "2025-02-10")
     assert len(day) == 30
+    rejected = edge_json(config, "records", "--archive", str(files[0]), "--rejected")
+    assert len(rejected) == 3 and all(r["reasons"] == ["INSPECTION_OVERDUE"] for r in rejected)
     csv = edge(config, "records", "--archive", str(files[0]), "--csv")
     assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == 31
 
