@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".edge-archive.xz"
 FORMAT = 1
-BASE_META = "archive_base"  # meta: {"entry", "hash"} of the head the live chain begins at (a copy of the journal's word)
 FINAL_KINDS = tuple(f"fill_{status}" for status in replay.FINAL_STATUSES)
 HOLD_KINDS = ("lane_held", "lane_ack", "lane_reset")
 STEP = 2_000  # rows (or entries) deleted per write transaction: a lane's commit waits for one at most
@@ -130,7 +129,6 @@ def make(store: Store, before: date, tz: ZoneInfo, directory: Path, unit: str, n
     with store.transaction() as tx:
         seq = store.journal(now, audit.ARCHIVED, entry)
         set_meta(tx, audit.APPLYING, json.dumps({"entry": seq}))
-        set_meta(tx, BASE_META, json.dumps({"entry": last.hi, "hash": head}))
     deleted = _delete(store, seq, entry)
     rebased = store.audit()  # from the archive's head: its checkpoint digests every row that stays
     return {"archived": [{"file": str(s.file), **s.record} for s in segments], "base": {"entry": last.hi, "hash": head},
