@@ -320,3 +320,59 @@ def test_a_file_that_is_not_an_archive_is_named_and_nothing_is_touched(station: 
     assert future.returncode == 1 and "not over yet" in future.stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 90
+
+
+def test_vacuum_returns_the_space_and_the_checkpoints_still_hold(station: tuple[Path, Path]) -> None:
+    """The checkpoints address fills by rowid: the rewrite must not move them."""
+    db, config = station
+    edge_json(config, "verify")
+    with sqlite3.connect(db) as conn:
+        rowids = conn.execute("SELECT rowid, id FROM fills WHERE authorised_at >= '2025-03' ORDER BY rowid").fetchall()
+    done = edge_json(config, "archive", "--before", "2025-03-01", "--vacuum")
+    assert done["vacuumed"] and done["store_bytes_after"] < done["store_bytes_before"]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT rowid, id FROM fills ORDER BY rowid").fetchall() == rowids
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental from now on
+    check = edge_json(config, "verify")
+    assert check["ok"] and check["older_rows_rechecked"] == check["older_rows"] > 0
+    _fills(db, 90, 10, datetime(2025, 4, 3, 2, 0, tzinfo=UTC))
+    assert edge_json(config, "verify")["ok"] and edge_json(config, "verify", "--full")["ok"]
+    second = edge_json(config, "archive", "--before", "2025-04-01")
+    assert second["pages_returned"] > 0 and second["store_bytes_after"] < second["store_bytes_before"]
+    assert edge_json(config, "verify")["ok"]
+
+
+def test_an_archive_interrupted_while_deleting_is_finished_by_the_next(station: tuple[Path, Path],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoneinfo import ZoneInfo
+
+    from edge.store import archive
+
+    db, config = station
+    store = open_history_store(db)
+    real = archive._Steps.transaction
+    calls = {"n": 0}
+
+    def dies_midway(self: archive._Steps):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the power goes, or someone presses ^C
+        return real(self)
+
+    monkeypatch.setattr(archive._Steps, "transaction", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        archive.make(store, datetime(2025, 3, 1).date(), ZoneInfo("Asia/Shanghai"), config.parent / "archive", "u",
+                     datetime.now(UTC))
+    store.close()
+    monkeypatch.setattr(archive._Steps, "transaction", real)
+    meanwhile = edge_json(config, "verify")  # verifies, from the archive's head, but journals no checkpoint
+    assert meanwhile["ok"] and meanwhile["archive_base"]
+    with sqlite3.connect(db) as conn:
+        last = conn.execute("SELECT max(seq) FROM journal WHERE kind = 'verified'").fetchone()[0]
+        assert last < conn.execute("SELECT seq FROM journal WHERE kind = 'archived'").fetchone()[0]
+    done = edge_json(config, "archive", "--before", "2025-03-01")
+    assert done["resumed"] and done["archived"] == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 30
+        assert conn.execute("SELECT count(*) FROM meta WHERE key = 'archive_applying'").fetchone()[0] == 0
+    assert edge_json(config, "verify")["ok"] and edge_json(config, "verify", "--full")["ok"]

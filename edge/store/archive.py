@@ -419,6 +419,8 @@ def reclaim(store: Store, pages: int = 2048) -> int:
         with store.transaction() as tx:
             tx.execute(f"PRAGMA incremental_vacuum({min(free, pages)})").fetchall()
         returned += min(free, pages)
+    if returned:
+        store.query("PRAGMA wal_checkpoint(TRUNCATE)")  # the pages moved through the WAL: it shrinks too
     return returned
 
 
@@ -429,6 +431,7 @@ def vacuum(path: Path) -> None:
     try:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # the rewrite went through the WAL
     finally:
         conn.close()
 
