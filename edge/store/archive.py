@@ -404,7 +404,7 @@ def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
             break
     with store.transaction() as tx:
         tx.execute("DELETE FROM meta WHERE key = ?", (audit.APPLYING,))
-    log.info("archive at entry %s: deleted %s, the longest transaction %.3f s", seq, counts, steps.longest)
+    log.debug("archive at entry %s: deleted %s, the longest transaction %.3f s", seq, counts, steps.longest)
     return {**counts, "longest_transaction_s": round(steps.longest, 3)}
 
 
