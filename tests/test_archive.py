@@ -376,3 +376,14 @@ def test_an_archive_interrupted_while_deleting_is_finished_by_the_next(station: 
         assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 30
         assert conn.execute("SELECT count(*) FROM meta WHERE key = 'archive_applying'").fetchone()[0] == 0
     assert edge_json(config, "verify")["ok"] and edge_json(config, "verify", "--full")["ok"]
+
+
+def test_a_live_store_that_no_longer_begins_at_the_archives_head_is_reported(station: tuple[Path, Path]) -> None:
+    db, config = station
+    done = edge_json(config, "archive", "--before", "2025-02-01")
+    base = done["base"]["entry"]
+    with sqlite3.connect(db) as conn:  # the archive's head, the live chain's first entry, removed
+        conn.execute("DELETE FROM journal WHERE seq = ?", (base,))
+    result = edge(config, "verify", "--full", "--json")
+    assert result.returncode == 1
+    assert f"entry {base}" in json.loads(result.stdout)["problem"] and "altered or removed" in json.loads(result.stdout)["problem"]
