@@ -387,3 +387,29 @@ def test_a_live_store_that_no_longer_begins_at_the_archives_head_is_reported(sta
     result = edge(config, "verify", "--full", "--json")
     assert result.returncode == 1
     assert f"entry {base}" in json.loads(result.stdout)["problem"] and "altered or removed" in json.loads(result.stdout)["problem"]
+
+
+def test_a_fills_dispatches_go_with_it_unless_made_after_the_cut(station: tuple[Path, Path]) -> None:
+    """dispatches name their fill: the one made in January moves with its January fill; the one
+    made in February, of a January fill, is February's record and stays live."""
+    db, config = station
+    assert edge(config, "staff", "add", "d1", "王五").returncode == 0
+    pin = subprocess.run([*EDGE, "staff", "passwd", "d1", "--role", "dispatcher", "--stdin", "--config", str(config)],
+                         input="482915\n", capture_output=True, text=True, timeout=60)
+    assert pin.returncode == 0, pin.stderr
+    with sqlite3.connect(db) as conn:  # the rows as edge.scanpoints.dispatch writes them
+        first, second = (r[0] for r in conn.execute("SELECT id FROM fills ORDER BY rowid LIMIT 2"))
+        for n, (fill_id, at) in enumerate(((first, "2025-01-20T01:00:00.000+00:00"), (second, "2025-02-03T01:00:00.000+00:00"))):
+            conn.execute("INSERT INTO dispatches (id, cylinder_id, fill_id, plate, courier, dispatcher, at)"
+                         " SELECT ?, cylinder_id, id, '渝A12345', '李四', 'd1', ? FROM fills WHERE id = ?", (f"dispatch-{n}", at, fill_id))
+    done = edge_json(config, "archive", "--before", "2025-02-01")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT id, fill_id FROM dispatches").fetchall() == [("dispatch-1", second)]
+        assert conn.execute("SELECT secret_hash FROM staff WHERE id = 'd1'").fetchone()[0]
+    db_copy = db.with_name("jan.db")
+    db_copy.write_bytes(lzma.decompress(Path(done["archived"][0]["file"]).read_bytes()))
+    with sqlite3.connect(db_copy) as conn:
+        assert conn.execute("SELECT id, fill_id FROM dispatches").fetchall() == [("dispatch-0", first)]
+        staff = conn.execute("SELECT id, name, secret_hash FROM staff").fetchall()
+        assert ("d1", "王五", None) in staff and {s[2] for s in staff} == {None}  # names kept, PIN hashes not
+    assert edge_json(config, "verify", "--full")["ok"]

@@ -374,20 +374,30 @@ def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
     for start in range(first - 1, top, STEP):
         with steps.transaction() as tx:
             counts["outbox"] += tx.execute("DELETE FROM outbox WHERE id > ? AND id <= ?", (start, min(start + STEP, top))).rowcount
-    with store.transaction() as tx:
-        dependents = {table: _made_before(tx, table) for table in _dependents(tx)}
-    kinds = ", ".join(f"?{n}" for n in range(4, 4 + len(FINAL_KINDS)))
-    finished = f"SELECT fill_id FROM journal WHERE seq > ?2 AND seq <= ?3 AND kind IN ({kinds})"
+    kinds = ", ".join(f"?{n}" for n in range(3, 3 + len(FINAL_KINDS)))
+    finished = f"SELECT fill_id FROM journal WHERE seq > ?1 AND seq <= ?2 AND kind IN ({kinds})"
     # A dispatch made after the cut names its archived fill and stays: this connection's foreign
     # keys are off for the deletion (the daemon's are not: it never deletes a fill).
     store.query("PRAGMA foreign_keys = OFF")
     try:
+        # The rows naming an archived fill have no index by fill: each table is walked once, by
+        # rowid, against the archived fills gathered once (a temporary table of this connection).
+        store.query("CREATE TEMP TABLE IF NOT EXISTS archived_fills (id TEXT PRIMARY KEY)")
+        store.query("DELETE FROM temp.archived_fills")
+        store.query(f"INSERT OR IGNORE INTO temp.archived_fills {finished}", (lo, hi, *FINAL_KINDS))
+        with store.transaction() as tx:
+            dependents = {table: _made_before(tx, table) for table in _dependents(tx)}
+        for table, made_before in dependents.items():
+            top_rowid = store.query(f"SELECT coalesce(max(rowid), 0) AS n FROM {table}")[0]["n"]
+            for start in range(0, top_rowid, STEP):
+                with steps.transaction() as tx:
+                    tx.execute(f"DELETE FROM {table} WHERE rowid > ?2 AND rowid <= ?3 AND {made_before}"
+                               " AND fill_id IN (SELECT id FROM temp.archived_fills)", (entry["before"], start, start + STEP))
+        store.query("DROP TABLE temp.archived_fills")
         for start in range(lo, hi, STEP):
-            window = (entry["before"], start, min(start + STEP, hi), *FINAL_KINDS)
             with steps.transaction() as tx:
-                for table, made_before in dependents.items():
-                    tx.execute(f"DELETE FROM {table} WHERE fill_id IN ({finished}) AND {made_before}", window)
-                counts["fills"] += tx.execute(f"DELETE FROM fills WHERE id IN ({finished})", window).rowcount
+                counts["fills"] += tx.execute(f"DELETE FROM fills WHERE id IN ({finished})",
+                                              (start, min(start + STEP, hi), *FINAL_KINDS)).rowcount
     finally:
         store.query("PRAGMA foreign_keys = ON")
     first = store.query("SELECT coalesce(min(seq), 0) AS n FROM journal")[0]["n"]
