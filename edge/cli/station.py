@@ -204,9 +204,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report, records = audit.chain, audit.records
     first = None if records is None else records.first
     data = {"ok": audit.ok and integrity in ("ok", None), "full": audit.full, "entries": report.entries,
-            "from_checkpoint": audit.since or None,
-            "archive_base": audit.base or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
-            "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed, "witnessed_heads_archived": audit.archived_heads,
+            "from_checkpoint": audit.since or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
+            "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed,
+            "archive_base": audit.base or None, "witnessed_heads_archived": audit.archived_heads,
             "older_rows_rechecked": audit.rechecked_rows, "older_rows": audit.older_rows, "changed_since_verified": audit.changed,
             "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
             "records_checked": None if records is None else records.checked,

@@ -81,7 +81,8 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
     if after is not None:
         row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (start_seq,)).fetchone()
         if row is None or row[0] != prev:
-            return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's or the archive's head), was altered or removed")
+            return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's"
+                               " or the archive's head), was altered or removed")
     expected_seq = start_seq + 1
     count = 0
     cursor = conn.execute(
