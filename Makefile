@@ -36,6 +36,7 @@ bench: venv
 	$(BIN)/python bench/lookup.py
 	$(BIN)/python bench/history.py --fills 10000 100000
 	$(BIN)/python bench/backup.py --fills 100000
+	$(BIN)/python bench/archive.py --fills 30000
 
 system-deps:
 	@sh scripts/system-deps.sh

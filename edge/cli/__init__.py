@@ -24,7 +24,8 @@ from .. import __version__
 from ..output import EXIT_FAILED, EXIT_INVALID, CommandError, emit, emit_error
 from ..store import StoreUnavailable
 from . import city as cli_city, fleet as cli_fleet, lane as cli_lane, manager as cli_manager, station as cli_station
-from . import backup as cli_backup, commission as cli_commission, reports as cli_reports, webapp as cli_webapp
+from . import archive as cli_archive, backup as cli_backup, commission as cli_commission, reports as cli_reports
+from . import webapp as cli_webapp
 from .common import DEFAULT_CONFIG, EXIT_STORE, load
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_lane.add_commands(sub, common)
     cli_commission.add_commands(sub, common)
     cli_backup.add_commands(sub, common)
+    cli_archive.add_commands(sub, common)
     return parser
 
 

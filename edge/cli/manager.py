@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..output import CommandError, number, table
 from ..textsafe import safe_row
-from . import webapp as cli_webapp
+from . import archive as cli_archive, webapp as cli_webapp
 from .common import open_existing, open_to_verify, utc_now
 
 if TYPE_CHECKING:
@@ -84,9 +84,9 @@ def cmd_records(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     if args.rejected and (args.operator or args.outcome):
         raise CommandError("--operator and --outcome select fills; rejected scans have neither")
-    store = _open(config, readonly=True)
+    store = _open(config, readonly=True) if not args.archive else cli_archive.open_archive(args.archive)
     try:
-        filters = _filters(args, config, store)
+        filters = _filters(args, config, store if not args.archive else cli_archive.Resolver(config))
         if args.rejected:
             rows, columns = ledger.rejected_scans(store, config.tz, filters), SCAN_COLUMNS
         else:
@@ -357,6 +357,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     records.add_argument("--rejected", action="store_true", help="rejected scans instead of fills")
     records.add_argument("--limit", type=_positive, default=None)
     records.add_argument("--csv", action="store_true", help="CSV on stdout")
+    records.add_argument("--archive", metavar="FILE", help="read a monthly archive file (edge archive) instead of the live store")
 
     report = sub.add_parser("report", help="reports for the station manager").add_subparsers(dest="report_command", required=True)
     daily = report.add_parser("daily", help="one day: fills per lane and operator, rejections, over/underfills, aborts, uploads")

@@ -41,6 +41,7 @@ def add_commands(command: Command) -> None:
     verify.add_argument("--witness", metavar="FILE",
                         help="chain heads witnessed outside the station (a daily report's JSON or printed head lines):"
                              " each must be in the local chain")
+    verify.add_argument("--archive", metavar="FILE", help="verify a monthly archive file (edge archive) instead of the live store")
     command("valves-off", cmd_valves_off, "drive every configured valve relay off and exit")
 
 
@@ -191,6 +192,10 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from ..store.audit import parse_heads
 
+    if args.archive:
+        from .archive import cmd_verify_archive
+
+        return cmd_verify_archive(args, emit)
     config = load(args.config)
     witness = None
     if args.witness:
@@ -210,6 +215,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     data = {"ok": audit.ok and integrity in ("ok", None), "full": audit.full, "entries": report.entries,
             "from_checkpoint": audit.since or None, "head": {"entry": report.head_seq, "hash": report.head_hash} if report.ok else None,
             "witnessed_heads": audit.witnessed, "witness_differs": audit.unwitnessed,
+            "archive_base": audit.base or None, "witnessed_heads_archived": audit.archived_heads,
             "older_rows_rechecked": audit.rechecked_rows, "older_rows": audit.older_rows, "changed_since_verified": audit.changed,
             "first_bad_entry": report.first_bad_seq, "problem": report.problem, "integrity_check": integrity,
             "records_checked": None if records is None else records.checked,
@@ -218,6 +224,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             "differences": None if records is None else [str(m) for m in records.mismatches],
             "checkpoint_unrecorded": audit.unrecorded}
     since = f" since the checkpoint at entry {audit.since}" if audit.since else " from the first entry"
+    if audit.base and audit.since == audit.base:
+        since = f" from the archive's head at entry {audit.base} (the entries before it are in the archive files)"
     lines = [
         f"journal OK: {report.entries} entries{since}, hash chain intact to entry {report.head_seq} ({report.head_hash[:16]})"
         + ("" if integrity is None else f"; integrity_check {integrity}")
@@ -233,6 +241,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                      + "".join(f"\n  DIFFERS: {problem}" for problem in audit.unwitnessed))
     if audit.unrecorded:
         lines.append(f"checkpoint not recorded: {audit.unrecorded}")
+    if audit.archived_heads:
+        lines.append(f"witnessed heads before the archive's head: {audit.archived_heads}, checked by `edge verify --archive FILE --witness`")
     if records is not None and records.ok:
         lines.append("records OK: " + ", ".join(f"{n} {table}" for table, n in records.checked.items()) + " as the journal implies")
     elif records is not None:

@@ -81,6 +81,14 @@ class StoreConfig(Strict):
     # When the daemon verifies its journal each day (station local time, HH:MM): the checkpoint it
     # journals sends the day's chain head to the company's fleet, as a witness.
     verify_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "00:15"
+    # `edge archive`: where the monthly archive files go (default: archive/ beside the store), and
+    # how many months, besides the current one, the live store keeps (None: all; `--retention`).
+    archive_dir: Path | None = None
+    retention_months: Annotated[int, Field(ge=1, le=120)] | None = None
+
+    @property
+    def archive_path(self) -> Path:
+        return self.archive_dir or self.path.parent / "archive"
 
 
 class UrlPatternConfig(Strict):

@@ -15,6 +15,11 @@ rows. The next verify then
     when the history is within the budget every run re-checks all of it.
 
 `full=True` (`edge verify --full`) trusts no checkpoint: it walks and replays from the genesis.
+
+After `edge archive` (edge.store.archive) the entries before its cut are in archive files: the
+live chain begins at the archive's head, an entry of kind "archived" records that head and the
+replay's state there, and verification (full or not) starts from it; the checkpoints before it
+name rows that moved out, so only those journalled after it are re-checked.
 Either way memory is bounded: rows are streamed, and only fills in progress are held.
 """
 
@@ -30,6 +35,8 @@ from typing import Any
 from . import journal, replay
 
 CHECKPOINT = "verified"
+ARCHIVED = "archived"  # an `edge archive`: where the live chain begins now, and the state there
+APPLYING = "archive_applying"  # meta key, set while an archive's rows are deleted from the live store
 CHUNK = 50_000  # rows per digested piece: a piece is re-checked whole
 BUDGET_ROWS = 200_000  # older rows re-checked by digest per incremental run (about 1.5 s on a loaded 2-core PC)
 OUTBOX_COLUMNS = ("id", "kind", "fill_id", "idempotency_key", "payload")  # what the journal fixes of a row
@@ -72,6 +79,9 @@ class Audit:
     unwitnessed: list[str] = field(default_factory=list)  # those the local chain does not hold
     checkpoint: dict[str, Any] | None = None  # what to journal when ok
     unrecorded: str | None = None  # why a checkpoint that was due was not journalled (a read-only store)
+    base: int = 0  # the archive's head the live chain begins at (0: the genesis, nothing archived)
+    applying: bool = False  # an archive's rows are still being deleted: no checkpoint meanwhile
+    archived_heads: int = 0  # witnessed heads before the live chain's base: `edge verify --archive` checks them
 
     @property
     def ok(self) -> bool:
@@ -124,9 +134,11 @@ def compare_heads(conn: sqlite3.Connection, audit: Audit, heads: list[Head]) -> 
     """Each witnessed head against the local chain: a station that rewrote its history, even every
     hash from the genesis on, holds other hashes than the ones it sent out before."""
     for head in heads:
+        if head.entry < audit.base:
+            audit.archived_heads += 1
+            continue
         audit.witnessed += 1
-        row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (head.entry,)).fetchone()
-        stored = None if row is None else journal.hex_hash(row[0])
+        stored = journal.entry_hash(conn, head.entry)
         if stored is None:
             audit.unwitnessed.append(f"witnessed head entry {head.entry} is not in the journal (removed or archived)")
         elif stored != head.hash:
@@ -136,6 +148,12 @@ def compare_heads(conn: sqlite3.Connection, audit: Audit, heads: list[Head]) -> 
 
 def last_checkpoint(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None:
     row = conn.execute("SELECT seq, data FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", (CHECKPOINT,)).fetchone()
+    return None if row is None else (row[0], json.loads(row[1]))
+
+
+def rebase_point(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None:
+    """The newest "archived" entry and its data (upto, head, state): None when nothing was archived."""
+    row = conn.execute("SELECT seq, data FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", (ARCHIVED,)).fetchone()
     return None if row is None else (row[0], json.loads(row[1]))
 
 
@@ -154,9 +172,16 @@ def run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool = Fal
 def _run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool, budget: int,
          fills: tuple[int, int] | None = None) -> Audit:
     last = last_checkpoint(conn)
+    rebased = rebase_point(conn)
+    if rebased is not None and last is not None and last[0] < rebased[0]:
+        last = None  # it names rows the archive moved out
     base = None if full or last is None else last[1]
+    if base is None and rebased is not None:  # from the archive's head: the chain before it is archived
+        base = {**rebased[1], "fills_rowid": 0, "outbox_id": 0}
     after = None if base is None else (base["upto"], base["head"])
     audit = Audit(full, journal.verify(conn, after), since=0 if base is None else base["upto"])
+    audit.base = 0 if rebased is None else rebased[1]["upto"]
+    audit.applying = conn.execute("SELECT 1 FROM meta WHERE key = ?", (APPLYING,)).fetchone() is not None
     if not audit.chain.ok:
         return audit
     upto = audit.chain.head_seq
@@ -167,14 +192,14 @@ def _run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool, bud
     if not audit.records.ok:
         return audit
     if last is not None and not full:
-        _recheck(conn, audit, last, budget, fills)
+        _recheck(conn, audit, last, budget, fills, 0 if rebased is None else rebased[0])
         if audit.changed:
             # Name the entry or the row itself: the full replay does (on this, the failure path, only).
             named = _run(conn, fill_columns, True, budget)
             named.changed, named.rechecked_rows, named.older_rows = audit.changed, audit.rechecked_rows, audit.older_rows
             named.checkpoint = None
             return named
-    if audit.ok:
+    if audit.ok and not audit.applying:
         audit.checkpoint = _checkpoint(conn, audit, last, reached)
     return audit
 
@@ -186,7 +211,8 @@ def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
 def _checkpoint(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[str, Any]] | None,
                 reached: replay.State) -> dict[str, Any]:
     """What the next verify may take as proven: the segment since the last checkpoint, digested."""
-    prev = last[1] if last is not None else {"upto": 0, "fills_rowid": 0, "outbox_id": 0}
+    # The first checkpoint after an archive digests every row the live store still holds.
+    prev = last[1] if last is not None else {"upto": audit.base, "fills_rowid": 0, "outbox_id": 0}
     # Rows of fills still open change yet: the proven fills end before the first of them.
     open_rowid = conn.execute(
         "SELECT min(rowid) FROM fills WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(reached.open_fills)),)
@@ -212,13 +238,14 @@ def _checkpoint(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[st
 
 
 def _recheck(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[str, Any]], budget: int,
-             fills: tuple[int, int] | None) -> None:
+             fills: tuple[int, int] | None, rebased: int = 0) -> None:
     """Re-digest older pieces from the last checkpoint's cursor, round the history, within budget;
-    and every piece of the fills a report reads."""
+    and every piece of the fills a report reads. Only checkpoints after the `rebased` entry (the
+    newest archive) count: those before it digest rows that are in the archive files now."""
     audit.cursor = list(last[1].get("cursor", [0, 0]))
     listed: list[tuple[int, int, list[Any], dict[str, list[str]]]] = []  # (checkpoint seq, index, piece, columns)
-    for seq, data in conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND seq <= ? ORDER BY seq",
-                                  (CHECKPOINT, audit.chain.head_seq)):
+    for seq, data in conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND seq > ? AND seq <= ? ORDER BY seq",
+                                  (CHECKPOINT, rebased, audit.chain.head_seq)):
         entry = json.loads(data)
         listed += [(seq, i, piece, entry["columns"]) for i, piece in enumerate(entry.get("pieces", []))]
     audit.older_rows = sum(p[2] - p[1] for _, _, p, _ in listed)

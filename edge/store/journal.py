@@ -81,6 +81,12 @@ def append(
     return seq
 
 
+def entry_hash(conn: sqlite3.Connection, seq: int) -> str | None:
+    """The hash entry `seq` carries (None: no such entry), as verify() reports hashes."""
+    row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else hex_hash(row[0])
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -98,7 +104,8 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
     if after is not None:
         row = conn.execute("SELECT hash FROM journal WHERE seq = ?", (start_seq,)).fetchone()
         if row is None or hex_hash(row[0]) != prev:
-            return ChainReport(False, 0, start_seq, f"entry {start_seq}, the last checkpoint's head, was altered or removed")
+            return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's"
+                               " or the archive's head), was altered or removed")
     expected_seq = start_seq + 1
     count = 0
     cursor = conn.execute(
