@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from edge.demo.run import BUNDLED_CONFIG, effective_config
+from edge.store import journal
 from tests.history_support import FILL_EVERY, build, cylinders, open_history_store
 
 EDGE = [sys.executable, "-m", "edge.cli"]
@@ -81,7 +82,7 @@ def test_an_archive_round_trip_keeps_verify_green_and_the_records_readable(stati
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM fills").fetchone()[0] == 30
         assert conn.execute("SELECT min(seq) FROM journal").fetchone()[0] == done["base"]["entry"]
-        assert conn.execute("SELECT hash FROM journal WHERE seq = ?", (done["base"]["entry"],)).fetchone()[0] == done["base"]["hash"]
+        assert journal.entry_hash(conn, done["base"]["entry"]) == done["base"]["hash"]
         assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 30 * 2  # a filling record and a trace node each
     assert done["verified"] and done["deleted"]["fills"] == 60
 
@@ -145,11 +146,11 @@ def test_an_edited_archive_is_caught_by_verify_archive(station: tuple[Path, Path
 def test_a_rechained_archive_is_caught_against_the_live_store(station: tuple[Path, Path]) -> None:
     """Every hash recomputed inside the file holds together on its own; the live store recorded
     the archive's head when it was made."""
-    from edge.store import archive, journal
+    from edge.store import archive
 
     live_db, config = station
     with sqlite3.connect(live_db) as conn:  # a head printed on a January daily report
-        entry, digest = conn.execute("SELECT seq, hash FROM journal WHERE seq = 200").fetchone()
+        entry, digest = 200, journal.entry_hash(conn, 200)
     witness = config.parent / "witness.json"
     witness.write_text(json.dumps({"entry": entry, "hash": digest}), encoding="utf-8")
     edge_json(config, "archive", "--before", "2025-02-01")

@@ -270,7 +270,7 @@ def _write(conn: sqlite3.Connection, segment: Segment, directory: Path, unit: st
         with conn:
             lo, hi = segment.lo, segment.hi
             conn.execute("INSERT INTO archive.journal SELECT * FROM main.journal WHERE seq >= ? AND seq <= ? ORDER BY seq", (lo, hi))
-            conn.execute("INSERT INTO archive.chain_head (id, seq, hash) SELECT 1, seq, hash FROM main.journal WHERE seq = ?", (hi,))
+            conn.execute("INSERT INTO archive.chain_head (id, seq, hash) VALUES (1, ?, ?)", (hi, journal.entry_hash(conn, hi)))
             conn.execute(f"INSERT INTO archive.fills SELECT * FROM main.fills WHERE id IN (SELECT fill_id FROM main.journal"
                          f" WHERE seq > ? AND seq <= ? AND kind IN ({', '.join('?' * len(FINAL_KINDS))})) ORDER BY rowid",
                          (lo, hi, *FINAL_KINDS))
