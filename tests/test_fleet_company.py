@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from typing import Any
 
 import pytest
-import yaml
 
 from edge.cli import main
 from edge.output import table
@@ -22,7 +21,6 @@ from fleet.database import EventDatabase
 from sync.fleet.protocol import envelope
 from tests.fleet_support import (  # noqa: F401 (the broker fixture)
     COMPANY,
-    HQ,
     Broker,
     LightStation,
     broker_fixture,

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..daemon.instance import held_by, store_lock_path
+from ..store.durable import fsync_dir
 from . import names, snapshot
 from .snapshot import BackupError
-from .targets import Target, fsync_dir, open_targets
+from .targets import Target, open_targets
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..config.backup import SftpTarget
+from ..store.durable import fsync_dir
 from .snapshot import BackupError
 
 
@@ -156,11 +157,3 @@ def open_targets(config: Any) -> tuple[list[Target], list[tuple[str, str]]]:
 
 def sftp_label(config: SftpTarget) -> str:
     return f"sftp {config.user}@{config.host}:{config.port} {config.path}"
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

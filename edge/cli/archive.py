@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError
-from .common import open_existing, utc_now
+from .common import day_arg, open_existing, read_witness, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -20,19 +20,12 @@ Loader = Callable[[str], "Config"]
 Emit = Callable[[Any, bool, str], None]
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a date as yyyy-mm-dd") from None
-
-
 def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     archive = sub.add_parser("archive", help="move whole months before a date out of the live store into archive files")
     archive.set_defaults(handler=cmd_archive)
     common(archive)
     when = archive.add_mutually_exclusive_group(required=True)
-    when.add_argument("--before", type=_date, metavar="DATE",
+    when.add_argument("--before", type=day_arg, metavar="DATE",
                       help="archive the months before DATE's month (yyyy-mm-dd; the current month is never archived)")
     when.add_argument("--retention", action="store_true",
                       help="archive what store.retention_months no longer keeps (nothing when it is not set)")
@@ -126,14 +119,7 @@ def cmd_verify_archive(args: argparse.Namespace, emit: Emit) -> int:
     from ..store import archive as archives
     from .common import load
 
-    witness = None
-    if args.witness:
-        from ..store.audit import parse_heads
-
-        try:
-            witness = parse_heads(Path(args.witness).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise CommandError(f"--witness {args.witness}: {exc}") from None
+    witness = read_witness(args.witness)
     opened = open_archive(args.archive)
     try:
         try:

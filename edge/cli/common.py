@@ -3,8 +3,9 @@ the config and opening the daemon's store the way a manager's command must."""
 
 from __future__ import annotations
 
+import argparse
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,30 @@ from ..output import EXIT_INVALID, CommandError
 if TYPE_CHECKING:
     from ..config import Config
     from ..store import Store
+    from ..store.audit import Head
 
 DEFAULT_CONFIG = os.environ.get("EDGE_CONFIG", "/etc/station-edge/station.yaml")
 EXIT_STORE = 4  # the store cannot be opened or written (full or read-only disk, bad path)
+
+
+def day_arg(text: str) -> date:
+    """An argparse type: a local day as yyyy-mm-dd."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date as yyyy-mm-dd") from None
+
+
+def read_witness(path: str | None) -> list[Head] | None:
+    """The heads of `--witness FILE` (None without one); a file that holds none is a usage error."""
+    if not path:
+        return None
+    from ..store.audit import parse_heads
+
+    try:
+        return parse_heads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CommandError(f"--witness {path}: {exc}") from None
 
 
 def readable_config(path: str) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import CommandError, number, table
 from ..textsafe import safe_row
 from . import archive as cli_archive, webapp as cli_webapp
-from .common import open_existing, open_to_verify, utc_now
+from .common import day_arg, open_existing, open_to_verify, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -26,13 +26,6 @@ SCAN_COLUMNS = ["ts", "lane", "cylinder_id", "code", "reasons", "seq"]
 
 Loader = Callable[[str], "Config"]
 Emit = Callable[[Any, bool, str], None]
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a date as yyyy-mm-dd") from None
 
 
 def _positive(text: str) -> int:
@@ -334,9 +327,9 @@ def cmd_inflight_reset(args: argparse.Namespace, load: Loader, emit: Emit) -> in
 
 
 def _range(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=_date, help="one local day (yyyy-mm-dd)")
-    parser.add_argument("--since", type=_date, help="from this local day (yyyy-mm-dd)")
-    parser.add_argument("--until", type=_date, help="up to and including this local day")
+    parser.add_argument("--date", type=day_arg, help="one local day (yyyy-mm-dd)")
+    parser.add_argument("--since", type=day_arg, help="from this local day (yyyy-mm-dd)")
+    parser.add_argument("--until", type=day_arg, help="up to and including this local day")
     parser.add_argument("--lane")
     parser.add_argument("--cylinder", help="cylinder record ID, or any code its tag carries (URL, info code, numbers, RFID)")
 
@@ -363,7 +356,7 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     daily = report.add_parser("daily", help="one day: fills per lane and operator, rejections, over/underfills, aborts, uploads")
     daily.set_defaults(handler=cmd_report_daily)
     common(daily)
-    daily.add_argument("day", nargs="?", type=_date, help="local date yyyy-mm-dd (default today)")
+    daily.add_argument("day", nargs="?", type=day_arg, help="local date yyyy-mm-dd (default today)")
     daily.add_argument("--pdf", metavar="FILE", help="write the report as a one-page A4 PDF for signing")
     daily.add_argument("--xlsx", metavar="FILE", help="write the same tables as an .xlsx that prints on A4")
     _allow_unverified(daily)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..output import CommandError, table
-from .common import utc_now
-from .manager import Emit, Loader, _allow_unverified, _date, _open, _verified
+from .common import day_arg, open_to_verify, utc_now
+from .manager import Emit, Loader, _allow_unverified, _verified
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -107,14 +107,22 @@ def cmd_report_shift(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
     config = load(args.config)
     now = utc_now()
     span = shift_window(config, args.day, args.shift, args.start, args.end, now)
-    store = _open(config)
+    days = ledger.Filters(since=span.start.date(), until=span.end.date())
+    return _verified_report(args, emit, config, "shift report", days,
+                            lambda store: shift.shift_report(store, config.tz, span, now), shift.summary)
+
+
+def _verified_report(args: argparse.Namespace, emit: Emit, config: Config, what: str, days: Any,
+                     build: Callable[[Any], dict[str, Any]], summarise: Callable[[dict[str, Any]], Summary]) -> int:
+    """Verify the days a report reads (refused unless --allow-unverified), build it, print it and
+    write its documents. Read-only for a manager in the group, as `report daily` is."""
+    store = open_to_verify(config)
     try:
-        days = ledger.Filters(since=span.start.date(), until=span.end.date())
-        problem = _verified(store, args, "shift report", days, config.tz)
-        report = shift.shift_report(store, config.tz, span, now)
+        problem = _verified(store, args, what, days, config.tz)
+        report = build(store)
     finally:
         store.close()
-    summary = shift.summary(report)
+    summary = summarise(report)
     _emit(args, emit, report, summary, write_documents(summary, config, args.pdf, args.xlsx, problem), problem)
     return 0
 
@@ -126,15 +134,8 @@ def cmd_report_monthly(args: argparse.Namespace, load: Loader, emit: Emit) -> in
     today = utc_now().astimezone(config.tz).date()
     year, month = args.month or ((today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12))
     first, last = monthly.month_days(year, month)
-    store = _open(config)
-    try:
-        problem = _verified(store, args, "monthly report", ledger.Filters(since=first, until=last), config.tz)
-        report = monthly.monthly_report(store, config.tz, year, month)
-    finally:
-        store.close()
-    summary = monthly.summary(report)
-    _emit(args, emit, report, summary, write_documents(summary, config, args.pdf, args.xlsx, problem), problem)
-    return 0
+    return _verified_report(args, emit, config, "monthly report", ledger.Filters(since=first, until=last),
+                            lambda store: monthly.monthly_report(store, config.tz, year, month), monthly.summary)
 
 
 def _outputs(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +149,7 @@ def add_commands(report: Any, common: Callable[[argparse.ArgumentParser], None])
     shift = report.add_parser("shift", help="交接班记录: who was on which lane, fills and kg, refusals, trips, resets, open alarms, uploads")
     shift.set_defaults(handler=cmd_report_shift)
     common(shift)
-    shift.add_argument("day", nargs="?", type=_date, help="local date the shift starts (yyyy-mm-dd)")
+    shift.add_argument("day", nargs="?", type=day_arg, help="local date the shift starts (yyyy-mm-dd)")
     shift.add_argument("--shift", help="a shift named in reports.shifts (default: the last that has ended)")
     shift.add_argument("--from", dest="start", type=_clock, help="local start HH:MM, with --to (a shift not configured)")
     shift.add_argument("--to", dest="end", type=_clock, help="local end HH:MM (before --from: the next day)")
@@ -180,7 +181,7 @@ def cmd_reports_due(args: argparse.Namespace, load: Loader, emit: Emit) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CommandError(f"reports.folder {folder}: {exc.strerror}", 1) from None
-    store = _open(config)
+    store = open_to_verify(config)
     try:
         written, problems = _write_due(store, config, folder, now, args.allow_unverified)
     finally:

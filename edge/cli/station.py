@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..output import EXIT_INVALID, CommandError, emit, local_time
 from ..store import StoreUnavailable
-from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_to_verify, readable_config, utc_now
+from .common import DEFAULT_CONFIG, EXIT_STORE, load, open_to_verify, read_witness, readable_config, utc_now
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -190,19 +190,12 @@ def cmd_valves_off(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ..store.audit import parse_heads
-
     if args.archive:
         from .archive import cmd_verify_archive
 
         return cmd_verify_archive(args, emit)
     config = load(args.config)
-    witness = None
-    if args.witness:
-        try:
-            witness = parse_heads(Path(args.witness).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise CommandError(f"--witness {args.witness}: {exc}") from None
+    witness = read_witness(args.witness)
     store = open_to_verify(config)
     try:
         audit = store.audit(full=args.full, witness=witness)

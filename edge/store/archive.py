@@ -49,6 +49,7 @@ from zoneinfo import ZoneInfo
 from . import audit, journal, replay
 from .database import _FILL_COLUMNS as FILL_COLUMNS
 from .database import Store, iso, set_meta
+from .durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -299,19 +300,11 @@ def _write(conn: sqlite3.Connection, segment: Segment, directory: Path, unit: st
         os.fsync(f.fileno())
     os.replace(part, target)
     building.unlink()
-    _fsync_dir(directory)
+    fsync_dir(directory)
     segment.file = target
     segment.record = {"name": name, "month": segment.month, "first_entry": segment.lo + 1, "last_entry": segment.hi,
                       "head": manifest["head"]["hash"], "fills": manifest["counts"]["fills"],
                       "checkpoint": checkpoint_digest(manifest["checkpoint"])}
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def checkpoint_digest(checkpoint: dict[str, Any]) -> str:
