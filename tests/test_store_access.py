@@ -71,6 +71,7 @@ def test_a_group_member_reads_every_record_with_the_daemon_stopped_and_writes_no
     before = _files(state)
     config = str(station)
     for command in (["status"], ["records"], ["sync", "status"], ["report", "daily", "2026-11-20"],
+                    ["report", "shift", "2026-11-20"], ["report", "monthly", "2026-11"],
                     ["export", "-o", str(station.parent / "out" / "ledger.csv")]):
         result = _as(MANAGER, (GROUP,), *command, "--config", config, "--json")
         assert result.returncode == 0, (command, result.stderr)
