@@ -50,6 +50,7 @@ def test_the_month_ledger_is_legible_one_page_wide_with_the_header_on_every_page
     # Every field of every record on the second sheet, as in the CSV.
     full = list(load_workbook(xlsx).worksheets[1].iter_rows(min_row=3, values_only=True))
     assert load_workbook(xlsx).sheetnames[1] == FULL_SHEET
+    assert load_workbook(xlsx).worksheets[1].sheet_state == "hidden", "only the form prints"
     header, rows = list(full[0]), [r for r in full[1:] if isinstance(r[0], int)]
     assert header == list(records[0]) and [r[header.index("记录编号")] for r in rows] == [r["记录编号"] for r in records]
     assert [r[header.index("扫码内容")] for r in rows] == [r["扫码内容"] for r in records]

@@ -7,6 +7,8 @@ record id, wraps the headers, and leaves out what the regulator's form does with
 code, the upload state; the filling unit stands in the title). The header row repeats on every
 page, each day ends in a subtotal, and the footer carries signature lines and 第 N 页 / 共 M 页.
 The second sheet (全部字段) holds every field of every record in its own real cell, as the CSV does.
+It is hidden (unhide it to read it): LibreOffice prints every visible sheet and counts 共 M 页 over
+all of them, so a visible second sheet made the form say 共 22 页 on its 11 pages.
 """
 
 from __future__ import annotations
@@ -143,8 +145,10 @@ def write_ledger(rows: list[Row], path: Path, station: str, unit_code: str, span
     subtitle = f"充装单位：{station}    统一社会信用代码：{unit_code}    日期：{span}    共 {len(rows)} 条"
     printed = book.active
     printed.title = "充装记录"
-    _sheet(printed, PRINTED, rows, title, subtitle + f"    记录编号取前 {SHORT_ID} 位，全部字段见第二表", paper)
-    _sheet(book.create_sheet(FULL_SHEET), FULL, rows, title, subtitle, "a3")
+    _sheet(printed, PRINTED, rows, title, subtitle + f"    记录编号取前 {SHORT_ID} 位，全部字段见隐藏表「{FULL_SHEET}」", paper)
+    full = book.create_sheet(FULL_SHEET)
+    _sheet(full, FULL, rows, title, subtitle, "a3")
+    full.sheet_state = "hidden"
     book.save(path)
 
 
