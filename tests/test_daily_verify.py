@@ -167,3 +167,26 @@ def test_the_running_daemon_verifies_and_shows_a_failure(
     assert "edge_journal_verify_ok 0.0" in _get(s, "/metrics")
     assert s.station.store.query("SELECT count(*) AS n FROM journal WHERE kind = 'verified'")[0]["n"] == 1
     assert verdict["accepted"]
+
+
+def test_a_failed_run_waits_for_the_next_day(tmp_path: Path) -> None:
+    """A store never verified is due; its run fails on an edited entry; it is not started again every
+    minute, only at the next day's due moment."""
+    from edge.store.opening import open_store
+    from tests.test_witness import _station
+
+    db, config_path = _station(tmp_path)
+    _tamper(db)
+    config = load_config(config_path)
+    now = [datetime.now(timezone.utc)]
+    store = open_store(config, existing=True)
+    try:
+        daily = DailyVerify(config, store, lambda: now[0])
+        assert daily.due()
+        result = daily.run_once()
+        assert result["ok"] is False and "altered" in result["problem"], result
+        assert not daily.due()
+        now[0] += timedelta(days=1)
+        assert daily.due()
+    finally:
+        store.close()

@@ -95,6 +95,7 @@ class DailyVerify:
         self._lock = threading.Lock()
         self._last: dict[str, Any] | None = None
         self._child: multiprocessing.process.BaseProcess | None = None
+        self._attempted_at: datetime | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -117,12 +118,16 @@ class DailyVerify:
             self._stop.wait(self.poll_s)
 
     def due(self) -> bool:
+        """Due when neither a checkpoint nor a run of ours came since the day's due moment: a run
+        that failed, or proved the journal without a checkpoint (an archive still deleting its rows),
+        waits for the next day's moment instead of starting again every minute."""
         at = time.fromisoformat(self.config.store.verify_at)
-        return is_due(last_checkpoint_at(self.store), self.clock(), at, self.config.tz)
+        known = [t for t in (last_checkpoint_at(self.store), self._attempted_at) if t is not None]
+        return is_due(max(known) if known else None, self.clock(), at, self.config.tz)
 
     def run_once(self) -> dict[str, Any]:
         """Verify in a child process and keep what it found, for the status page and metrics."""
-        started = self.clock()
+        started = self._attempted_at = self.clock()
         receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
         child = multiprocessing.get_context("spawn").Process(
             target=_verify_in_child, args=(self.config, send), name="edge-daily-verify", daemon=True)
