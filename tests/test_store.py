@@ -121,3 +121,32 @@ def test_identifier_moves_with_the_record(tmp_path: Path) -> None:
     assert s.find_cylinder(Identifier(Kind.RFID, "E2001")) is None
     found = s.find_cylinder(Identifier(Kind.RFID, "E2002"))
     assert found is not None and found.id == "A"
+
+
+def test_counts_by_status_are_those_of_a_group_by(tmp_path: Path) -> None:
+    """The status counts `edge status`, `sync status` and the fleet's health show, read without a
+    walk of every row, equal a GROUP BY over the rows: sent and waiting, dead, open fills."""
+    from tests.history_support import build, cylinders, open_history_store
+
+    store = open_history_store(tmp_path / "h.db", durable=False)
+    try:
+        store.upsert_cylinders(cylinders(30), NOW)
+        for _ in build(store, 50, ack_every=25):
+            pass
+        for _ in build(store, 7, first=50, acknowledge=False):  # still waiting for the city
+            pass
+        with store.transaction() as conn:
+            conn.execute("UPDATE outbox SET status = 'dead' WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' LIMIT 2)")
+            conn.execute("UPDATE fills SET status = 'filling' WHERE rowid = (SELECT max(rowid) FROM fills)")
+        for table, bulk in (("fills", "complete"), ("outbox", "sent")):
+            grouped = {r["status"]: r["n"] for r in store.query(f"SELECT status, count(*) AS n FROM {table} GROUP BY status")}
+            assert store.count_by_status(table, bulk) == grouped
+            assert len(grouped) > 1, grouped
+        assert store.count_by_status("outbox", "sent")["dead"] == 2
+    finally:
+        store.close()
+    empty = Store(tmp_path / "empty.db")
+    try:
+        assert empty.count_by_status("fills", "complete") == {} and empty.count_by_status("outbox", "sent") == {}
+    finally:
+        empty.close()

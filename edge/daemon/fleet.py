@@ -122,7 +122,7 @@ class FleetService:
 
     def _uploads(self) -> dict[str, int]:
         """The city upload outbox: records still to send, and those the city refused for good."""
-        counts = {r["status"]: r["n"] for r in self.store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
+        counts = self.store.count_by_status("outbox", "sent")
         return {"pending": counts.get("pending", 0), "dead": counts.get("dead", 0)}
 
     # Commands --------------------------------------------------------------------------------

@@ -244,6 +244,22 @@ class Store:
             columns = [d[0] for d in cursor.description or ()]
             return [dict(zip(columns, row)) for row in cursor]
 
+    def count_by_status(self, table: str, bulk: str) -> dict[str, int]:
+        """Rows of `table` (fills or outbox) per status, in a time that does not grow with the years:
+        GROUP BY walks every row. The statuses are found one index seek each, the rows of every
+        status but `bulk` (the final state nearly every row reaches: a few open or waiting) counted
+        through the status index, and `bulk` is the table's row count (a b-tree count) less those."""
+        assert table in ("fills", "outbox")  # names, not values: never from input
+        counts: dict[str, int] = {}
+        with self._lock:
+            status = self._conn.execute(f"SELECT min(status) FROM {table}").fetchone()[0]
+            while status is not None:
+                if status != bulk:
+                    counts[status] = self._conn.execute(f"SELECT count(*) FROM {table} WHERE status = ?", (status,)).fetchone()[0]
+                status = self._conn.execute(f"SELECT min(status) FROM {table} WHERE status > ?", (status,)).fetchone()[0]
+            rest = self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - sum(counts.values())
+        return {**counts, bulk: rest} if rest else counts
+
     def stream(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
         """Like query(), a row at a time: for results as long as the history (a month's ledger)."""
         with self._lock:

@@ -87,7 +87,7 @@ class Outbox:
         return len(ids)
 
     def status(self, now: datetime, dead_limit: int = 20) -> dict[str, Any]:
-        counts = {r["status"]: r["n"] for r in self.store.query("SELECT status, count(*) AS n FROM outbox GROUP BY status")}
+        counts = self.store.count_by_status("outbox", "sent")
         oldest = self.store.query("SELECT min(created_at) AS t FROM outbox WHERE status = 'pending'")[0]["t"]
         dead = self.store.query(
             "SELECT id, kind, fill_id, attempts, last_attempt_at, last_error FROM outbox"
