@@ -146,6 +146,8 @@ class DailyVerify:
         child.join(timeout=10)
         receive.close()
         self._child = None
+        if self._stop.is_set():  # the daemon is stopping and ended the run: nothing was found
+            return result
         result = {**result, "at": iso(started), "seconds": round((self.clock() - started).total_seconds(), 1)}
         if result["ok"]:
             log.info("journal verified up to entry %s in %.1f s; its head goes to the company's fleet where one is configured",
