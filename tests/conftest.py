@@ -41,6 +41,18 @@ def write_config(tmp_path: Path, override: Override | None = None) -> Path:
     return path
 
 
+def daemon_config(tmp_path: Path, override: Override | None = None) -> tuple[Path, Config]:
+    """The station.yaml write_config made, as a daemon child process gets it: without the
+    simulators (they belong to the test process), changed by `override`, saved as daemon.yaml."""
+    raw = yaml.safe_load((tmp_path / "station.yaml").read_text(encoding="utf-8"))
+    del raw["simulators"]
+    if override:
+        override(raw)
+    path = tmp_path / "daemon.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path, load_config(path)
+
+
 @dataclass
 class SimStation:
     config: Config

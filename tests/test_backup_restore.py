@@ -31,7 +31,7 @@ from edge.store.outbox import Outbox
 from simulators.city_auth import DUPLICATE_CODE
 from sync.profile import BUNDLED_PROFILES
 from tests.backup_support import EDGE, edge
-from tests.conftest import write_config
+from tests.conftest import daemon_config, write_config
 from tests.ssh_support import free_port, start_sshd
 
 
@@ -122,15 +122,14 @@ def test_dead_card_restore_from_sftp_keeps_the_chain_and_the_city_gets_each_reco
         (tmp_path / "profiles" / "chongqing.yaml").write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
     sim = Simulation(load_config(write_config(tmp_path))).start()
     status_port = free_port()
-    raw = yaml.safe_load((tmp_path / "station.yaml").read_text(encoding="utf-8"))
-    del raw["simulators"]  # the daemon's copy: the stand-ins belong to this test process
     store = tmp_path / "card" / "station.db"
-    raw["store"]["path"] = str(store)
-    raw["status_page"] = {"port": status_port}
-    raw["backup"] = {"sftp": sshd.target(), "max_age_hours": 1}
-    config_path = tmp_path / "daemon.yaml"
-    config_path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    config = load_config(config_path)
+
+    def on_its_card(raw: dict[str, Any]) -> None:
+        raw["store"]["path"] = str(store)
+        raw["status_page"] = {"port": status_port}
+        raw["backup"] = {"sftp": sshd.target(), "max_age_hours": 1}
+
+    config_path, config = daemon_config(tmp_path, on_its_card)
     seeded = open_store(config)
     sim.seed_cache(seeded, utc_now())
     seeded.close()

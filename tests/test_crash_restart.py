@@ -10,14 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from edge.config import load_config
 from edge.daemon.station import open_store
 from edge.demo.simulation import Simulation
 from edge.lanes.lane import utc_now
 
-from .conftest import write_config
+from .conftest import daemon_config, write_config
 
 EDGE = [sys.executable, "-m", "edge.cli"]
 
@@ -45,12 +43,7 @@ def start_daemon(config_path: Path) -> subprocess.Popen:
 def simulated_hardware(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Simulators in this process, a seeded cache, and a config for a daemon child process."""
     sim = Simulation(load_config(write_config(tmp_path))).start()
-    # The daemon's copy of the config names no simulators: they belong to this test process.
-    raw = yaml.safe_load((tmp_path / "station.yaml").read_text(encoding="utf-8"))
-    del raw["simulators"]
-    config_path = tmp_path / "daemon.yaml"
-    config_path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    config = load_config(config_path)
+    config_path, config = daemon_config(tmp_path)
     store = open_store(config)
     sim.seed_cache(store, utc_now())
     store.close()
