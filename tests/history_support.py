@@ -58,11 +58,11 @@ def fill(store: Store, n: int, at: datetime, cylinder: dict[str, Any], outcome: 
         ("complete", {"finished_at": at + timedelta(seconds=64), "final_gross_kg": round(tare + target + 0.01, 2),
                       "net_kg": round(target + 0.01, 3), "outcome": outcome}),
     ]
+    learned = Learned((0.8, 0.82, 0.79), 3 + n)
     for i, (status, fields) in enumerate(milestones):
         moment = at + timedelta(seconds=i * 16)
-        store.apply_record(lane, Record(fill_id, status, fields), moment, context if status == "authorised" else {})
-    learned = Learned((0.8, 0.82, 0.79), 3 + n)
-    store.save_inflight(lane, {"*": learned, cylinder["model"] or "YSP15": learned}, at + timedelta(seconds=64), fill_id)
+        store.apply_record(lane, Record(fill_id, status, fields), moment, context if status == "authorised" else {},
+                           {"*": learned, cylinder["model"] or "YSP15": learned} if status == "complete" else None)
     return fill_id
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge.store import Store
+from interlock.fill import Record
 from interlock.inflight import ANY_MODEL, FillResult, Learned, Limits, observe, pick, preact_kg
 
 LIMITS = Limits(window=5, min_kg=0.02, max_kg=0.5)
@@ -91,15 +92,17 @@ def test_the_estimate_survives_a_restart_and_each_change_is_journalled(tmp_path:
     path = tmp_path / "station.db"
     store = Store(path)
     first, second = learn([good(0.1)] * 3), learn([good(0.1)] * 4)
-    store.save_inflight("A", {ANY_MODEL: first, "YSP15": first}, NOW, "fill-1")
-    store.save_inflight("A", {ANY_MODEL: second}, NOW, "fill-2")
+    for fill_id, learned in (("fill-1", {ANY_MODEL: first, "YSP15": first}), ("fill-2", {ANY_MODEL: second})):
+        store.apply_record("A", Record(fill_id, "authorised", {"cylinder_id": "C1", "authorised_at": NOW}), NOW, {})
+        store.apply_record("A", Record(fill_id, "complete", {"finished_at": NOW, "outcome": "ok"}), NOW, {}, learned)
     store.close()
     reopened = Store(path)
     assert reopened.inflight("A") == {ANY_MODEL: second, "YSP15": first}
     assert reopened.inflight("B") == {}
-    entries = reopened.query("SELECT fill_id, data FROM journal WHERE kind = 'inflight_learned' ORDER BY seq")
+    # Each fill's final entry keeps what it taught.
+    entries = reopened.query("SELECT fill_id, data FROM journal WHERE kind = 'fill_complete' ORDER BY seq")
     assert [e["fill_id"] for e in entries] == ["fill-1", "fill-2"]
-    assert json.loads(entries[1]["data"])[ANY_MODEL]["seconds"] == list(second.seconds)
+    assert json.loads(entries[1]["data"])["inflight"][ANY_MODEL]["seconds"] == list(second.seconds)
     assert reopened.reset_inflight("A", NOW, by="manager-1") == 2
     assert reopened.inflight("A") == {}
     reset = reopened.query("SELECT data FROM journal WHERE kind = 'inflight_reset'")

@@ -251,6 +251,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from ..config.errors import ConfigError
     from ..config.glance import glance
     from ..store import Store
+    from ..store.delivered import counts_by_status as outbox_counts
 
     readable_config(args.config)
     try:
@@ -265,7 +266,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "cylinders_cached": store.query("SELECT count(*) AS n FROM cylinders")[0]["n"],
             "cache_age_hours": None if age is None else round(age / 3600, 2),
             "fills": store.count_by_status("fills", "complete"),
-            "outbox": store.count_by_status("outbox", "sent"),
+            "outbox": outbox_counts(store),
             "lanes": {lane: _last_activity(store, lane) for lane in config.lanes},
             "inflight": {lane: _inflight(store, lane) for lane in config.lanes},
             "journal_entries": store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"],

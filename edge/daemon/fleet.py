@@ -122,7 +122,7 @@ class FleetService:
 
     def _uploads(self) -> dict[str, int]:
         """The city upload outbox: records still to send, and those the city refused for good."""
-        counts = self.store.count_by_status("outbox", "sent")
+        counts = self.store.count_by_status("outbox", "sent")  # pending and dead: not the delivered that left
         return {"pending": counts.get("pending", 0), "dead": counts.get("dead", 0)}
 
     # Commands --------------------------------------------------------------------------------

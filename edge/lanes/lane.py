@@ -608,9 +608,11 @@ class Lane:
             case Record():
                 # A fill records who was on shift when it was authorised; later milestones add nothing.
                 context = self._shift_context() if effect.status == "authorised" else {}
-                self.store.apply_record(self.id, effect, now, context)
-                if effect.status == "complete":
-                    self._learn_inflight(effect, now)
+                learned = self._learned_inflight(effect) if effect.status == "complete" else None
+                self.store.apply_record(self.id, effect, now, context, learned)
+                if learned:
+                    self.log.info("in-flight now %.3f s of flow", learned[inflight.ANY_MODEL].inflight_s or 0.0,
+                                  extra={"fill": effect.fill_id})
                 if effect.final:
                     self._fill_ended(effect)
             case Verdict():
@@ -685,10 +687,18 @@ class Lane:
         )
         self._notify(LaneEvent(self.id, "fill_end", {"fill_id": record.fill_id, "status": record.status, **fields}))
 
-    def _learn_inflight(self, record: Record, now: datetime) -> None:
-        """Teach the lane's (and the cylinder model's) in-flight estimate what this fill showed."""
+    def _learned_inflight(self, record: Record) -> dict[str, inflight.Learned] | None:
+        """The lane's (and the cylinder model's) in-flight estimate with what this fill showed;
+        None when nothing is learned. The fill's final record keeps it."""
         if not self.config.fill.learn_preact:
-            return
+            return None
+        try:
+            return self._learn(record)
+        except Exception:  # learning is not safety: a fault in it must not cost the fill's record
+            self.log.exception("could not learn the in-flight from this fill")
+            return None
+
+    def _learn(self, record: Record) -> dict[str, inflight.Learned] | None:
         model = self._fill_model[1] if self._fill_model and self._fill_model[0] == record.fill_id else None
         result = inflight.FillResult(
             complete=True,
@@ -704,14 +714,9 @@ class Lane:
                                               self.inflight_limits)
             if ignored:
                 self.log.info("in-flight not learned from this fill: %s", ignored, extra={"fill": record.fill_id})
-                return
+                return None
             learned[key] = after
-        try:
-            self.store.save_inflight(self.id, learned, now, record.fill_id)
-        except Exception:  # learning is not safety: a store hiccup must not lock the lane
-            self.log.exception("could not save the learned in-flight")
-            return
-        self.log.info("in-flight now %.3f s of flow", learned[inflight.ANY_MODEL].inflight_s or 0.0, extra={"fill": record.fill_id})
+        return learned
 
     def _notify(self, event: LaneEvent) -> None:
         for listener in self.listeners:

@@ -17,6 +17,7 @@ from interlock.reasons import TEXT, Reason
 
 from ..scanpoints import dispatch
 from ..store import Store
+from ..store.delivered import delivered_fills
 from ..store.outbox import Outbox
 from ..textsafe import sheet_text
 
@@ -51,7 +52,9 @@ LEDGER_COLUMNS = [
 WEIGHTS = ("tare_kg", "target_net_kg", "start_gross_kg", "final_gross_kg", "net_kg")
 UNCHECKED = "未检"  # no checker's recorded pre-fill check
 RESULT_TEXT = {"ok": "合格", "OVERFILLED": "超装", "UNDERFILLED": "欠装", "aborted": "中止"}
-UPLOAD_TEXT = {"sent": "已上传", "pending": "待上传", "dead": "被拒收", None: "不上传(未开始充装)"}
+# "local": gas went in but no record was queued (the re-weigh after a crash found none, or the
+# station has no city link).
+UPLOAD_TEXT = {"sent": "已上传", "pending": "待上传", "dead": "被拒收", "local": "不上传", None: "不上传(未开始充装)"}
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,12 @@ def iter_ledger_rows(
         for r in store.query(f"SELECT fill_id, status FROM outbox WHERE kind = 'filling' AND fill_id IN (SELECT id FROM fills{where})",
                              params)
     }
+    # A started fill without a row: its record left the outbox once delivered (edge.store.delivered),
+    # or none was queued.
+    started = {r["id"] for r in store.query(f"SELECT id FROM fills{where}{' AND' if where else ' WHERE'} started_at IS NOT NULL",
+                                            params)} - set(uploads)
+    delivered = delivered_fills(store, started)
+    uploads.update({fill_id: "sent" if fill_id in delivered else "local" for fill_id in started})
     # The checker's recorded pre-fill check a fill relied on (the staff app), where there was one.
     prechecks = {
         r["id"]: r for r in store.query(

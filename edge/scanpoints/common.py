@@ -99,9 +99,10 @@ def queue_upload(conn: sqlite3.Connection, kind: str, key: str, payload: dict[st
     """Queue a record for the city in the caller's transaction. No fill_id on the row: a fill's own
     rows hold (fill_id, kind), and a cylinder is checked, dispatched or bound more than once."""
     text = journal.canonical(payload)
-    conn.execute(
-        "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, NULL, ?, ?, ?)",
-        (kind, key, text, iso(now)),
+    cursor = conn.execute(
+        "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at, queued_seq) VALUES (?, NULL, ?, ?, ?, ?)",
+        (kind, key, text, iso(now), journal.next_seq(conn)),
     )
+    assert cursor.lastrowid is not None
     # What goes upstream is journalled by its digest, so `edge verify` can tell an edited payload.
-    journal.append(conn, iso(now), "outbox_queued", {"rows": [journal.queued(kind, key, text)]})
+    journal.append(conn, iso(now), "outbox_queued", {"rows": [journal.queued(cursor.lastrowid, kind, key, text)]})

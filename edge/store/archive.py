@@ -124,7 +124,7 @@ def make(store: Store, before: date, tz: ZoneInfo, directory: Path, unit: str, n
     finally:
         conn.close()
     # The rows of the prefix still live: the fills in progress at the cut (held in the state), no outbox row.
-    state = replay.State(**{**last.end.__dict__, "fills": len(last.end.open_fills), "outbox": 0})
+    state = replay.State(**{**last.end.__dict__, "fills": len(last.end.open_fills), "outbox": 0, "queued": []})
     entry = {"upto": last.hi, "head": head, "from": segments[0].lo, "state": state.as_data(), "outbox_id": last.outbox[1],
              "before": iso(cut), "files": [s.record for s in segments]}
     with store.transaction() as tx:
@@ -191,6 +191,16 @@ def _copy(state: replay.State) -> replay.State:
 def _outbox_upto(conn: sqlite3.Connection, lo: int, hi: int) -> int:
     """The newest outbox id the entries (lo, hi] queued: rows are queued with their entry, in one
     transaction, so ids rise with the entries."""
+    # Since schema 11 the entries name their rows' ids: a fill's final entry, or a scan point's.
+    newer = conn.execute("SELECT data FROM journal WHERE seq > ? AND seq <= ? AND kind IN (?, ?, ?) ORDER BY seq DESC",
+                         (lo, hi, "outbox_queued", *FINAL_KINDS))
+    for (data,) in newer:
+        rows = journal.load(data)
+        ids = [row["id"] for row in rows.get("queued", rows.get("rows", ())) if "id" in row]
+        if ids:
+            return max(ids)
+        if "rows" in rows:  # an entry from before schema 11: as it was found then
+            break
     top = 0
     row = conn.execute("SELECT fill_id, data FROM journal WHERE kind = 'outbox_queued' AND seq > ? AND seq <= ?"
                        " ORDER BY seq DESC LIMIT 1", (lo, hi)).fetchone()
@@ -535,9 +545,10 @@ def verify(archive: Archive, live: Store | None = None, witness: list[audit.Head
         report.problems.append(f"the chain ends at entry {chain.head_seq}, the manifest says {hi}")
     start = replay.State.from_data(m["start_state"])
     opened_fills = len(start.open_fills)
-    report.records, reached = replay.replay_check(conn, FILL_COLUMNS, start, lo, hi, finish=False)
+    report.records, reached = replay.replay_check(conn, FILL_COLUMNS, start, lo, hi, finish=False, segment_rows=True)
     finished = opened_fills + (reached.fills - m["start_state"]["fills"]) - len(reached.open_fills)
-    stored = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("fills", "outbox")}
+    # The outbox rows counted are those queued before schema 11; later ones are checked by id.
+    stored = {"fills": conn.execute("SELECT count(*) FROM fills").fetchone()[0], "outbox": replay.legacy_outbox(conn)}
     if stored["fills"] != finished:
         report.problems.append(f"{stored['fills']} fills rows, but its entries finish {finished} fills")
     if stored["outbox"] != reached.outbox - m["start_state"]["outbox"]:

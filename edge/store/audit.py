@@ -219,7 +219,10 @@ def _checkpoint(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[st
     ).fetchone()[0]
     fills_rowid = (open_rowid - 1) if open_rowid is not None else conn.execute("SELECT coalesce(max(rowid), 0) FROM fills").fetchone()[0]
     fills_rowid = max(fills_rowid, prev["fills_rowid"])
-    outbox_id = max(prev["outbox_id"], conn.execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
+    # Only rows queued before schema 11 are digested: later ones leave the outbox once delivered,
+    # and the replay checks those still in it against their entries (replay.check_queued).
+    legacy = " WHERE queued_seq IS NULL" if replay.tracks_queued(conn) else ""
+    outbox_id = max(prev["outbox_id"], conn.execute(f"SELECT coalesce(max(id), 0) FROM outbox{legacy}").fetchone()[0])
     columns = {"journal": list(journal.STORED_COLUMNS), "fills": _columns(conn, "fills"), "outbox": list(OUTBOX_COLUMNS)}
     segment = (pieces("journal", prev["upto"], audit.chain.head_seq) + pieces("fills", prev["fills_rowid"], fills_rowid)
                + pieces("outbox", prev["outbox_id"], outbox_id))

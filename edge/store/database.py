@@ -442,8 +442,11 @@ class Store:
 
     # Fills -----------------------------------------------------------------------------------
 
-    def apply_record(self, lane: str, record: Record, now: datetime, context: dict[str, Any]) -> None:
-        """Commit one fill milestone: fills row, journal entry and, when final, the outbox row."""
+    def apply_record(self, lane: str, record: Record, now: datetime, context: dict[str, Any],
+                     learned: dict[str, Learned] | None = None) -> None:
+        """Commit one fill milestone: fills row, journal entry and, when final, the outbox rows;
+        `learned`: what the fill taught the lane's in-flight estimates (its own and its cylinder
+        model's), kept and journalled with its final milestone."""
         fields = {k: _db_value(v) for k, v in record.fields.items() if k in _FILL_COLUMNS}
         with self.transaction() as conn:
             # Plain statements, not sqlite-utils: its insert/update/get read the table's schema on
@@ -462,6 +465,10 @@ class Store:
                 entry["context"] = {k: _db_value(v) for k, v in context.items()}
             if not record.report:
                 entry["reported"] = False  # a final record kept from the city says so, so a replay knows
+            if record.final and record.report and (queued := self._queue_upload(conn, fill, now)):
+                entry["queued"] = queued  # the final entry names what it queued: one entry, not two
+            if learned:
+                entry["inflight"] = _save_inflight(conn, lane, learned, now)
             self._append(
                 conn,
                 iso(now),
@@ -471,23 +478,26 @@ class Store:
                 fill_id=record.fill_id,
                 cylinder_id=fill["cylinder_id"],
             )
-            if record.final and record.report:
-                self._queue_upload(conn, fill, now)
 
-    def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> None:
+    def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+        """Queue the fill's records for the city, as the entry appended next in this transaction
+        (the fill's final one) will name them: by id, kind, key and payload digest (the row holds
+        the payload once), so `edge verify` can tell an edited or a vanished row."""
         # Gas went into the cylinder only if the relay was ever energised: those fills are
         # reported upstream whatever their outcome; a fill that never started is local only.
         if fill["started_at"] is None or self._outbox_entries is None:
-            return
-        entries = [(kind, key, journal.canonical(payload)) for kind, key, payload in self._outbox_entries(fill)]
-        conn.executemany(
-            "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            [(kind, fill["id"], key, text, iso(now)) for kind, key, text in entries],
-        )
-        # What goes upstream is journalled by its digest (the row holds the payload once), so
-        # `edge verify` can tell an edited payload.
-        rows = [journal.queued(kind, key, text) for kind, key, text in entries]
-        self._append(conn, iso(now), "outbox_queued", {"rows": rows}, lane=fill["lane"], fill_id=fill["id"])
+            return []
+        seq = journal.next_seq(conn)
+        rows = []
+        for kind, key, payload in self._outbox_entries(fill):
+            text = journal.canonical(payload)
+            cursor = conn.execute(
+                "INSERT INTO outbox (kind, fill_id, idempotency_key, payload, created_at, queued_seq) VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, fill["id"], key, text, iso(now), seq),
+            )
+            assert cursor.lastrowid is not None
+            rows.append(journal.queued(cursor.lastrowid, kind, key, text))
+        return rows
 
     def open_fills(self) -> list[dict[str, Any]]:
         """Fills a crash left open (oldest first): the next start judges and closes each."""
@@ -516,22 +526,22 @@ class Store:
         found = {row["model"]: json.loads(row["seconds"]) for row in rows}
         return {model: Learned(tuple(kept["seconds"]), kept["fills"]) for model, kept in found.items()}
 
-    def save_inflight(self, lane: str, estimates: dict[str, Learned], now: datetime, fill_id: str) -> None:
-        """Store what one fill taught the lane (its own and its cylinder model's estimate), journalled."""
-        with self.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO inflight (lane, model, seconds, updated_at) VALUES (?, ?, ?, ?)",
-                [(lane, model, json.dumps({"seconds": l.seconds, "fills": l.fills}), iso(now)) for model, l in estimates.items()],
-            )
-            data = {model: {"seconds": list(l.seconds), "fills": l.fills, "inflight_s": l.inflight_s} for model, l in estimates.items()}
-            journal.append(conn, iso(now), "inflight_learned", data, lane=lane, fill_id=fill_id)
-
     def reset_inflight(self, lane: str, now: datetime, by: str | None = None) -> int:
         """Forget what the lane learned: its next fills start again from the configured preact_kg."""
         with self.transaction() as conn:
             removed = conn.execute("DELETE FROM inflight WHERE lane = ?", (lane,)).rowcount
             journal.append(conn, iso(now), "inflight_reset", {"by": by, "estimates": removed}, lane=lane)
         return int(removed)
+
+
+def _save_inflight(conn: sqlite3.Connection, lane: str, estimates: dict[str, Learned], now: datetime) -> dict[str, Any]:
+    """Keep what one fill taught the lane; returns it as its final entry records it (entries of
+    kind inflight_learned, one per fill, did before schema 11)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO inflight (lane, model, seconds, updated_at) VALUES (?, ?, ?, ?)",
+        [(lane, model, json.dumps({"seconds": l.seconds, "fills": l.fills}), iso(now)) for model, l in estimates.items()],
+    )
+    return {model: {"seconds": list(l.seconds), "fills": l.fills, "inflight_s": l.inflight_s} for model, l in estimates.items()}
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

@@ -25,6 +25,11 @@ def canonical(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def load(value: str | bytes) -> Any:
+    """An entry's data as the caller reads it."""
+    return json.loads(value)
+
+
 def hex_hash(stored: str | bytes) -> str:
     """A stored hash as hex: 32 bytes in rows since schema 10, hex text before."""
     return stored.hex() if isinstance(stored, bytes) else stored
@@ -39,11 +44,18 @@ def payload_digest(payload_text: str) -> str:
     return hashlib.sha256(payload_text.encode("utf-8")).hexdigest()
 
 
-def queued(kind: str, key: str, payload_text: str) -> dict[str, str]:
-    """An outbox row as its `outbox_queued` entry names it: kind, key and the sha256 of the payload
-    as the row stores it. The row holds the payload once; the chained digest makes an edit to it
-    show. (Entries before schema 10 carry the payload itself.)"""
-    return {"kind": kind, "key": key, "sha256": payload_digest(payload_text)}
+def queued(row_id: int, kind: str, key: str, payload_text: str) -> dict[str, Any]:
+    """An outbox row as the entry that queued it names it: its id, kind, key and the sha256 of the
+    payload as the row stores it. The row holds the payload once; the chained digest makes an edit
+    to it show, and the id lets a later entry say the row left the outbox once the city had it.
+    (Entries before schema 10 carry the payload itself, and before schema 11 no id.)"""
+    return {"id": row_id, "kind": kind, "key": key, "sha256": payload_digest(payload_text)}
+
+
+def next_seq(conn: sqlite3.Connection) -> int:
+    """The number the next entry appended in this transaction gets."""
+    head = conn.execute("SELECT seq FROM chain_head WHERE id = 1").fetchone()
+    return head[0] + 1 if head else 1
 
 
 def append(

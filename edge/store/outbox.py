@@ -3,6 +3,8 @@
 Rows are written with their fill (Store.apply_record); here they move to 'sent' or 'dead', and a
 manager can put dead ones back. The last success and last error are kept in `meta`, so
 `edge sync status` tells the truth after a restart too.
+
+Delivered rows leave the table a hundred at a time (edge.store.delivered).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sync.uploader import OutboxRow
 
 from . import journal
 from .database import Store, iso, set_meta
+from .delivered import counts_by_status, prune
 
 LAST_SUCCESS = "sync_last_success_at"
 LAST_ERROR = "sync_last_error"
@@ -40,6 +43,7 @@ class Outbox:
     def mark_sent(self, row_id: int, now: datetime, reply: str) -> None:
         with self.store.transaction() as conn:
             _sent(conn, row_id, now, reply)
+            prune(conn, now)
 
     def mark_duplicate(self, row_id: int, now: datetime, reason: str) -> None:
         """The city answered "already have it": delivered, and journalled as delivered-as-duplicate
@@ -48,6 +52,7 @@ class Outbox:
             _sent(conn, row_id, now, json.dumps({"duplicate": reason}, ensure_ascii=False))
             kind, fill_id = conn.execute("SELECT kind, fill_id FROM outbox WHERE id = ?", (row_id,)).fetchone()
             journal.append(conn, iso(now), "upload_duplicate", {"outbox_id": row_id, "kind": kind, "reply": reason}, fill_id=fill_id)
+            prune(conn, now)
 
     def mark_dead(self, row_id: int, now: datetime, reason: str) -> None:
         with self.store.transaction() as conn:
@@ -87,7 +92,7 @@ class Outbox:
         return len(ids)
 
     def status(self, now: datetime, dead_limit: int = 20) -> dict[str, Any]:
-        counts = self.store.count_by_status("outbox", "sent")
+        counts = counts_by_status(self.store)
         oldest = self.store.query("SELECT min(created_at) AS t FROM outbox WHERE status = 'pending'")[0]["t"]
         dead = self.store.query(
             "SELECT id, kind, fill_id, attempts, last_attempt_at, last_error FROM outbox"
@@ -115,3 +120,4 @@ def _sent(conn: sqlite3.Connection, row_id: int, now: datetime, reply: str) -> N
     )
     set_meta(conn, LAST_SUCCESS, iso(now))
     conn.execute("DELETE FROM meta WHERE key = ?", (MALFORMED_SINCE,))
+

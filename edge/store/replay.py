@@ -16,6 +16,7 @@ from typing import Any
 from . import journal
 
 BASELINE = "records_baseline"
+DELIVERED = "outbox_delivered"  # rows that left the outbox delivered (edge.store.delivered)
 # The fills columns a journalled milestone can set; anything else keeps its schema default.
 FILL_CONTEXT = ("operator", "checker", "medium")
 STAFF_COLUMNS = ("name", "source", "active")
@@ -64,7 +65,8 @@ def outbox_digest(kind: str, fill_id: str | None, key: str, payload: str) -> str
 @dataclass
 class State:
     """What the replay knows at a point of the journal: the staff and shift rows as they stand, the
-    fills still open (their rows may change yet), and how many fills and outbox rows exist. A
+    fills still open (their rows may change yet), how many fills exist, the outbox rows queued
+    since schema 11 that no entry has said left (by id), and how many earlier ones exist. A
     checkpoint carries it, so a later replay starts there instead of at the genesis entry."""
 
     staff: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -72,15 +74,34 @@ class State:
     open_fills: dict[str, dict[str, Any]] = field(default_factory=dict)  # in order of authorisation
     legacy: list[str] = field(default_factory=list)  # open fills journalled without their shift context
     fills: int = 0
-    outbox: int = 0
+    outbox: int = 0  # rows queued before schema 11 (named by kind and key, not by id)
+    queued: list[list[int]] = field(default_factory=list)  # ids of rows in the outbox since, as [first, last] runs
 
     def as_data(self) -> dict[str, Any]:
-        return {"staff": self.staff, "shifts": self.shifts, "open_fills": self.open_fills, "legacy": self.legacy,
+        data = {"staff": self.staff, "shifts": self.shifts, "open_fills": self.open_fills, "legacy": self.legacy,
                 "fills": self.fills, "outbox": self.outbox}
+        # Absent when empty: states journalled before schema 11 (checkpoints, archives) have no such key.
+        return {**data, "queued": self.queued} if self.queued else data
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> State:
-        return cls(**{k: data[k] for k in ("staff", "shifts", "open_fills", "legacy", "fills", "outbox")})
+        return cls(**{k: data[k] for k in ("staff", "shifts", "open_fills", "legacy", "fills", "outbox")},
+                   queued=data.get("queued", []))
+
+
+def runs(ids: set[int]) -> list[list[int]]:
+    """Ids as [first, last] runs: a backlog of consecutive rows takes a few numbers, not thousands."""
+    out: list[list[int]] = []
+    for i in sorted(ids):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
+
+
+def ids_of(ranges: list[list[int]]) -> set[int]:
+    return {i for first, last in ranges for i in range(first, last + 1)}
 
 
 class _Checker:
@@ -90,6 +111,7 @@ class _Checker:
     def __init__(self, conn: sqlite3.Connection, fill_columns: frozenset[str], state: State, report: RecordsReport) -> None:
         self.conn, self.fill_columns, self.state, self.out = conn, fill_columns, state, report.mismatches
         self.legacy = set(state.legacy)
+        self.queued = ids_of(state.queued)
         self.report = report
 
     def compare(self, table: str, key: str, stored: dict[str, Any] | None, expected: dict[str, Any] | None,
@@ -119,11 +141,20 @@ class _Checker:
                 s.open_fills[fill_id].update({"status": status, **fields})
                 if status in FINAL_STATUSES:
                     self.fill_final(fill_id)
+            # Since schema 11 a fill's final entry names the rows it queued (by id).
+            self.queued.update(row["id"] for row in data.get("queued", ()))
         elif kind == "outbox_queued":
             for row in data["rows"]:
+                if "id" in row:  # schema 11 on: checked as the rows in the outbox are (check_queued)
+                    self.queued.add(row["id"])
+                    continue
                 # Since schema 10 an entry names the payload by its digest; before, it carried it.
                 expected = row["sha256"] if "sha256" in row else journal.payload_digest(journal.canonical(row["payload"]))
-                self.queued(fill_id, row["kind"], row["key"], expected)
+                self.legacy_queued(fill_id, row["kind"], row["key"], expected)
+        elif kind == DELIVERED:
+            # Those rows left the outbox, delivered. One queued before the replay's start state (an
+            # archive's cut) is not in the set: nothing to take out.
+            self.queued.difference_update(row[0] for row in data["rows"])
         elif kind in ("staff_registered", "staff_configured"):
             person = s.staff.setdefault(data["id"], {"source": "command" if kind == "staff_registered" else "config", "active": 1})
             person["name"] = data["name"]
@@ -174,7 +205,7 @@ class _Checker:
         columns = [c for c in expected if c != "id" and not (legacy and c in FILL_CONTEXT)]
         self.compare("fills", fill_id, _row(self.conn, "SELECT * FROM fills WHERE id = ?", (fill_id,)), expected, columns)
 
-    def queued(self, fill_id: str | None, kind: str, key: str, payload_sha256: str) -> None:
+    def legacy_queued(self, fill_id: str | None, kind: str, key: str, payload_sha256: str) -> None:
         self.state.outbox += 1
         if fill_id:
             # A fill owes one row of each kind: found by (fill, kind), an edited key shows as that field.
@@ -208,12 +239,55 @@ class _Checker:
                 self.compare(table, key, stored_rows.get(key), expected_rows.get(key), columns)
             self.report.checked[table] = len(stored_rows)
         stored_fills = self.conn.execute("SELECT count(*) FROM fills").fetchone()[0]
-        stored_outbox = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        self.report.checked["fills"], self.report.checked["outbox"] = stored_fills, stored_outbox
+        self.report.checked["fills"] = stored_fills
+        self.report.checked["outbox"] = self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
         if stored_fills > s.fills:
             self.extra_fills(fills_after)
-        if stored_outbox > s.outbox:
+        if legacy_outbox(self.conn) > s.outbox:
             self.extra_outbox(outbox_after)
+        self.check_queued(strict=True)
+
+    def check_queued(self, strict: bool) -> None:
+        """The rows in the outbox since schema 11 are exactly the ones queued and not journalled as
+        gone, each as the entry that queued it names it (found by the row's queued_seq), however
+        long ago: a row edited, removed or added is named. Reads the outbox (a backlog) and one entry
+        per row. strict=False (an archive's month): a row queued and not in the file may have left
+        after the month's end, in an entry of the next."""
+        if not tracks_queued(self.conn):
+            return
+        expected = sorted(self.queued)
+        present = self.conn.execute("SELECT id, kind, fill_id, idempotency_key, payload, queued_seq FROM outbox"
+                                    " WHERE queued_seq IS NOT NULL ORDER BY id")
+        names = ("id", "kind", "fill_id", "idempotency_key", "payload", "queued_seq")
+        i = 0
+        for values in present:
+            row = dict(zip(names, values))
+            while i < len(expected) and expected[i] < row["id"]:
+                if strict:
+                    self.out.append(Mismatch("outbox", str(expected[i]), "(row)", "missing", "present"))
+                i += 1
+            if i < len(expected) and expected[i] == row["id"]:
+                i += 1
+                self.check_row(row)
+            else:
+                name = f"{row['id']} (fill {row['fill_id']}, {row['kind']})"
+                self.out.append(Mismatch("outbox", name, "(row)", "present", "missing: not queued, or journalled as delivered"))
+        if strict:
+            self.out.extend(Mismatch("outbox", str(i), "(row)", "missing", "present") for i in expected[i:])
+
+    def check_row(self, row: dict[str, Any]) -> None:
+        """One row against the entry that queued it."""
+        name = f"{row['id']} (fill {row['fill_id']}, {row['kind']})"
+        entry = self.conn.execute("SELECT fill_id, data FROM journal WHERE seq = ?", (row["queued_seq"],)).fetchone()
+        data = {} if entry is None else journal.load(entry[1])
+        listed = next((r for r in data.get("queued", data.get("rows", ())) if r.get("id") == row["id"]), None)
+        if listed is None:
+            self.out.append(Mismatch("outbox", name, "queued_seq", row["queued_seq"], "the entry that queued the row"))
+            return
+        stored = {**row, "payload": "sha256 " + journal.payload_digest(row["payload"])}
+        self.compare("outbox", name, stored, {"kind": listed["kind"], "fill_id": entry[0], "idempotency_key": listed["key"],
+                                              "payload": "sha256 " + listed["sha256"]},
+                     ("kind", "fill_id", "idempotency_key", "payload"))
 
     def extra_fills(self, after_rowid: int) -> None:
         # Only when some row has no entry: name it (the ids are gathered here, not on every verify).
@@ -229,18 +303,20 @@ class _Checker:
         legacy = set()
         for (data,) in self.conn.execute("SELECT data FROM journal WHERE kind = ?", (BASELINE,)):
             legacy.update(int(k) for k in json.loads(data).get("outbox", {}))
-        for row in _rows(self.conn, f"SELECT id, kind, fill_id, idempotency_key FROM outbox WHERE id > {int(after_id)} ORDER BY id"):
+        tracked = " AND queued_seq IS NULL" if tracks_queued(self.conn) else ""  # the newer rows: check_queued
+        for row in _rows(self.conn, f"SELECT id, kind, fill_id, idempotency_key FROM outbox WHERE id > {int(after_id)}{tracked} ORDER BY id"):
             if row["id"] not in legacy and outbox_slot(row["fill_id"], row["kind"], row["idempotency_key"]) not in slots:
                 self.out.append(Mismatch("outbox", f"{row['id']} (fill {row['fill_id']}, {row['kind']})", "(row)", "present", "missing"))
 
 
 def replay_check(conn: sqlite3.Connection, fill_columns: frozenset[str], state: State | None = None, after_seq: int = 0,
                  upto_seq: int | None = None, fills_after: int = 0, outbox_after: int = 0,
-                 limit: int = 20, finish: bool = True) -> tuple[RecordsReport, State]:
+                 limit: int = 20, finish: bool = True, segment_rows: bool = False) -> tuple[RecordsReport, State]:
     """Replay the entries after `after_seq` (up to `upto_seq`) from `state` (the genesis when None),
     holding every row they imply to them; returns the report and the state reached. finish=False:
     a segment of the chain only (an archive's month): the fills still open at its end, the staff
-    and shift tables and the row counts are the next segment's to check, not this one's."""
+    and shift tables and the row counts are the next segment's to check, not this one's;
+    segment_rows: the outbox holds the segment's rows only (an archive file), each checked."""
     report = RecordsReport()
     checker = _Checker(conn, fill_columns, state or State(), report)
     sql = "SELECT kind, lane, fill_id, data FROM journal WHERE seq > ?" + ("" if upto_seq is None else " AND seq <= ?")
@@ -248,9 +324,11 @@ def replay_check(conn: sqlite3.Connection, fill_columns: frozenset[str], state: 
     for kind, lane, fill_id, data in conn.execute(sql + " ORDER BY seq", params):
         checker.entry(kind, lane, fill_id, json.loads(data))
     reached = State(**{**checker.state.__dict__, "open_fills": dict(checker.state.open_fills),
-                       "legacy": sorted(checker.legacy)})
+                       "legacy": sorted(checker.legacy), "queued": runs(checker.queued)})
     if finish:
         checker.finish(fills_after, outbox_after)
+    elif segment_rows:
+        checker.check_queued(strict=False)
     del report.mismatches[limit:]
     return report, reached
 
@@ -258,6 +336,18 @@ def replay_check(conn: sqlite3.Connection, fill_columns: frozenset[str], state: 
 def check(conn: sqlite3.Connection, fill_columns: frozenset[str], limit: int = 20) -> RecordsReport:
     """Every fills, outbox, staff and shifts row against the journal's replay from the genesis."""
     return replay_check(conn, fill_columns, limit=limit)[0]
+
+
+def tracks_queued(conn: sqlite3.Connection) -> bool:
+    """Whether the outbox names each row's queuing entry (schema 11 on; an archive file has the
+    format of the store it was cut from)."""
+    return any(r[1] == "queued_seq" for r in conn.execute("PRAGMA table_info(outbox)"))
+
+
+def legacy_outbox(conn: sqlite3.Connection) -> int:
+    """Rows queued before schema 11: counted, since they are not tracked by id."""
+    where = " WHERE queued_seq IS NULL" if tracks_queued(conn) else ""
+    return int(conn.execute(f"SELECT count(*) FROM outbox{where}").fetchone()[0])
 
 
 def _row(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:

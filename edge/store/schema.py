@@ -363,6 +363,18 @@ def _v10(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v11(conn: sqlite3.Connection) -> None:
+    """The city outbox becomes a queue: a row the city acknowledged leaves it, a hundred at a time,
+    with one journal entry naming what left (edge/store/outbox.py's prune). Each row queued from
+    now on names the entry that queued it (queued_seq), so `edge verify` checks a row still waiting
+    against that entry directly, whatever its age. Rows of earlier releases (queued_seq NULL) stay
+    as they are: the checkpoints already journalled digest them. No row is rewritten."""
+    conn.execute("ALTER TABLE outbox ADD COLUMN queued_seq INTEGER")
+    # The delivered rows waiting to leave (a hundred at most), found without walking every row an
+    # earlier release kept as sent.
+    conn.execute("CREATE INDEX outbox_delivered ON outbox(id) WHERE status = 'sent' AND queued_seq IS NOT NULL")
+
+
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
     # executescript() would commit first; statements run one by one stay inside the migration.
     for statement in script.split(";"):
@@ -370,7 +382,7 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
