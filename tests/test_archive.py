@@ -126,7 +126,9 @@ def _edit_archive(file: Path, sql: str) -> None:
     ("sql", "said"),
     [
         ("UPDATE fills SET net_kg = net_kg + 1 WHERE rowid = 3", "net_kg"),
-        ("UPDATE outbox SET payload = payload || ' ' WHERE id = (SELECT min(id) FROM outbox)", "outbox"),
+        # Delivered records left the outbox before the archive was cut: a record added is caught.
+        ("INSERT INTO outbox (kind, idempotency_key, payload, status, created_at, queued_seq) VALUES ('filling', 'forged',"
+         " '{}', 'sent', '2025-01-20T00:00:00+00:00', (SELECT max(seq) FROM journal))", "outbox"),
         ("DELETE FROM fills WHERE rowid = 5", "fill"),
         ("UPDATE journal SET data = replace(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
          " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND data LIKE '%\"accepted\":false%')", "altered"),
@@ -150,7 +152,8 @@ def test_a_rechained_archive_is_caught_against_the_live_store(station: tuple[Pat
 
     live_db, config = station
     with sqlite3.connect(live_db) as conn:  # a head printed on a January daily report
-        entry, digest = 200, journal.entry_hash(conn, 200)
+        entry = conn.execute("SELECT max(seq) / 2 FROM journal WHERE ts < '2025-02-01'").fetchone()[0]
+        digest = journal.entry_hash(conn, entry)
     witness = config.parent / "witness.json"
     witness.write_text(json.dumps({"entry": entry, "hash": digest}), encoding="utf-8")
     edge_json(config, "archive", "--before", "2025-02-01")

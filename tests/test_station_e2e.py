@@ -29,11 +29,16 @@ def test_accepted_scan_fills_to_target_and_records_durably(station: SimStation) 
     outbox = store.query("SELECT * FROM outbox WHERE fill_id = ? ORDER BY id", [verdict["fill_id"]])
     assert [r["kind"] for r in outbox] == ["filling", "trace"]
     assert all(json.loads(r["payload"])["cylinder_id"] == cylinder.row["id"] for r in outbox)
-    kinds = [r["kind"] for r in store.query("SELECT kind FROM journal WHERE fill_id = ? ORDER BY seq", [verdict["fill_id"]])]
-    # The outbox rows are journalled as queued, in the same transaction as the fill's last record;
-    # then what the fill taught the lane.
-    assert kinds == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling", "fill_complete",
-                     "outbox_queued", "inflight_learned"]
+    entries = store.query("SELECT kind, data FROM journal WHERE fill_id = ? ORDER BY seq", [verdict["fill_id"]])
+    assert [e["kind"] for e in entries] == ["fill_authorised", "scan", "fill_prechecked", "fill_filling", "fill_settling",
+                                            "fill_complete"]
+    # The fill's last record names the outbox rows it queued (in the same transaction: by id, key
+    # and payload digest) and what the fill taught the lane's in-flight estimate.
+    final = json.loads(entries[-1]["data"])
+    assert [(q["id"], q["kind"], q["key"]) for q in final["queued"]] == [(r["id"], r["kind"], r["idempotency_key"]) for r in outbox]
+    assert all(r["queued_seq"] == store.query("SELECT max(seq) AS n FROM journal WHERE fill_id = ?", [verdict["fill_id"]])[0]["n"]
+               for r in outbox)
+    assert final["inflight"]["*"]["fills"] >= 1
     assert store.verify().ok and store.verify_records().ok
 
 

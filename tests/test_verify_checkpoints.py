@@ -59,10 +59,44 @@ def test_incremental_verify_starts_at_the_checkpoint_and_rechecks_older_rows(che
 
 
 @pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("UPDATE outbox SET payload = replace(payload, '\"net_kg\":', '\"net_kg\":1') WHERE id = ?", ": payload is"),
+        ("UPDATE outbox SET idempotency_key = 'other' WHERE id = ?", ": idempotency_key is"),
+        ("DELETE FROM outbox WHERE id = ?", ": (row) is 'missing'"),
+        ("UPDATE outbox SET queued_seq = queued_seq - 1 WHERE id = ?", ": queued_seq is"),
+    ],
+)
+def test_an_upload_still_waiting_from_before_the_checkpoint_is_held_to_its_entry(tmp_path: Path, sql: str, said: str) -> None:
+    """Rows still in the outbox (the city was away) are held to the entry that queued them,
+    however old it is: edited, re-pointed or removed without an entry saying it was delivered."""
+    db = tmp_path / "station.db"
+    store = open_history_store(db, durable=False)
+    try:
+        from datetime import UTC, datetime
+
+        store.upsert_cylinders(cylinders(40), datetime.now(UTC))
+        for _ in build(store, 20, acknowledge=False):
+            pass
+        assert store.audit(full=True).ok
+        for _ in build(store, 10, first=20, acknowledge=False):
+            pass
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        upto = json.loads(conn.execute("SELECT data FROM journal WHERE kind = 'verified'").fetchone()[0])["upto"]
+        row_id = conn.execute("SELECT min(id) FROM outbox WHERE queued_seq <= ?", (upto,)).fetchone()[0]
+        assert conn.execute(sql, (row_id,)).rowcount == 1
+    result = _audit(db)
+    assert not result.ok and result.checkpoint is None
+    problem = result.problem()
+    assert problem is not None and problem.startswith(f"outbox row {row_id}") and said in problem, problem
+
+
+@pytest.mark.parametrize(
     ("sql", "what"),
     [
         ("UPDATE fills SET net_kg = 20.0 WHERE rowid = 3", "fills rows"),
-        ("UPDATE outbox SET payload = replace(payload, '14', '15') WHERE id = 5", "outbox rows"),
         ("UPDATE journal SET data = replace(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
          " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND data LIKE '%\"accepted\":false%')", "journal entries"),
         ("DELETE FROM fills WHERE rowid = 7", "fills rows"),
