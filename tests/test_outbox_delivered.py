@@ -1,0 +1,119 @@
+"""Delivered records leave the city outbox a hundred at a time, with one journal entry naming them:
+the store stops growing by a delivered record's payload, and still says what went upstream and when.
+What is left (rows still waiting, and the entries) is held to the journal: a row put back, removed
+or edited is caught."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.manager import ledger
+from edge.store import Store
+from edge.store.delivered import DELIVERED, PRUNE_ROWS
+from edge.store.outbox import Outbox
+from tests.city_support import TZ
+from tests.history_support import START, build, cylinders, open_history_store
+
+FILLS = 60  # two rows each (filling record and trace node): 120 rows
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_history_store(tmp_path / "station.db", fleet=False, durable=False)
+    opened.upsert_cylinders(cylinders(40), datetime.now(UTC))
+    for _ in build(opened, FILLS, fleet=False, acknowledge=False):
+        pass
+    yield opened
+    opened.close()
+
+
+def _deliver_all(store: Store, at: datetime) -> None:
+    outbox = Outbox(store)
+    for row in outbox.next_pending(0, 1000):
+        outbox.mark_sent(row.id, at, '{"code":0,"msg":"ok"}')
+
+
+def test_delivered_rows_leave_together_with_one_entry_and_are_still_counted(store: Store) -> None:
+    at = START + timedelta(days=1)
+    queued = store.query("SELECT id, kind, fill_id FROM outbox ORDER BY id")
+    ids = [r["id"] for r in queued]
+    assert len(ids) == 2 * FILLS
+    _deliver_all(store, at)
+    # The hundredth delivery took the hundred with it; the twenty after it wait for the next round.
+    left = [r["id"] for r in store.query("SELECT id FROM outbox ORDER BY id")]
+    assert left == ids[PRUNE_ROWS:]
+    [entry] = store.query("SELECT data FROM journal WHERE kind = ?", [DELIVERED])
+    rows = json.loads(entry["data"])["rows"]
+    assert [r[0] for r in rows] == ids[:PRUNE_ROWS]
+    # Each: id, kind, the fill (or a scan point's key), when the city took it, and its reply.
+    assert rows[:2] == [[q["id"], q["kind"], q["fill_id"], at.isoformat(timespec="milliseconds"), '{"code":0,"msg":"ok"}']
+                        for q in queued[:2]]
+    status = Outbox(store).status(at)
+    assert (status["sent"], status["pending"], status["dead"]) == (2 * FILLS, 0, 0)
+    assert store.audit(full=True).ok and store.audit().ok
+
+
+def test_the_ledger_says_delivered_for_records_that_left_the_outbox(store: Store) -> None:
+    _deliver_all(store, START + timedelta(days=1))
+    rows = ledger.ledger_rows(store, TZ, ledger.Filters(), "unit")
+    assert len(rows) == FILLS and {r["uploaded"] for r in rows} == {"已上传"}
+
+
+def test_the_newest_row_stays_so_an_id_is_never_given_twice(store: Store) -> None:
+    at = START + timedelta(days=1)
+    outbox = Outbox(store)
+    for row in outbox.next_pending(0, 1000)[:PRUNE_ROWS + 1]:
+        outbox.mark_sent(row.id, at, "{}")
+    newest = store.query("SELECT max(id) AS n FROM outbox")[0]["n"]
+    # Every row but the newest delivered: they leave, the newest stays.
+    store.query("UPDATE outbox SET status = 'sent' WHERE id < ?", [newest])
+    with store.transaction() as conn:
+        from edge.store.delivered import prune
+
+        assert prune(conn, at, least=1) > 0
+    assert [r["id"] for r in store.query("SELECT id FROM outbox")] == [newest]
+    assert store.audit().ok
+
+
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        # A delivered row put back (or one made up) is in the outbox, yet no entry has it waiting.
+        ("INSERT INTO outbox SELECT * FROM delivered_copy WHERE id = 1", "outbox row 1 (fill"),
+        # A waiting row removed without an entry saying it was delivered.
+        ("DELETE FROM outbox WHERE id = (SELECT max(id) FROM outbox)", "(row) is 'missing'"),
+        # A waiting row's payload edited.
+        ("UPDATE outbox SET payload = replace(payload, '\"node\":', '\"node\":1') WHERE id = (SELECT max(id) FROM outbox)",
+         ": payload is"),
+    ],
+)
+def test_what_is_left_is_held_to_the_journal(tmp_path: Path, store: Store, sql: str, said: str) -> None:
+    store.query("CREATE TABLE delivered_copy AS SELECT * FROM outbox")
+    _deliver_all(store, START + timedelta(days=1))
+    assert store.audit().ok  # a checkpoint: what follows is caught by the incremental verify too
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute(sql).rowcount == 1
+    for full in (False, True):
+        result = store.audit(full=full)
+        assert not result.ok and result.checkpoint is None
+        problem = result.problem()
+        assert problem is not None and said in problem, problem
+
+
+def test_a_daemon_restart_keeps_counting_what_was_delivered(tmp_path: Path, store: Store) -> None:
+    _deliver_all(store, START + timedelta(days=1))
+    path = store.path
+    store.close()
+    reopened = Store(path, readonly=True)
+    try:
+        from edge.store.delivered import counts_by_status
+
+        assert counts_by_status(reopened) == {"sent": 2 * FILLS}
+    finally:
+        reopened.close()
