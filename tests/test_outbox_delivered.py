@@ -6,6 +6,7 @@ or edited is caught."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -117,3 +118,31 @@ def test_a_daemon_restart_keeps_counting_what_was_delivered(tmp_path: Path, stor
         assert counts_by_status(reopened) == {"sent": 2 * FILLS}
     finally:
         reopened.close()
+
+
+def test_a_schema_10_store_keeps_its_rows_and_the_new_ones_leave(tmp_path: Path) -> None:
+    """Upgraded in place: the rows the last release queued stay (delivered or not: its checkpoint
+    digests them), the ones queued since leave once delivered, and both verify together."""
+    db = tmp_path / "station.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "release-store-v10.db", db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 10
+        old = conn.execute("SELECT id, status FROM outbox ORDER BY id").fetchall()
+    assert {status for _, status in old} == {"sent", "pending"}
+    upgraded = open_history_store(db, durable=False)
+    try:
+        for _ in build(upgraded, FILLS, first=30, pool=cylinders(20), acknowledge=False):
+            pass
+        _deliver_all(upgraded, START + timedelta(days=1))
+        kept = upgraded.query("SELECT id, status, queued_seq FROM outbox ORDER BY id")
+        # Every old row stays (now all sent); of the new ones, those past the hundredth delivery wait.
+        assert [(r["id"], r["status"]) for r in kept[: len(old)]] == [(i, "sent") for i, _ in old]
+        assert all(r["queued_seq"] is None for r in kept[: len(old)])
+        assert len(kept) == len(old) + 2 * FILLS - PRUNE_ROWS
+        status = Outbox(upgraded).status(START)
+        assert status["sent"] == len(old) + 2 * FILLS and status["pending"] == 0
+        for full in (True, False):
+            result = upgraded.audit(full=full)
+            assert result.ok, result.problem()
+    finally:
+        upgraded.close()

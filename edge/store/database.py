@@ -469,6 +469,8 @@ class Store:
                 entry["queued"] = queued  # the final entry names what it queued: one entry, not two
             if learned:
                 entry["inflight"] = _save_inflight(conn, lane, learned, now)
+            # The fill's first entry names its cylinder; the later ones name the fill (since
+            # schema 11: the column was a copy on every milestone before).
             self._append(
                 conn,
                 iso(now),
@@ -476,7 +478,7 @@ class Store:
                 entry,
                 lane=lane,
                 fill_id=record.fill_id,
-                cylinder_id=fill["cylinder_id"],
+                cylinder_id=fill["cylinder_id"] if record.status == "authorised" else None,
             )
 
     def _queue_upload(self, conn: sqlite3.Connection, fill: dict[str, Any], now: datetime) -> list[dict[str, Any]]:

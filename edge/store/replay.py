@@ -273,7 +273,7 @@ class _Checker:
                 name = f"{row['id']} (fill {row['fill_id']}, {row['kind']})"
                 self.out.append(Mismatch("outbox", name, "(row)", "present", "missing: not queued, or journalled as delivered"))
         if strict:
-            self.out.extend(Mismatch("outbox", str(i), "(row)", "missing", "present") for i in expected[i:])
+            self.out.extend(Mismatch("outbox", str(gone), "(row)", "missing", "present") for gone in expected[i:])
 
     def check_row(self, row: dict[str, Any]) -> None:
         """One row against the entry that queued it."""
