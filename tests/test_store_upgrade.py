@@ -14,6 +14,7 @@ from edge.store.fleet import FleetOutbox
 from edge.store.outbox import Outbox
 from edge.store.schema import MIGRATIONS
 from tests.history_support import START, build, cylinders, open_history_store
+from tests.journal_support import editable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RELEASES = {8: FIXTURES / "release-store.db", 9: FIXTURES / "release-store-v9.db"}
@@ -95,10 +96,10 @@ def test_old_and_compact_rows_verify_together(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("edit, found", [
     # A row the release wrote and its checkpoint digested: the digest catches it (the full replay names it).
-    ("UPDATE journal SET data = replace(data, 'op', 'xp')"
+    ("UPDATE journal SET data = edit(data, 'op', 'xp')"
      " WHERE seq = (SELECT min(seq) FROM journal WHERE kind = 'fill_authorised' AND seq > 5)", "was altered"),
     # A compact entry written since: its 32-byte hash no longer matches.
-    ("UPDATE journal SET data = replace(data, 'net_kg', 'net_kh')"
+    ("UPDATE journal SET data = edit(data, 'net_kg', 'net_kh')"
      " WHERE seq = (SELECT max(seq) FROM journal WHERE kind = 'fill_complete')", "was altered"),
     # A payload named by its digest: the payload the city is sent was edited.
     ("UPDATE outbox SET payload = replace(payload, 'op', 'xp') WHERE id = (SELECT max(id) FROM outbox)", "payload"),
@@ -115,7 +116,7 @@ def test_edits_to_old_and_compact_rows_are_caught(tmp_path: Path, edit: str, fou
         assert store.audit().ok  # a checkpoint over the compact rows too
     finally:
         store.close()
-    with sqlite3.connect(db) as conn:
+    with editable(sqlite3.connect(db)) as conn:
         assert conn.execute(edit).rowcount == 1
     store = open_history_store(db)
     try:

@@ -26,6 +26,7 @@ from .. import logs
 from ..config import Config, load_config
 from ..daemon.station import Station, open_store
 from ..lanes.lane import LaneEvent, utc_now
+from ..store import journal
 from ..store.outbox import Outbox
 from . import checks as demo_checks
 from .simulation import Simulation
@@ -216,7 +217,7 @@ def summarise(config: Config, marks: tuple[int, int] = (0, 0)) -> dict[str, Any]
         rejected: dict[str, int] = {}
         accepted = 0
         for row in scans:
-            verdict = json.loads(row["data"])
+            verdict = journal.load(row["data"])
             if verdict["accepted"]:
                 accepted += 1
             else:

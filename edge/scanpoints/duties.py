@@ -3,13 +3,12 @@ lane now, who operated a fill, who pre-checked the cylinder a fill relies on."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from interlock.duties import Act, Duty, conflicts
 
-from ..store import Store
+from ..store import Store, journal
 from .common import Actor, Refused
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def fill_operators(store: Store, fill: dict[str, Any]) -> frozenset[str]:
             [fill["lane"], fill["authorised_at"]],
         )
         if shift:
-            persons.add(json.loads(shift[0]["data"])["operator"])
+            persons.add(journal.load(shift[0]["data"])["operator"])
     if fill.get("operator"):
         persons.update(r["id"] for r in store.query("SELECT id FROM staff WHERE name = ?", [fill["operator"]]))
     return frozenset(persons)

@@ -142,7 +142,7 @@ def resume(store: Store) -> bool:
     if pending is None:
         return False
     seq = json.loads(pending)["entry"]
-    data = json.loads(store.query("SELECT data FROM journal WHERE seq = ?", [seq])[0]["data"])
+    data = journal.load(store.query("SELECT data FROM journal WHERE seq = ?", [seq])[0]["data"])
     log.warning("finishing the archive journalled at entry %s: deleting the rows it moved out", seq)
     _delete(store, seq, data)
     store.audit()
@@ -194,7 +194,7 @@ def _outbox_upto(conn: sqlite3.Connection, lo: int, hi: int) -> int:
     top = 0
     row = conn.execute("SELECT fill_id, data FROM journal WHERE kind = 'outbox_queued' AND seq > ? AND seq <= ?"
                        " ORDER BY seq DESC LIMIT 1", (lo, hi)).fetchone()
-    for queued in [] if row is None else json.loads(row[1])["rows"]:
+    for queued in [] if row is None else journal.load(row[1])["rows"]:
         if row[0]:  # a fill's row: found by (fill, kind), as the replay finds it
             found = conn.execute("SELECT id FROM outbox WHERE fill_id = ? AND kind = ?", (row[0], queued["kind"])).fetchone()
         else:
@@ -202,7 +202,7 @@ def _outbox_upto(conn: sqlite3.Connection, lo: int, hi: int) -> int:
                                  (queued["key"], queued["kind"])).fetchone()
         top = max(top, found[0] if found else 0)
     for (data,) in conn.execute("SELECT data FROM journal WHERE kind = ? AND seq > ? AND seq <= ?", (replay.BASELINE, lo, hi)):
-        top = max([top, *(int(k) for k in json.loads(data).get("outbox", {}))])
+        top = max([top, *(int(k) for k in journal.load(data).get("outbox", {}))])
     return top
 
 
@@ -565,7 +565,7 @@ def _against_live(report: ArchiveReport, live: Store) -> None:
     m = report.manifest
     recorded = None
     for row in live.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq", [audit.ARCHIVED]):
-        for item in json.loads(row["data"])["files"]:
+        for item in journal.load(row["data"])["files"]:
             if item["month"] == m["month"] and item["last_entry"] == m["head"]["entry"]:
                 recorded = item
     base = live.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", [audit.ARCHIVED])
@@ -580,7 +580,7 @@ def _against_live(report: ArchiveReport, live: Store) -> None:
         return
     else:
         report.live = "matches the live store's record"
-    newest = json.loads(base[0]["data"]) if base else None
+    newest = journal.load(base[0]["data"]) if base else None
     if newest is not None and newest["upto"] == m["head"]["entry"]:
         # The live chain holds the entry the archived entry names (`edge verify` proves it walks from there).
         if newest["head"] != m["head"]["hash"]:

@@ -501,7 +501,7 @@ class Store:
             "SELECT lane, kind, data FROM journal WHERE seq IN (SELECT max(seq) FROM journal"
             " WHERE kind IN ('lane_held', 'lane_ack', 'lane_reset') AND lane IS NOT NULL GROUP BY lane)"
         )
-        return {row["lane"]: json.loads(row["data"]) for row in rows if row["kind"] == "lane_held"}
+        return {row["lane"]: journal.load(row["data"]) for row in rows if row["kind"] == "lane_held"}
 
     def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
