@@ -149,12 +149,20 @@ def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any
     return rows
 
 
+HELD = "lane_held"
+
+
 def journal_events(store: Store, kinds: Iterable[str], start: datetime | None, end: datetime) -> list[dict[str, Any]]:
     """Journal entries of these kinds in [start, end), oldest first, their data decoded: a lane's
     holds, acknowledgements and resets, for the shift hand-over."""
     kinds = list(kinds)
-    clauses = [f"kind IN ({', '.join('?' * len(kinds))})", "julianday(ts) < julianday(?)"]
-    params: list[Any] = [*kinds, end.isoformat()]
+    # Through the kind index (entries that name no fill); a hold names its fill: through its own.
+    unheld = [k for k in kinds if k != HELD]
+    found = [f"SELECT seq FROM journal WHERE kind IN ({', '.join('?' * len(unheld))}) AND fill_id IS NULL"] if unheld else []
+    if HELD in kinds:
+        found.append(f"SELECT seq FROM journal WHERE kind = '{HELD}'")
+    clauses = [f"seq IN ({' UNION ALL '.join(found)})", "julianday(ts) < julianday(?)"]
+    params: list[Any] = [*unheld, end.isoformat()]
     if start is not None:
         clauses.append("julianday(ts) >= julianday(?)")
         params.append(start.isoformat())

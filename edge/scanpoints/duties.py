@@ -29,7 +29,8 @@ def fill_operators(store: Store, fill: dict[str, Any]) -> frozenset[str]:
     if fill.get("authorised_at"):
         # Shift changes are few: found through the kind index, not by walking the lane's entries.
         shift = store.query(
-            "SELECT data FROM journal WHERE kind IN ('shift_changed', 'shift_configured') AND +lane = ? AND +ts <= ?"
+            "SELECT data FROM journal WHERE kind IN ('shift_changed', 'shift_configured') AND fill_id IS NULL"
+            " AND +lane = ? AND +ts <= ?"
             " ORDER BY seq DESC LIMIT 1",
             [fill["lane"], fill["authorised_at"]],
         )

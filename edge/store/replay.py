@@ -226,7 +226,7 @@ class _Checker:
         for fill_id, data in self.conn.execute("SELECT fill_id, data FROM journal WHERE kind = 'outbox_queued'"):
             slots.update(outbox_slot(fill_id, row["kind"], row["key"]) for row in journal.load(data)["rows"])
         legacy = set()
-        for (data,) in self.conn.execute("SELECT data FROM journal WHERE kind = ?", (BASELINE,)):
+        for (data,) in self.conn.execute("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL", (BASELINE,)):
             legacy.update(int(k) for k in journal.load(data).get("outbox", {}))
         for row in _rows(self.conn, f"SELECT id, kind, fill_id, idempotency_key FROM outbox WHERE id > {int(after_id)} ORDER BY id"):
             if row["id"] not in legacy and outbox_slot(row["fill_id"], row["kind"], row["idempotency_key"]) not in slots:
