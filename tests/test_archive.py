@@ -208,9 +208,10 @@ def test_an_archive_is_refused_while_a_fill_is_not_delivered_to_the_city(tmp_pat
 
 def test_an_archive_is_refused_while_the_fleet_has_not_acknowledged_a_fill(station: tuple[Path, Path]) -> None:
     db, config = station
-    with sqlite3.connect(db) as conn:
-        key = conn.execute("SELECT key FROM fleet_outbox WHERE kind = 'fill' ORDER BY id LIMIT 1").fetchone()[0]
-        conn.execute("UPDATE fleet_outbox SET delivered_at = NULL WHERE key = ?", (key,))
+    with sqlite3.connect(db) as conn:  # January's first fill, its event still waiting for the broker
+        assert conn.execute("SELECT count(*) FROM fleet_outbox").fetchone()[0] == 0  # acknowledged: deleted
+        key, finished = conn.execute("SELECT id, finished_at FROM fills ORDER BY rowid LIMIT 1").fetchone()
+        conn.execute("INSERT INTO fleet_outbox (kind, key, payload, created_at) VALUES ('fill', ?, '{}', ?)", (key, finished))
     result = edge(config, "archive", "--before", "2025-02-01")
     assert result.returncode == 1 and f"fill {key} is not acknowledged by the company fleet" in result.stderr
 
