@@ -128,10 +128,11 @@ def _fills_sql(tz: ZoneInfo, f: Filters, oldest_first: bool = False) -> tuple[st
 
 def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
     where, params = _where(tz, f, "ts", "cylinder_id")
-    where = (where + " AND " if where else " WHERE ") + "kind = 'scan'"
-    # The scans' own index (by time): the planner would otherwise walk every scan by kind. Which
-    # were refused is read from each entry here (its data is packed: SQL cannot look inside), so
-    # the query is bounded by the dates asked for, and the limit counts refused scans only.
+    # A refused scan names no fill (an accepted one names the fill it authorised): only those are
+    # read, and whether each was refused is read from the entry here (its data is packed: SQL
+    # cannot look inside), so the limit counts refused scans only.
+    where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND fill_id IS NULL"
+    # The scans' own index (by time): the planner would otherwise walk every scan by kind.
     sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal INDEXED BY journal_scans{where} ORDER BY seq DESC"
     rows: list[dict[str, Any]] = []
     with closing(store.stream(sql, params)) as scans:
