@@ -41,6 +41,7 @@ from edge.daemon.station import Station, open_store  # noqa: E402
 from edge.demo.run import BUNDLED_CONFIG, effective_config  # noqa: E402
 from edge.demo.simulation import Simulation  # noqa: E402
 from edge.lanes.lane import LaneEvent, utc_now  # noqa: E402
+from edge.store import journal  # noqa: E402
 from simulators.dataset import Generated  # noqa: E402
 from simulators.scale_model import ScaleParams  # noqa: E402
 
@@ -123,13 +124,11 @@ class Runner:
 def cutoff_tally(station: Station) -> dict[str, dict[str, int]]:
     """How each lane's fills were cut off (sample crossing or predicted), from the journal."""
     assert station.store is not None
-    rows = station.store.query(
-        "SELECT lane, json_extract(data, '$.cutoff_by') AS by, count(*) AS n FROM journal"
-        " WHERE kind = 'fill_settling' GROUP BY lane, by"
-    )
     tally: dict[str, dict[str, int]] = {}
-    for row in rows:
-        tally.setdefault(row["lane"], {})[row["by"]] = row["n"]
+    for row in station.store.stream("SELECT lane, data FROM journal WHERE kind = 'fill_settling'"):
+        by = journal.load(row["data"]).get("cutoff_by")
+        lane = tally.setdefault(row["lane"], {})
+        lane[by] = lane.get(by, 0) + 1
     return tally
 
 

@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from edge.demo.run import BUNDLED_CONFIG, effective_config
-from edge.store import journal
+from edge.store import journal, packing
 from tests.history_support import FILL_EVERY, build, cylinders, open_history_store
+from tests.journal_support import editable
 
 EDGE = [sys.executable, "-m", "edge.cli"]
 JAN, FEB, MAR = (datetime(2025, m, 10, 2, 0, tzinfo=UTC) for m in (1, 2, 3))
@@ -116,7 +117,7 @@ def _edit_archive(file: Path, sql: str) -> None:
     """What someone with the file would do: unpack it, change a row, pack it again."""
     db = file.with_suffix(".db")
     db.write_bytes(lzma.decompress(file.read_bytes()))
-    with sqlite3.connect(db) as conn:
+    with editable(sqlite3.connect(db)) as conn:
         assert conn.execute(sql).rowcount == 1
     file.write_bytes(lzma.compress(db.read_bytes()))
     db.unlink()
@@ -130,8 +131,8 @@ def _edit_archive(file: Path, sql: str) -> None:
         ("INSERT INTO outbox (kind, idempotency_key, payload, status, created_at, queued_seq) VALUES ('filling', 'forged',"
          " '{}', 'sent', '2025-01-20T00:00:00+00:00', (SELECT max(seq) FROM journal))", "outbox"),
         ("DELETE FROM fills WHERE rowid = 5", "fill"),
-        ("UPDATE journal SET data = replace(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
-         " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND data LIKE '%\"accepted\":false%')", "altered"),
+        ("UPDATE journal SET data = edit(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
+         " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND unpack(data) LIKE '%\"accepted\":false%')", "altered"),
     ],
 )
 def test_an_edited_archive_is_caught_by_verify_archive(station: tuple[Path, Path], sql: str, said: str) -> None:
@@ -168,11 +169,11 @@ def test_a_rechained_archive_is_caught_against_the_live_store(station: tuple[Pat
         conn.execute("UPDATE fills SET net_kg = 1.0 WHERE rowid = 1")
         fill_id = conn.execute("SELECT id FROM fills WHERE rowid = 1").fetchone()[0]
         seq, data = conn.execute("SELECT seq, data FROM journal WHERE fill_id = ? AND kind = 'fill_complete'", (fill_id,)).fetchone()
-        conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (journal.canonical({**json.loads(data), "net_kg": 1.0}), seq))
+        conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (packing.pack(journal.canonical({**journal.load(data), "net_kg": 1.0})), seq))
         prev = journal.GENESIS
         columns = ("seq", "ts", "lane", "kind", "fill_id", "cylinder_id", "data")
         for row in conn.execute(f"SELECT {', '.join(columns)} FROM journal ORDER BY seq").fetchall():
-            digest = journal.row_hash(prev, dict(zip(columns, row)))
+            digest = journal.row_hash(prev, {**dict(zip(columns, row)), "data": packing.unpack(row[6])})
             conn.execute("UPDATE journal SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, row[0]))
             prev, last = digest, row[0]
         conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (last, prev))
@@ -210,9 +211,10 @@ def test_an_archive_is_refused_while_a_fill_is_not_delivered_to_the_city(tmp_pat
 
 def test_an_archive_is_refused_while_the_fleet_has_not_acknowledged_a_fill(station: tuple[Path, Path]) -> None:
     db, config = station
-    with sqlite3.connect(db) as conn:
-        key = conn.execute("SELECT key FROM fleet_outbox WHERE kind = 'fill' ORDER BY id LIMIT 1").fetchone()[0]
-        conn.execute("UPDATE fleet_outbox SET delivered_at = NULL WHERE key = ?", (key,))
+    with sqlite3.connect(db) as conn:  # January's first fill, its event still waiting for the broker
+        assert conn.execute("SELECT count(*) FROM fleet_outbox").fetchone()[0] == 0  # acknowledged: deleted
+        key, finished = conn.execute("SELECT id, finished_at FROM fills ORDER BY rowid LIMIT 1").fetchone()
+        conn.execute("INSERT INTO fleet_outbox (kind, key, payload, created_at) VALUES ('fill', ?, '{}', ?)", (key, finished))
     result = edge(config, "archive", "--before", "2025-02-01")
     assert result.returncode == 1 and f"fill {key} is not acknowledged by the company fleet" in result.stderr
 
@@ -264,7 +266,7 @@ def test_a_fill_in_progress_at_the_month_end_stays_live_and_verifies(tmp_path: P
     db, config = _station(tmp_path, (JAN, datetime(2025, 1, 31, 15, 55, tzinfo=UTC), MAR), each=20)
     done = edge_json(config, "archive", "--before", "2025-02-01")
     with sqlite3.connect(db) as conn:
-        entry = json.loads(conn.execute("SELECT data FROM journal WHERE kind = 'archived'").fetchone()[0])
+        entry = journal.load(conn.execute("SELECT data FROM journal WHERE kind = 'archived'").fetchone()[0])
         spanning = list(entry["state"]["open_fills"])
         assert spanning, "no fill was in progress at the cut"
         statuses = {r[0] for r in conn.execute(f"SELECT status FROM fills WHERE id IN ({', '.join('?' * len(spanning))})", spanning)}

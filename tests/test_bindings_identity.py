@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from edge.scanpoints.common import resolve
+from edge.store import journal
 from simulators.photos import stamp_photo
 
 from .conftest import SimStation
@@ -77,7 +78,7 @@ def test_a_tag_bound_elsewhere_moves_only_when_a_manager_rebinds_it_with_a_reaso
     # The other cylinder keeps its stamp number; it lost only the tag that was moved.
     assert owner(web, other["product_no"]) == other["id"]
     assert web.station.store is not None
-    entry = json.loads(web.station.store.query("SELECT data FROM journal WHERE kind = 'tag_rebound'")[0]["data"])
+    entry = journal.load(web.station.store.query("SELECT data FROM journal WHERE kind = 'tag_rebound'")[0]["data"])
     assert (entry["rebound_from"], entry["cylinder_id"], entry["by"]) == (other["id"], target["id"], "mgr-chen")
     assert entry["reason"] == "标签贴错瓶 tag on the wrong cylinder"
     queued = web.station.store.query("SELECT payload FROM outbox WHERE kind = 'tag_binding'")

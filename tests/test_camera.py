@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from drivers.base import DeviceError
 from drivers.camera import CameraReader
 from drivers.qr_decode import Cascade
+from edge.store import journal
 from interlock.reasons import Reason, text
 from simulators.qr_frames import HEIGHT, WIDTH, render, scene
 
@@ -178,6 +178,6 @@ def test_the_lane_never_authorises_the_neighbour(make_station: Callable[..., Sim
     time.sleep(0.5)  # the remaining frames: debounced, no further verdict
     assert s.events["A"].empty() and s.events["B"].empty()
     assert s.station.store is not None
-    scans = [json.loads(r["data"]) for r in s.station.store.query("SELECT data FROM journal WHERE kind = 'scan'")]
+    scans = [journal.load(r["data"]) for r in s.station.store.query("SELECT data FROM journal WHERE kind = 'scan'")]
     assert len(scans) == 2 and not any(scan["accepted"] and scan["cylinder_id"] == neighbour["id"] for scan in scans)
     assert not s.modbus("A").valve_on()

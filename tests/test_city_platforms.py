@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.store import Store
+from edge.store import Store, packing
 from edge.store.outbox import Outbox
 from simulators.city import CitySim
 from sync.client import AuthError, CityClient, Credentials, Duplicate, Malformed, Rejected, Tls, token_lifetime
@@ -237,6 +237,6 @@ def test_duplicates_are_delivered_and_requeued_dead_letters_deliver_as_duplicate
     status = Outbox(store).status(START)
     assert (status["pending"], status["sent"], status["dead"]) == (0, 6, 0)
     assert len(sim.records("filling")) == 3 and [r["requestId"] for r in sim.records("filling")] == fills
-    journal = store.query("SELECT fill_id, data FROM journal WHERE kind = 'upload_duplicate' ORDER BY seq")
-    assert [j["fill_id"] for j in journal] == [f for f in fills for _ in (0, 1)]
-    assert "记录已存在" in journal[0]["data"]
+    entries = store.query("SELECT fill_id, data FROM journal WHERE kind = 'upload_duplicate' ORDER BY seq")
+    assert [e["fill_id"] for e in entries] == [f for f in fills for _ in (0, 1)]
+    assert "记录已存在" in packing.unpack(entries[0]["data"])

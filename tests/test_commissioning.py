@@ -22,6 +22,7 @@ from edge.config import Config, load_config
 from edge.daemon import instance
 from edge.demo.simulation import Simulation
 from edge.store import Store
+from edge.store.journal import load as load_entry
 
 from .conftest import Override, write_config
 
@@ -91,7 +92,7 @@ def test_scale_read_over_tcp_and_rtu(simulated: Callable[..., Any], capsys: pyte
 def journal(config: Config, kind: str) -> list[dict[str, Any]]:
     store = Store(config.store.path, existing=True)
     try:
-        return [json.loads(r["data"]) | {"lane": r["lane"]} for r in store.query("SELECT data, lane FROM journal WHERE kind = ?", [kind])]
+        return [load_entry(r["data"]) | {"lane": r["lane"]} for r in store.query("SELECT data, lane FROM journal WHERE kind = ?", [kind])]
     finally:
         store.close()
 

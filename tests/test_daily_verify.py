@@ -23,6 +23,7 @@ from edge.lanes.lane import utc_now
 from tests.conftest import SimStation, write_config
 from tests.fleet_support import COMPANY, Broker, LightStation, broker_fixture, company_file, wait_until  # noqa: F401 (the broker fixture)
 from tests.history_support import fill
+from tests.journal_support import editable
 from tests.test_witness import _rechain
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -130,9 +131,9 @@ def test_the_days_head_reaches_the_company_and_witnesses_a_rewrite(
 
 
 def _tamper(store_path: Path) -> None:
-    with sqlite3.connect(store_path) as conn:
+    with editable(sqlite3.connect(store_path)) as conn:
         seq = conn.execute("SELECT max(seq) FROM journal WHERE kind = 'fill_complete'").fetchone()[0]
-        conn.execute("UPDATE journal SET data = replace(data, '\"outcome\"', '\"outcome \"') WHERE seq = ?", (seq,))
+        assert conn.execute("UPDATE journal SET data = edit(data, '\"outcome\"', '\"outcome \"') WHERE seq = ?", (seq,)).rowcount == 1
 
 
 def _get(s: SimStation, path: str) -> str:

@@ -4,7 +4,6 @@ commands refused, and the broker ACL refusing a station that reaches beyond its 
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -14,6 +13,7 @@ from typing import Any, Iterator
 import pytest
 
 from fleet.console import Connection, _drain, send_command
+from edge.store import journal
 from interlock import codes
 from interlock.reasons import Reason
 from interlock.rules import Policy, evaluate
@@ -80,7 +80,7 @@ def test_a_block_is_refused_at_every_station_within_a_second(tmp_path: Path, bro
         assert reply["outcome"] == "applied" and reply["detail"] == f"cylinder {row['id']} blocked"
     # Journalled with who sent it.
     entry = stations["st2"].store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")[-1]
-    assert json.loads(entry["data"])["sender"] == "dispatcher-li"
+    assert journal.load(entry["data"])["sender"] == "dispatcher-li"
     assert stations["st2"].store.verify().ok
 
     # Unblocking lifts the company's block everywhere ...
@@ -161,7 +161,7 @@ def test_replayed_stale_and_malformed_commands_are_refused(tmp_path: Path, broke
     assert all(r["outcome"] == "refused" and r["detail"].startswith("action: 'open-valve' is not one of") for r in answered) and len(answered) == 3
     for s in stations.values():
         assert reasons(s, row["qr_content"]) == []  # nothing refused was applied
-        kinds = [json.loads(r["data"]).get("outcome") for r in s.store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")]
+        kinds = [journal.load(r["data"]).get("outcome") for r in s.store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")]
         assert kinds.count("refused") >= 4
 
 

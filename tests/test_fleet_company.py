@@ -249,7 +249,7 @@ def test_the_live_view_shows_station_time_reasons_in_chinese_and_a_codes_tail() 
 def test_the_stations_outbox_view_in_its_own_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.config import load_config
     from edge.daemon.station import open_store
-    from edge.store.fleet import FleetLedger
+    from edge.store.fleet import FleetLedger, FleetOutbox
     from tests.conftest import write_config
 
     def override(raw: dict[str, Any]) -> None:
@@ -258,9 +258,22 @@ def test_the_stations_outbox_view_in_its_own_time(tmp_path: Path, capsys: pytest
     path = write_config(tmp_path, override)
     store = open_store(load_config(path))
     FleetLedger(store).block(datetime(2026, 5, 2, 3, 0, tzinfo=timezone.utc), "CYL-1", "CYL-1", "reported stolen", "wu", "cmd-1")
+    store.journal(datetime(2026, 5, 2, 3, 1, tzinfo=timezone.utc), "scan", {"code": "x", "accepted": False, "reasons": []}, lane="A")
+    store.journal(datetime(2026, 5, 2, 3, 2, tzinfo=timezone.utc), "scan", {"code": "y", "accepted": False, "reasons": []}, lane="A")
     store.close()
     code, out = edge(capsys, "fleet", "outbox", "--config", str(path))
     assert code == 0 and "2026-05-02T11:00:00+08:00" in out, out
+    assert "2 pending; the broker's last acknowledgement none yet" in out, out
+    store = open_store(load_config(path))
+    events = FleetOutbox(store, lambda: datetime(2026, 5, 2, 3, 5, tzinfo=timezone.utc))
+    events.delivered([e.id for e in events.pending(0, 10)])  # the broker acknowledged both: their rows go
+    assert store.query("SELECT count(*) AS n FROM fleet_outbox")[0]["n"] == 0
+    # The uplink reads what comes after the last id it sent: an emptied table gives no id again.
+    store.journal(datetime(2026, 5, 2, 3, 6, tzinfo=timezone.utc), "scan", {"code": "z", "accepted": False, "reasons": []}, lane="A")
+    assert [e.id for e in events.pending(0, 10)] == [3]
+    store.close()
+    code, out = edge(capsys, "fleet", "outbox", "--config", str(path))
+    assert "1 pending; the broker's last acknowledgement 2026-05-02T11:05:00+08:00" in out, out
 
 
 def test_a_company_database_of_the_last_release_opens_and_keeps_everything(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ what it must (the handler is called directly; the broker tests cover the wire)."
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from edge.config import load_config
 from edge.daemon.fleet import FleetService
+from edge.store import journal
 from sync.fleet.protocol import Command, CommandError, check_fresh, command_payload, encode, parse_command
 from tests.conftest import write_config
 from tests.fleet_support import check_payload
@@ -105,7 +105,7 @@ def test_the_handler_refuses_unsigned_replayed_and_stale_commands(service: Any) 
     assert service.handle(late)["detail"].startswith("stale")
     # Not addressed to this station: no answer, nothing done.
     assert service.handle(encode(command_payload(command(id="cmd-00000003", station="st9", ts=service.now["t"]), KEY))) is None
-    outcomes = [json.loads(r["data"])["outcome"] for r in service.store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")]
+    outcomes = [journal.load(r["data"])["outcome"] for r in service.store.query("SELECT data FROM journal WHERE kind = 'fleet_command'")]
     assert outcomes == ["refused", "applied", "refused", "refused"]
     assert service.store.verify().ok
 

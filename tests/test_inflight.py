@@ -3,14 +3,13 @@ inside its clamps, and kept across restarts in the store with every change journ
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from edge.store import Store
+from edge.store import Store, journal
 from interlock.fill import Record
 from interlock.inflight import ANY_MODEL, FillResult, Learned, Limits, observe, pick, preact_kg
 
@@ -102,10 +101,10 @@ def test_the_estimate_survives_a_restart_and_each_change_is_journalled(tmp_path:
     # Each fill's final entry keeps what it taught.
     entries = reopened.query("SELECT fill_id, data FROM journal WHERE kind = 'fill_complete' ORDER BY seq")
     assert [e["fill_id"] for e in entries] == ["fill-1", "fill-2"]
-    assert json.loads(entries[1]["data"])["inflight"][ANY_MODEL]["seconds"] == list(second.seconds)
+    assert journal.load(entries[1]["data"])["inflight"][ANY_MODEL]["seconds"] == list(second.seconds)
     assert reopened.reset_inflight("A", NOW, by="manager-1") == 2
     assert reopened.inflight("A") == {}
     reset = reopened.query("SELECT data FROM journal WHERE kind = 'inflight_reset'")
-    assert json.loads(reset[0]["data"]) == {"by": "manager-1", "estimates": 2}
+    assert journal.load(reset[0]["data"]) == {"by": "manager-1", "estimates": 2}
     assert reopened.verify().ok
     reopened.close()

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from edge.config import load_config
 from edge.daemon.station import open_store
+from edge.store import journal
 from interlock.inflight import ANY_MODEL
 
 from .conftest import SimStation
@@ -54,7 +55,7 @@ def test_a_lane_learns_uses_shows_and_forgets_its_inflight(make_station: Callabl
     later = [fill(station, skip) for skip in (1, 2, 3)]
     assert all(end["status"] == "complete" for end in later)
     assert station.station.lanes["A"].polls > polls + 30, "the lane kept polling through the fills"
-    settling = [json.loads(r["data"]) for r in store.query(
+    settling = [journal.load(r["data"]) for r in store.query(
         "SELECT data FROM journal WHERE kind = 'fill_settling' AND fill_id IN (?, ?, ?)", [e["fill_id"] for e in later])]
     assert all(s["preact_kg"] < 0.45 for s in settling), "the later fills' plans carried the learned value"
     # Most cut-offs fall between polls; a noisy reading can still put one on a poll (sample).
@@ -84,6 +85,6 @@ def test_status_shows_it_and_a_manager_resets_it(make_station: Callable[..., Sim
     try:
         assert store.inflight("A") == {}
         entry = store.query("SELECT data FROM journal WHERE kind = 'inflight_reset' AND lane = 'A'")
-        assert json.loads(entry[0]["data"])["by"] == "op-zhang"
+        assert journal.load(entry[0]["data"])["by"] == "op-zhang"
     finally:
         store.close()

@@ -19,6 +19,7 @@ import yaml
 
 from edge.daemon import control
 from edge.daemon.station import open_store
+from edge.store import journal
 from interlock.reasons import Reason
 from interlock.recovery import Limits, OpenFill, reweigh
 
@@ -117,7 +118,7 @@ def test_a_settled_fill_keeps_its_cut_off_and_a_gasless_one_stays_local(gross: f
         assert row["cutoff_gross_kg"] == 29.3 and row["final_gross_kg"] == gross and row["status"] == "aborted"
         outbox = store.query("SELECT payload FROM outbox")
         assert [json.loads(r["payload"])["net_kg"] for r in outbox] == ([row["net_kg"]] if reported else [])
-        entry = json.loads(store.query("SELECT data FROM journal WHERE kind = 'fill_aborted'")[0]["data"])
+        entry = journal.load(store.query("SELECT data FROM journal WHERE kind = 'fill_aborted'")[0]["data"])
         assert entry.get("reported", True) is reported, "the journal says a fill was kept from the city"
     finally:
         store.close()
@@ -202,7 +203,7 @@ def test_kill_at_cut_off_loop(tmp_path: Path) -> None:
                     wait_for(lambda: _store_rows(config, "SELECT count(*) AS n FROM journal WHERE kind = 'scan'")[0]["n"] >= 2,
                              what="the refused scan")
                     scan = _store_rows(config, "SELECT data FROM journal WHERE kind = 'scan' ORDER BY seq DESC LIMIT 1")[0]
-                    assert json.loads(scan["data"])["reasons"] == [Reason.LANE_LOCKED]
+                    assert journal.load(scan["data"])["reasons"] == [Reason.LANE_LOCKED]
                 reply = control.call(socket_path, {"cmd": "ack", "lane": "A", "by": "op-zhang", "why": "decanting"})
                 assert reply["ok"], reply
                 assert not lane.board.coil(3) and not lane.board.coil(4)
@@ -210,7 +211,7 @@ def test_kill_at_cut_off_loop(tmp_path: Path) -> None:
             lane.model.remove()
         took = time.monotonic() - began
         acks = _store_rows(config, "SELECT data FROM journal WHERE kind = 'lane_ack'")
-        assert len(acks) == overfilled and all(json.loads(a["data"])["by"] == "op-zhang" for a in acks)
+        assert len(acks) == overfilled and all(journal.load(a["data"])["by"] == "op-zhang" for a in acks)
         print(f"\n{KILLS} kills at the valve write in {took:.1f} s: {overfilled} overfilled, re-weighed, held and"
               f" acknowledged; {not_reported} killed before the valve opened, not reported")
     finally:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from edge.store.journal import load as load_entry
 from interlock.reasons import Reason
 
 from .conftest import SimStation
@@ -43,7 +44,7 @@ def edge_lane(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any]]:
 def journal(station: SimStation, kind: str) -> list[dict[str, Any]]:
     assert station.station.store is not None
     rows = station.station.store.query("SELECT data FROM journal WHERE kind = ? AND lane = 'A' ORDER BY seq", [kind])
-    return [json.loads(r["data"]) for r in rows]
+    return [load_entry(r["data"]) for r in rows]
 
 
 def hold(station: SimStation, index: int, seconds: float) -> None:

@@ -3,7 +3,6 @@ simulator over HTTPS, the valve on Modbus."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from edge.lanes.lookup import Source
+from edge.store import journal
 from interlock.reasons import Reason
 from simulators.dataset import QR_BASE
 from sync.refresh import LAST_FULL
@@ -35,7 +35,7 @@ def station(make_station: Callable[..., SimStation]) -> SimStation:
 def journalled_source(s: SimStation, fill_or_code: str) -> str:
     assert s.station.store is not None
     rows = s.station.store.query("SELECT data FROM journal WHERE kind = 'scan' ORDER BY seq DESC LIMIT 1")
-    data = json.loads(rows[0]["data"])
+    data = journal.load(rows[0]["data"])
     assert fill_or_code in (data["code"], data["fill_id"])
     return str(data["source"])
 

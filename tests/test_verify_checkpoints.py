@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.store import audit
+from edge.store import audit, journal
 from tests.history_support import build, cylinders, open_history_store
+from tests.journal_support import editable
 
 
 def _history(path: Path, fills: int, first: int = 0) -> None:
@@ -47,7 +48,7 @@ def checkpointed(tmp_path: Path) -> Path:
 
 def test_incremental_verify_starts_at_the_checkpoint_and_rechecks_older_rows(checkpointed: Path) -> None:
     with sqlite3.connect(checkpointed) as conn:
-        upto = json.loads(conn.execute("SELECT data FROM journal WHERE kind = 'verified'").fetchone()[0])["upto"]
+        upto = journal.load(conn.execute("SELECT data FROM journal WHERE kind = 'verified'").fetchone()[0])["upto"]
         total = conn.execute("SELECT max(seq) FROM journal").fetchone()[0]
     result = _audit(checkpointed)
     assert result.ok, result.problem()
@@ -97,13 +98,13 @@ def test_an_upload_still_waiting_from_before_the_checkpoint_is_held_to_its_entry
     ("sql", "what"),
     [
         ("UPDATE fills SET net_kg = 20.0 WHERE rowid = 3", "fills rows"),
-        ("UPDATE journal SET data = replace(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
-         " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND data LIKE '%\"accepted\":false%')", "journal entries"),
+        ("UPDATE journal SET data = edit(data, '\"accepted\":false', '\"accepted\":true') WHERE seq ="
+         " (SELECT min(seq) FROM journal WHERE kind = 'scan' AND unpack(data) LIKE '%\"accepted\":false%')", "journal entries"),
         ("DELETE FROM fills WHERE rowid = 7", "fills rows"),
     ],
 )
 def test_an_edit_older_than_the_checkpoint_is_caught_by_the_incremental_verify(checkpointed: Path, sql: str, what: str) -> None:
-    with sqlite3.connect(checkpointed) as conn:
+    with editable(sqlite3.connect(checkpointed)) as conn:
         conn.execute("PRAGMA foreign_keys = OFF")
         assert conn.execute(sql).rowcount == 1
     result = _audit(checkpointed)
@@ -155,7 +156,7 @@ def test_a_new_row_after_the_checkpoint_is_held_to_the_journal(checkpointed: Pat
 def test_a_forged_checkpoint_breaks_the_chain(checkpointed: Path) -> None:
     with sqlite3.connect(checkpointed) as conn:
         seq, data = conn.execute("SELECT seq, data FROM journal WHERE kind = 'verified'").fetchone()
-        forged = json.loads(data)
+        forged = journal.load(data)
         forged["pieces"] = []
         conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (json.dumps(forged), seq))
     result = _audit(checkpointed)

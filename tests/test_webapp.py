@@ -16,6 +16,7 @@ import requests
 
 from edge.cli import main
 from edge.lanes.lane import utc_now
+from edge.store.journal import load as load_entry
 from interlock.reasons import Reason
 from simulators.photos import stamp_photo
 
@@ -50,7 +51,7 @@ def raw_request(s: SimStation, rest: bytes) -> bytes:
 
 def journal(s: SimStation, kind: str) -> list[dict[str, Any]]:
     assert s.station.store is not None
-    return [json.loads(r["data"]) for r in s.station.store.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq", [kind])]
+    return [load_entry(r["data"]) for r in s.station.store.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq", [kind])]
 
 
 # Security ------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pytest
 from PIL import Image
 
+from edge.store import journal
 from simulators.photos import stamp_photo
 
 from .conftest import SimStation
@@ -112,7 +113,7 @@ def test_a_photo_is_kept_as_a_jpeg_without_metadata_and_its_hash_is_of_what_is_s
     reply = bind(c, web, 5, [("IMG_0001.jpg", sent), ("stamp.png", png_photo)])
     assert reply.status_code == 200 and "已绑定 BOUND" in reply.text, reply.text
     assert web.station.store is not None
-    entry = json.loads(web.station.store.query("SELECT data FROM journal WHERE kind = 'tag_bound'")[0]["data"])
+    entry = journal.load(web.station.store.query("SELECT data FROM journal WHERE kind = 'tag_bound'")[0]["data"])
     folder = Path(web.config.checks.photo_dir)  # type: ignore[arg-type]
     kept = [(folder / p["file"]).read_bytes() for p in entry["photos"]]
     for photo, data in zip(entry["photos"], kept):

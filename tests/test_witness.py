@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from edge.demo.run import BUNDLED_CONFIG, effective_config
-from edge.store import audit, journal
+from edge.store import audit, journal, packing
 from tests.history_support import START, build, cylinders, open_history_store
 
 EDGE = [sys.executable, "-m", "edge.cli"]
@@ -44,11 +44,11 @@ def _rechain(db: Path) -> None:
         fill_id = conn.execute("SELECT id FROM fills WHERE outcome = 'ok' ORDER BY rowid LIMIT 1").fetchone()[0]
         conn.execute("UPDATE fills SET net_kg = 9.9 WHERE id = ?", (fill_id,))
         seq, data = conn.execute("SELECT seq, data FROM journal WHERE fill_id = ? AND kind = 'fill_complete'", (fill_id,)).fetchone()
-        conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (journal.canonical({**json.loads(data), "net_kg": 9.9}), seq))
+        conn.execute("UPDATE journal SET data = ? WHERE seq = ?", (packing.pack(journal.canonical({**journal.load(data), "net_kg": 9.9})), seq))
         prev = journal.GENESIS
         rows = conn.execute("SELECT seq, ts, lane, kind, fill_id, cylinder_id, data FROM journal ORDER BY seq").fetchall()
         for row in rows:
-            digest = journal.row_hash(prev, dict(zip(("seq", "ts", "lane", "kind", "fill_id", "cylinder_id", "data"), row)))
+            digest = journal.row_hash(prev, {**dict(zip(("seq", "ts", "lane", "kind", "fill_id", "cylinder_id"), row)), "data": packing.unpack(row[6])})
             conn.execute("UPDATE journal SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, row[0]))
             prev = digest
         conn.execute("UPDATE chain_head SET seq = ?, hash = ?", (rows[-1][0], prev))

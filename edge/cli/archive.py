@@ -92,7 +92,7 @@ def _text(done: dict[str, Any]) -> str:
     lines.append(f"the live chain now begins at entry {done['base']['entry']} ({done['base']['hash'][:16]}), the archive's head")
     deleted = done["deleted"]
     lines.append(f"deleted from the live store: {deleted['journal']} entries, {deleted['fills']} fills, {deleted['outbox']}"
-                 f" outbox rows, {deleted['fleet_outbox']} delivered fleet events")
+                 " outbox rows")
     mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
     lines.append(f"store {mb(done['store_bytes_before'])} before, {mb(done['store_bytes_after'])} after"
                  + ("" if done["vacuumed"] or done["pages_returned"] else

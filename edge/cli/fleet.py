@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..output import emit, table
+from ..output import emit, local_time, table
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -200,7 +200,8 @@ def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
         return EXIT_INVALID
     store = open_store(config)
     try:
-        counts = FleetOutbox(store, utc_now).counts()
+        events = FleetOutbox(store, utc_now)
+        counts = {**events.counts(), "last_delivered_at": events.last_delivered_at()}
         locks = FleetLedger(store).locks()
         blocks = store.query("SELECT identifier, cylinder_id, reason, sender, at FROM fleet_blocks ORDER BY at")
     finally:
@@ -209,7 +210,8 @@ def cmd_outbox(args: argparse.Namespace, load: Loader, emit_: Emit) -> int:
 
     shown = [{**b, "identifier": code_tail(b["identifier"])} for b in blocks]
     human = "\n".join([
-        f"fleet outbox     {counts['pending']} pending, {counts['delivered']} delivered",
+        f"fleet outbox     {counts['pending']} pending; the broker's last acknowledgement"
+        f" {local_time(counts['last_delivered_at'], config.tz) or 'none yet'}",
         f"company locks    {', '.join(f'{k}: {v}' for k, v in locks.items()) or 'none'}",
         "company blocks",
         table(shown, ["identifier", "cylinder_id", "reason", "sender", "at"], tz=config.tz),

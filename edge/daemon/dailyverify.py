@@ -53,7 +53,7 @@ def is_due(last_checkpoint: datetime | None, now: datetime, at: time, tz: tzinfo
 
 
 def last_checkpoint_at(store: Store) -> datetime | None:
-    rows = store.query("SELECT ts FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", [CHECKPOINT])
+    rows = store.query("SELECT ts FROM journal WHERE kind = ? AND fill_id IS NULL ORDER BY seq DESC LIMIT 1", [CHECKPOINT])
     return datetime.fromisoformat(rows[0]["ts"]) if rows else None
 
 

@@ -4,7 +4,6 @@ calls. The demo's station also serves that app, on HTTPS with a certificate made
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from simulators.photos import stamp_photo
 from ..config import Config
 from ..lanes.lane import utc_now
 from ..scanpoints import Actor, Refused, bindings, checks, dispatch
-from ..store import Store, staff
+from ..store import Store, journal, staff
 
 PRECHECK_LANE = "A"
 CHECKER = Actor("chk-wang", "王芳", "checker")
@@ -114,7 +113,7 @@ def counts(store: Store) -> dict[str, Any]:
     # Scans refused for nothing but a missing check (an overdue cylinder is refused for that).
     missing = sum(
         1 for r in store.query("SELECT data FROM journal WHERE kind = 'scan'")
-        if [x for x in json.loads(r["data"])["reasons"] if x not in WARNINGS] == [Reason.PRECHECK_MISSING]
+        if [x for x in journal.load(r["data"])["reasons"] if x not in WARNINGS] == [Reason.PRECHECK_MISSING]
     )
     return {
         "prefill_checks": by_kind.get(("prefill", 1), 0) + by_kind.get(("prefill", 0), 0),

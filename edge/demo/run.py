@@ -218,7 +218,7 @@ def summarise(config: Config, marks: tuple[int, int] = (0, 0)) -> dict[str, Any]
         rejected: dict[str, int] = {}
         accepted = 0
         for row in scans:
-            verdict = json.loads(row["data"])
+            verdict = journal.load(row["data"])
             if verdict["accepted"]:
                 accepted += 1
             else:

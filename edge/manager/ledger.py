@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from interlock.reasons import TEXT, Reason
 
 from ..scanpoints import dispatch
-from ..store import Store
+from ..store import Store, journal
 from ..store.delivered import delivered_fills
 from ..store.outbox import Outbox
 from ..textsafe import sheet_text
@@ -131,35 +131,48 @@ def _fills_sql(tz: ZoneInfo, f: Filters, oldest_first: bool = False) -> tuple[st
 
 def rejected_scans(store: Store, tz: ZoneInfo, f: Filters) -> list[dict[str, Any]]:
     where, params = _where(tz, f, "ts", "cylinder_id")
-    where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND json_extract(data, '$.accepted') = 0"
-    # The entry is decoded here, not with json_extract: SQLite's text functions stop at a NUL, and
-    # a code scanned as "AB\x00CD" must not be shown as "AB".
+    # A refused scan names no fill (an accepted one names the fill it authorised): only those are
+    # read, and whether each was refused is read from the entry here (its data is packed: SQL
+    # cannot look inside), so the limit counts refused scans only.
+    where = (where + " AND " if where else " WHERE ") + "kind = 'scan' AND fill_id IS NULL"
     # The scans' own index (by time): the planner would otherwise walk every scan by kind.
     sql = f"SELECT seq, ts, lane, cylinder_id, data FROM journal INDEXED BY journal_scans{where} ORDER BY seq DESC"
-    if f.limit:
-        sql += f" LIMIT {int(f.limit)}"
-    rows = store.query(sql, params)
-    for row in rows:
-        data = json.loads(row.pop("data"))
-        row["code"] = data.get("code")
-        row["reasons"] = data.get("reasons") or []
-        row["details"] = data.get("details") or []
-        row["raw_hex"] = data.get("raw_hex")
+    rows: list[dict[str, Any]] = []
+    with closing(store.stream(sql, params)) as scans:
+        for row in scans:
+            data = journal.load(row.pop("data"))
+            if data.get("accepted") != 0:  # false (or 0), as the scan was journalled
+                continue
+            row["code"] = data.get("code")
+            row["reasons"] = data.get("reasons") or []
+            row["details"] = data.get("details") or []
+            row["raw_hex"] = data.get("raw_hex")
+            rows.append(row)
+            if f.limit and len(rows) >= f.limit:
+                break
     return rows
+
+
+HELD = "lane_held"
 
 
 def journal_events(store: Store, kinds: Iterable[str], start: datetime | None, end: datetime) -> list[dict[str, Any]]:
     """Journal entries of these kinds in [start, end), oldest first, their data decoded: a lane's
     holds, acknowledgements and resets, for the shift hand-over."""
     kinds = list(kinds)
-    clauses = [f"kind IN ({', '.join('?' * len(kinds))})", "julianday(ts) < julianday(?)"]
-    params: list[Any] = [*kinds, end.isoformat()]
+    # Through the kind index (entries that name no fill); a hold names its fill: through its own.
+    unheld = [k for k in kinds if k != HELD]
+    found = [f"SELECT seq FROM journal WHERE kind IN ({', '.join('?' * len(unheld))}) AND fill_id IS NULL"] if unheld else []
+    if HELD in kinds:
+        found.append(f"SELECT seq FROM journal WHERE kind = '{HELD}'")
+    clauses = [f"seq IN ({' UNION ALL '.join(found)})", "julianday(ts) < julianday(?)"]
+    params: list[Any] = [*unheld, end.isoformat()]
     if start is not None:
         clauses.append("julianday(ts) >= julianday(?)")
         params.append(start.isoformat())
     rows = store.query(f"SELECT seq, ts, kind, lane, data FROM journal WHERE {' AND '.join(clauses)} ORDER BY seq", params)
     for row in rows:
-        row["data"] = json.loads(row["data"])
+        row["data"] = journal.load(row["data"])
     return rows
 
 

@@ -3,13 +3,12 @@ lane now, who operated a fill, who pre-checked the cylinder a fill relies on."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from interlock.duties import Act, Duty, conflicts
 
-from ..store import Store
+from ..store import Store, journal
 from .common import Actor, Refused
 
 if TYPE_CHECKING:
@@ -30,12 +29,13 @@ def fill_operators(store: Store, fill: dict[str, Any]) -> frozenset[str]:
     if fill.get("authorised_at"):
         # Shift changes are few: found through the kind index, not by walking the lane's entries.
         shift = store.query(
-            "SELECT data FROM journal WHERE kind IN ('shift_changed', 'shift_configured') AND +lane = ? AND +ts <= ?"
+            "SELECT data FROM journal WHERE kind IN ('shift_changed', 'shift_configured') AND fill_id IS NULL"
+            " AND +lane = ? AND +ts <= ?"
             " ORDER BY seq DESC LIMIT 1",
             [fill["lane"], fill["authorised_at"]],
         )
         if shift:
-            persons.add(json.loads(shift[0]["data"])["operator"])
+            persons.add(journal.load(shift[0]["data"])["operator"])
     if fill.get("operator"):
         persons.update(r["id"] for r in store.query("SELECT id FROM staff WHERE name = ?", [fill["operator"]]))
     return frozenset(persons)

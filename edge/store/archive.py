@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 
 from . import audit, journal, replay
 from .database import _FILL_COLUMNS as FILL_COLUMNS
-from .database import Store, iso, set_meta
+from .database import NEWEST_HOLDS, Store, iso, set_meta
 from .durable import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 SUFFIX = ".edge-archive.xz"
 FORMAT = 1
 FINAL_KINDS = tuple(f"fill_{status}" for status in replay.FINAL_STATUSES)
-HOLD_KINDS = ("lane_held", "lane_ack", "lane_reset")
 STEP = 2_000  # rows (or entries) deleted per write transaction: a lane's commit waits for one at most
 PRESET = 1  # 10x faster than lzma's default 6 for files a third bigger (about 750 B a fill; bench/archive.py)
 
@@ -142,7 +141,7 @@ def resume(store: Store) -> bool:
     if pending is None:
         return False
     seq = json.loads(pending)["entry"]
-    data = json.loads(store.query("SELECT data FROM journal WHERE seq = ?", [seq])[0]["data"])
+    data = journal.load(store.query("SELECT data FROM journal WHERE seq = ?", [seq])[0]["data"])
     log.warning("finishing the archive journalled at entry %s: deleting the rows it moved out", seq)
     _delete(store, seq, data)
     store.audit()
@@ -204,15 +203,16 @@ def _outbox_upto(conn: sqlite3.Connection, lo: int, hi: int) -> int:
     top = 0
     row = conn.execute("SELECT fill_id, data FROM journal WHERE kind = 'outbox_queued' AND seq > ? AND seq <= ?"
                        " ORDER BY seq DESC LIMIT 1", (lo, hi)).fetchone()
-    for queued in [] if row is None else json.loads(row[1])["rows"]:
+    for queued in [] if row is None else journal.load(row[1])["rows"]:
         if row[0]:  # a fill's row: found by (fill, kind), as the replay finds it
             found = conn.execute("SELECT id FROM outbox WHERE fill_id = ? AND kind = ?", (row[0], queued["kind"])).fetchone()
         else:
             found = conn.execute("SELECT id FROM outbox WHERE idempotency_key = ? AND kind = ? AND fill_id IS NULL",
                                  (queued["key"], queued["kind"])).fetchone()
         top = max(top, found[0] if found else 0)
-    for (data,) in conn.execute("SELECT data FROM journal WHERE kind = ? AND seq > ? AND seq <= ?", (replay.BASELINE, lo, hi)):
-        top = max([top, *(int(k) for k in json.loads(data).get("outbox", {}))])
+    for (data,) in conn.execute("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL AND seq > ? AND seq <= ?",
+                                 (replay.BASELINE, lo, hi)):
+        top = max([top, *(int(k) for k in journal.load(data).get("outbox", {}))])
     return top
 
 
@@ -235,9 +235,8 @@ def _refuse_open_things(conn: sqlite3.Connection, segments: list[Segment], cut: 
         if status is None or status[0] not in replay.FINAL_STATUSES:
             raise ArchiveRefused(f"fill {fill_id} is still open ({status[0] if status else 'no row'}): the daemon closes it"
                                  " at its next start; archive after that")
-    held = conn.execute(
-        "SELECT lane, seq FROM journal WHERE seq IN (SELECT max(seq) FROM journal WHERE kind IN (?, ?, ?) AND lane IS NOT NULL"
-        " GROUP BY lane) AND kind = 'lane_held' AND seq <= ? ORDER BY lane LIMIT 1", (*HOLD_KINDS, hi)).fetchone()
+    held = conn.execute(f"SELECT lane, seq FROM journal WHERE seq IN ({NEWEST_HOLDS}) AND kind = 'lane_held' AND seq <= ?"
+                        " ORDER BY lane LIMIT 1", (hi,)).fetchone()
     if held is not None:  # the hold is known from that entry only: it must stay live
         raise ArchiveRefused(f"lane {held[0]} is held for an acknowledgement since entry {held[1]}: `edge lane ack` it first")
 
@@ -369,10 +368,11 @@ class _Steps:
 def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
     """Delete the rows the archive at entry `seq` holds, in short transactions: outbox rows, then
     the rows naming a fill and the fills (found by their entries, still there), then the entries
-    but the head, then the fleet events delivered before the cut. Repeatable after a crash."""
+    but the head. Repeatable after a crash. (Fleet events the broker acknowledged are deleted
+    then, and the archive waits for those of its months.)"""
     lo, hi, top = entry["from"], entry["upto"], entry["outbox_id"]
     steps = _Steps(store)
-    counts = {"outbox": 0, "fills": 0, "journal": 0, "fleet_outbox": 0}
+    counts = {"outbox": 0, "fills": 0, "journal": 0}
     first = store.query("SELECT coalesce(min(id), 1) AS n FROM outbox")[0]["n"]
     for start in range(first - 1, top, STEP):
         with steps.transaction() as tx:
@@ -407,13 +407,6 @@ def _delete(store: Store, seq: int, entry: dict[str, Any]) -> dict[str, Any]:
     for start in range(first, hi, STEP):
         with steps.transaction() as tx:
             counts["journal"] += tx.execute("DELETE FROM journal WHERE seq >= ? AND seq < ?", (start, min(start + STEP, hi))).rowcount
-    while True:
-        with steps.transaction() as tx:
-            gone = tx.execute("DELETE FROM fleet_outbox WHERE id IN (SELECT id FROM fleet_outbox WHERE delivered_at IS NOT NULL"
-                              " AND julianday(created_at) < julianday(?) LIMIT ?)", (entry["before"], STEP)).rowcount
-        counts["fleet_outbox"] += gone
-        if gone < STEP:
-            break
     with store.transaction() as tx:
         tx.execute("DELETE FROM meta WHERE key = ?", (audit.APPLYING,))
     log.debug("archive at entry %s: deleted %s, the longest transaction %.3f s", seq, counts, steps.longest)
@@ -575,11 +568,11 @@ def _against_live(report: ArchiveReport, live: Store) -> None:
     and if it is the newest archive, the live chain must begin at its head."""
     m = report.manifest
     recorded = None
-    for row in live.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq", [audit.ARCHIVED]):
-        for item in json.loads(row["data"])["files"]:
+    for row in live.query("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL ORDER BY seq", [audit.ARCHIVED]):
+        for item in journal.load(row["data"])["files"]:
             if item["month"] == m["month"] and item["last_entry"] == m["head"]["entry"]:
                 recorded = item
-    base = live.query("SELECT data FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", [audit.ARCHIVED])
+    base = live.query("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL ORDER BY seq DESC LIMIT 1", [audit.ARCHIVED])
     if recorded is None:
         report.live = ("not recorded by the live store (an older store's, another station's, or the live store"
                        " is older than the archive)")
@@ -591,7 +584,7 @@ def _against_live(report: ArchiveReport, live: Store) -> None:
         return
     else:
         report.live = "matches the live store's record"
-    newest = json.loads(base[0]["data"]) if base else None
+    newest = journal.load(base[0]["data"]) if base else None
     if newest is not None and newest["upto"] == m["head"]["entry"]:
         # The live chain holds the entry the archived entry names (`edge verify` proves it walks from there).
         if newest["head"] != m["head"]["hash"]:

@@ -147,14 +147,14 @@ def compare_heads(conn: sqlite3.Connection, audit: Audit, heads: list[Head]) -> 
 
 
 def last_checkpoint(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None:
-    row = conn.execute("SELECT seq, data FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", (CHECKPOINT,)).fetchone()
-    return None if row is None else (row[0], json.loads(row[1]))
+    row = conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND fill_id IS NULL ORDER BY seq DESC LIMIT 1", (CHECKPOINT,)).fetchone()
+    return None if row is None else (row[0], journal.load(row[1]))
 
 
 def rebase_point(conn: sqlite3.Connection) -> tuple[int, dict[str, Any]] | None:
     """The newest "archived" entry and its data (upto, head, state): None when nothing was archived."""
-    row = conn.execute("SELECT seq, data FROM journal WHERE kind = ? ORDER BY seq DESC LIMIT 1", (ARCHIVED,)).fetchone()
-    return None if row is None else (row[0], json.loads(row[1]))
+    row = conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND fill_id IS NULL ORDER BY seq DESC LIMIT 1", (ARCHIVED,)).fetchone()
+    return None if row is None else (row[0], journal.load(row[1]))
 
 
 def run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool = False, budget: int = BUDGET_ROWS,
@@ -247,9 +247,10 @@ def _recheck(conn: sqlite3.Connection, audit: Audit, last: tuple[int, dict[str, 
     newest archive) count: those before it digest rows that are in the archive files now."""
     audit.cursor = list(last[1].get("cursor", [0, 0]))
     listed: list[tuple[int, int, list[Any], dict[str, list[str]]]] = []  # (checkpoint seq, index, piece, columns)
-    for seq, data in conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND seq > ? AND seq <= ? ORDER BY seq",
+    for seq, data in conn.execute("SELECT seq, data FROM journal WHERE kind = ? AND fill_id IS NULL AND seq > ? AND seq <= ?"
+                                  " ORDER BY seq",
                                   (CHECKPOINT, rebased, audit.chain.head_seq)):
-        entry = json.loads(data)
+        entry = journal.load(data)
         listed += [(seq, i, piece, entry["columns"]) for i, piece in enumerate(entry.get("pieces", []))]
     audit.older_rows = sum(p[2] - p[1] for _, _, p, _ in listed)
     if fills is not None:

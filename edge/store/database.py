@@ -509,11 +509,8 @@ class Store:
 
     def held_lanes(self) -> dict[str, dict[str, Any]]:
         """Lanes held for an acknowledgement that has not come yet (it outlives a restart)."""
-        rows = self.query(
-            "SELECT lane, kind, data FROM journal WHERE seq IN (SELECT max(seq) FROM journal"
-            " WHERE kind IN ('lane_held', 'lane_ack', 'lane_reset') AND lane IS NOT NULL GROUP BY lane)"
-        )
-        return {row["lane"]: json.loads(row["data"]) for row in rows if row["kind"] == "lane_held"}
+        rows = self.query(f"SELECT lane, kind, data FROM journal WHERE seq IN ({NEWEST_HOLDS})")
+        return {row["lane"]: journal.load(row["data"]) for row in rows if row["kind"] == "lane_held"}
 
     def fills(self, limit: int = 50, lane: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE lane = ?", [lane]) if lane else ("", [])
@@ -544,6 +541,14 @@ def _save_inflight(conn: sqlite3.Connection, lane: str, estimates: dict[str, Lea
         [(lane, model, json.dumps({"seconds": l.seconds, "fills": l.fills}), iso(now)) for model, l in estimates.items()],
     )
     return {model: {"seconds": list(l.seconds), "fills": l.fills, "inflight_s": l.inflight_s} for model, l in estimates.items()}
+
+
+# The entry numbers of each lane's newest hold, acknowledgement or reset. A hold names the fill it
+# holds for, so the kind index (entries that name no fill) does not have it: journal_held does.
+NEWEST_HOLDS = (
+    "SELECT max(seq) FROM (SELECT lane, seq FROM journal WHERE kind IN ('lane_ack', 'lane_reset') AND fill_id IS NULL"
+    " UNION ALL SELECT lane, seq FROM journal WHERE kind = 'lane_held') WHERE lane IS NOT NULL GROUP BY lane"
+)
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

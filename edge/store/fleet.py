@@ -20,7 +20,7 @@ from sync.fleet.uplink import PendingEvent
 
 from . import journal
 from .audit import CHECKPOINT
-from .database import JournalSink, Store, iso
+from .database import JournalSink, Store, iso, set_meta
 
 FINAL_FILL_KINDS = ("fill_complete", "fill_aborted")
 STATION = "*"  # the fleet_locks row that locks every lane
@@ -51,18 +51,7 @@ def journal_sink(company: str, station: str, tz: tzinfo) -> JournalSink:
     return sink
 
 
-def slim_delivered(conn: sqlite3.Connection, ids: list[int], at: str) -> None:
-    """Rows of events the broker took (at: when), written again without their bodies. Deleted and
-    inserted, not updated: SQLite merges the pages that deleted rows leave under-filled, but not
-    those that shrunken rows do."""
-    rows = [conn.execute("SELECT id, kind, key, created_at, attempts FROM fleet_outbox WHERE id = ?", (i,)).fetchone()
-            for i in ids]
-    rows = [r for r in rows if r is not None]
-    conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(r[0],) for r in rows])
-    conn.executemany(
-        "INSERT INTO fleet_outbox (id, kind, key, payload, created_at, attempts, delivered_at) VALUES (?, ?, ?, '', ?, ?, ?)",
-        [(i, kind, key, created, attempts + 1, at) for i, kind, key, created, attempts in rows],
-    )
+DELIVERED_AT = "fleet_delivered_at"  # meta key: when the broker last acknowledged an event
 
 
 class FleetOutbox:
@@ -79,17 +68,21 @@ class FleetOutbox:
         return [PendingEvent(r["id"], r["kind"], r["payload"].encode("utf-8")) for r in rows]
 
     def delivered(self, ids: list[int]) -> None:
-        """The broker has them: each row keeps its key (which refuses a second event for the same
-        fill) and when it was delivered, not the body (the company has it; the fill's own row and
-        journal entries are the record)."""
+        """The broker has them: their rows go (the company has the events; the fill's own row and
+        journal entries are the station's record, and the company's consumer drops an event it
+        already has, should one for the same fill ever be written again)."""
         with self.store.transaction() as conn:
-            slim_delivered(conn, ids, iso(self.now()))
+            gone = conn.executemany("DELETE FROM fleet_outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+            if gone:
+                set_meta(conn, DELIVERED_AT, iso(self.now()))
 
     def counts(self) -> dict[str, int]:
-        row = self.store.query(
-            "SELECT count(*) - count(delivered_at) AS pending, count(delivered_at) AS delivered FROM fleet_outbox"
-        )[0]
-        return {"pending": row["pending"] or 0, "delivered": row["delivered"] or 0}
+        """Events still owed to the broker (the rows the outbox keeps)."""
+        return {"pending": self.store.query("SELECT count(*) AS n FROM fleet_outbox WHERE delivered_at IS NULL")[0]["n"]}
+
+    def last_delivered_at(self) -> str | None:
+        """When the broker last acknowledged an event (None: never, as far as this store knows)."""
+        return self.store.get_meta(DELIVERED_AT)
 
 
 class FleetLedger:

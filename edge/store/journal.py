@@ -5,6 +5,10 @@ the definition every release has used, so old chains verify unchanged. How a row
 with schema 10: rows written since keep their hash as 32 bytes and no copy of the predecessor's
 (it is the previous row's hash); older rows keep both as hex text, and are left as they are (the
 checkpoints already journalled digest them as stored).
+
+Since schema 11 a row stores its data packed (edge/store/packing.py: a version byte and deflate of
+the canonical JSON text, a BLOB); older rows keep the text. The hash is of the text either way, so
+packing changed no hash: read the data with load() (or packing.unpack for the text).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from .packing import pack, unpack
 
 GENESIS = "0" * 64
 _COLUMNS = ("seq", "ts", "lane", "kind", "fill_id", "cylinder_id", "data")
@@ -35,7 +41,14 @@ def hex_hash(stored: str | bytes) -> str:
     return stored.hex() if isinstance(stored, bytes) else stored
 
 
+def load(value: str | bytes) -> Any:
+    """An entry's data as it was appended, from the data column as stored (packed or text).
+    ValueError when it cannot be unpacked."""
+    return json.loads(unpack(value))
+
+
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """The entry's hash; row["data"] is the canonical JSON text (unpacked)."""
     body = canonical([row[c] for c in _COLUMNS])
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
@@ -83,7 +96,7 @@ def append(
     conn.execute(
         "INSERT INTO journal (seq, ts, lane, kind, fill_id, cylinder_id, data, hash)"
         " VALUES (:seq, :ts, :lane, :kind, :fill_id, :cylinder_id, :data, :hash)",
-        {**row, "hash": bytes.fromhex(digest)},
+        {**row, "data": pack(row["data"]), "hash": bytes.fromhex(digest)},
     )
     conn.execute(
         "INSERT INTO chain_head (id, seq, hash) VALUES (1, ?, ?)"
@@ -135,6 +148,10 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
         if (row["prev_hash"] != prev) if legacy else (row["prev_hash"] is not None):
             return ChainReport(False, count, seq, f"entry {seq} does not link to entry {seq - 1}")
         stored = hex_hash(row["hash"])
+        try:
+            row["data"] = unpack(row["data"])
+        except ValueError as exc:
+            return ChainReport(False, count, seq, f"entry {seq} was altered (its data: {exc})")
         if row_hash(prev, row) != stored:
             return ChainReport(False, count, seq, f"entry {seq} was altered")
         prev = stored

@@ -8,7 +8,6 @@ exactly what the journal's entries imply. The first difference is named by table
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,10 +298,10 @@ class _Checker:
     def extra_outbox(self, after_id: int) -> None:
         slots = set()
         for fill_id, data in self.conn.execute("SELECT fill_id, data FROM journal WHERE kind = 'outbox_queued'"):
-            slots.update(outbox_slot(fill_id, row["kind"], row["key"]) for row in json.loads(data)["rows"])
+            slots.update(outbox_slot(fill_id, row["kind"], row["key"]) for row in journal.load(data)["rows"])
         legacy = set()
-        for (data,) in self.conn.execute("SELECT data FROM journal WHERE kind = ?", (BASELINE,)):
-            legacy.update(int(k) for k in json.loads(data).get("outbox", {}))
+        for (data,) in self.conn.execute("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL", (BASELINE,)):
+            legacy.update(int(k) for k in journal.load(data).get("outbox", {}))
         tracked = " AND queued_seq IS NULL" if tracks_queued(self.conn) else ""  # the newer rows: check_queued
         for row in _rows(self.conn, f"SELECT id, kind, fill_id, idempotency_key FROM outbox WHERE id > {int(after_id)}{tracked} ORDER BY id"):
             if row["id"] not in legacy and outbox_slot(row["fill_id"], row["kind"], row["idempotency_key"]) not in slots:
@@ -322,7 +321,7 @@ def replay_check(conn: sqlite3.Connection, fill_columns: frozenset[str], state: 
     sql = "SELECT kind, lane, fill_id, data FROM journal WHERE seq > ?" + ("" if upto_seq is None else " AND seq <= ?")
     params = (after_seq,) if upto_seq is None else (after_seq, upto_seq)
     for kind, lane, fill_id, data in conn.execute(sql + " ORDER BY seq", params):
-        checker.entry(kind, lane, fill_id, json.loads(data))
+        checker.entry(kind, lane, fill_id, journal.load(data))
     reached = State(**{**checker.state.__dict__, "open_fills": dict(checker.state.open_fills),
                        "legacy": sorted(checker.legacy), "queued": runs(checker.queued)})
     if finish:

@@ -329,7 +329,7 @@ def _v10(conn: sqlite3.Connection) -> None:
     that do not change how rows are stored (no row is rewritten). The status's "last entry on a
     lane" reads an index of (lane) by entry number instead of (lane, ts) over every entry. Events
     the broker already has give up their bodies, as deliveries from now on do (deleted and inserted
-    again, as edge/store/fleet.py's slim_delivered does, so their pages are freed for new rows).
+    again, so their pages are freed for new rows; schema 11 deletes them).
 
     Nothing older is rewritten otherwise: the checkpoints already journalled digest those rows as
     they are stored. One transaction, linear in the history: measured 2.2 s on a store of 100,000
@@ -364,11 +364,50 @@ def _v10(conn: sqlite3.Connection) -> None:
 
 
 def _v11(conn: sqlite3.Connection) -> None:
-    """The city outbox becomes a queue: a row the city acknowledged leaves it, a hundred at a time,
-    with one journal entry naming what left (edge/store/outbox.py's prune). Each row queued from
-    now on names the entry that queued it (queued_seq), so `edge verify` checks a row still waiting
-    against that entry directly, whatever its age. Rows of earlier releases (queued_seq NULL) stay
-    as they are: the checkpoints already journalled digest them. No row is rewritten."""
+    """A store that stays small, continued: journal data packed, a narrower kind index, fleet
+    events and city records deleted once delivered. No row is rewritten."""
+    # -- Journal data packed, a narrower kind index, delivered fleet events deleted ------------
+    # New entries store their data packed (edge/store/packing.py); older rows keep their text and
+    # are read as they are, so nothing is rewritten for that. The kind index held every entry;
+    # entries are found by kind only for the rare events that name no fill (checkpoints, archives,
+    # baselines, shifts, a lane's acknowledgements and resets), so it holds only those now, and a
+    # query by kind says `AND fill_id IS NULL` to use it. A lane's hold names its fill: its own
+    # small index. Events the broker acknowledged are deleted on acknowledgement from now on
+    # (edge/store/fleet.py): the ones kept until now go, the last acknowledgement's time kept in
+    # meta for `edge fleet outbox`. The uplink reads the events after the last id it sent, so an
+    # id must never be given again once its row is deleted: the table is made again with
+    # AUTOINCREMENT, its sequence starting after every id used so far.
+    _run_script(
+        conn,
+        """
+        DROP INDEX journal_kind;
+        CREATE INDEX journal_kind ON journal(kind) WHERE fill_id IS NULL;
+        CREATE INDEX journal_held ON journal(lane) WHERE kind = 'lane_held';
+        INSERT OR REPLACE INTO meta (key, value)
+            SELECT 'fleet_delivered_at', max(delivered_at) FROM fleet_outbox WHERE delivered_at IS NOT NULL HAVING count(*) > 0;
+        CREATE TABLE fleet_outbox_v11 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            delivered_at TEXT
+        );
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'fleet_outbox_v11', coalesce(max(id), 0) FROM fleet_outbox;
+        INSERT INTO fleet_outbox_v11 (id, kind, key, payload, created_at, attempts, delivered_at)
+            SELECT id, kind, key, payload, created_at, attempts, delivered_at FROM fleet_outbox WHERE delivered_at IS NULL;
+        DROP TABLE fleet_outbox;
+        ALTER TABLE fleet_outbox_v11 RENAME TO fleet_outbox;
+        CREATE INDEX fleet_outbox_pending ON fleet_outbox(id) WHERE delivered_at IS NULL
+        """,
+    )
+    # -- The city outbox becomes a queue ------------------------------------------------------
+    # A row the city acknowledged leaves it, a hundred at a time, with one journal entry naming what
+    # left (edge/store/delivered.py). Each row queued from now on names the entry that queued it
+    # (queued_seq), so `edge verify` checks a row still waiting against that entry directly,
+    # whatever its age. Rows of earlier releases (queued_seq NULL) stay as they are: the
+    # checkpoints already journalled digest them.
     conn.execute("ALTER TABLE outbox ADD COLUMN queued_seq INTEGER")
     # The delivered rows waiting to leave (a hundred at most), found without walking every row an
     # earlier release kept as sent.
