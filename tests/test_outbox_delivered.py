@@ -5,7 +5,6 @@ or edited is caught."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge.manager import ledger
-from edge.store import Store
+from edge.store import Store, journal
 from edge.store.delivered import DELIVERED, PRUNE_ROWS
 from edge.store.outbox import Outbox
 from tests.city_support import TZ
@@ -50,7 +49,7 @@ def test_delivered_rows_leave_together_with_one_entry_and_are_still_counted(stor
     left = [r["id"] for r in store.query("SELECT id FROM outbox ORDER BY id")]
     assert left == ids[PRUNE_ROWS:]
     [entry] = store.query("SELECT data FROM journal WHERE kind = ?", [DELIVERED])
-    rows = json.loads(entry["data"])["rows"]
+    rows = journal.load(entry["data"])["rows"]
     assert [r[0] for r in rows] == ids[:PRUNE_ROWS]
     # Each: id, kind, the fill (or a scan point's key), when the city took it, and its reply.
     assert rows[:2] == [[q["id"], q["kind"], q["fill_id"], at.isoformat(timespec="milliseconds"), '{"code":0,"msg":"ok"}']

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from edge.daemon.station import open_store
+from edge.store import journal
 from interlock.fill import Abort, Reset
 from interlock.reasons import Reason
 
@@ -34,7 +35,7 @@ def test_accepted_scan_fills_to_target_and_records_durably(station: SimStation) 
                                             "fill_complete"]
     # The fill's last record names the outbox rows it queued (in the same transaction: by id, key
     # and payload digest) and what the fill taught the lane's in-flight estimate.
-    final = json.loads(entries[-1]["data"])
+    final = journal.load(entries[-1]["data"])
     assert [(q["id"], q["kind"], q["key"]) for q in final["queued"]] == [(r["id"], r["kind"], r["idempotency_key"]) for r in outbox]
     assert all(r["queued_seq"] == store.query("SELECT max(seq) AS n FROM journal WHERE fill_id = ?", [verdict["fill_id"]])[0]["n"]
                for r in outbox)

@@ -85,7 +85,7 @@ def test_an_upload_still_waiting_from_before_the_checkpoint_is_held_to_its_entry
     finally:
         store.close()
     with sqlite3.connect(db) as conn:
-        upto = json.loads(conn.execute("SELECT data FROM journal WHERE kind = 'verified'").fetchone()[0])["upto"]
+        upto = journal.load(conn.execute("SELECT data FROM journal WHERE kind = 'verified'").fetchone()[0])["upto"]
         row_id = conn.execute("SELECT min(id) FROM outbox WHERE queued_seq <= ?", (upto,)).fetchone()[0]
         assert conn.execute(sql, (row_id,)).rowcount == 1
     result = _audit(db)

@@ -189,9 +189,9 @@ def _run(conn: sqlite3.Connection, fill_columns: frozenset[str], full: bool, bud
     audit.records, reached = replay.replay_check(
         conn, fill_columns, state, audit.since, upto,
         fills_after=0 if base is None else base["fills_rowid"], outbox_after=0 if base is None else base["outbox_id"])
-    if not audit.records.ok:
-        return audit
     if last is not None and not full:
+        # Also when the replay found a difference: an edited older entry a row still points at
+        # (an upload waiting since before the checkpoint) is named by the full replay below.
         _recheck(conn, audit, last, budget, fills, 0 if rebased is None else rebased[0])
         if audit.changed:
             # Name the entry or the row itself: the full replay does (on this, the failure path, only).

@@ -335,19 +335,7 @@ def _v10(conn: sqlite3.Connection) -> None:
     they are stored. One transaction, linear in the history: measured 2.2 s on a store of 100,000
     fills (810,000 entries, 110,000 delivered events) and 8.5 s on one of 300,000, on a loaded
     2-core PC; about half a minute at a million fills."""
-    version = conn.execute("PRAGMA schema_version").fetchone()[0]
-    conn.execute("PRAGMA writable_schema = ON")
-    try:
-        edited = conn.execute(
-            "UPDATE sqlite_schema SET sql = replace(sql, 'prev_hash TEXT NOT NULL', 'prev_hash TEXT')"
-            " WHERE type = 'table' AND name = 'journal' AND instr(sql, 'prev_hash TEXT NOT NULL')"
-        ).rowcount
-        if edited != 1:  # rolled back whole: the store stays at schema 9
-            raise sqlite3.DatabaseError("the journal table is not declared as schema 9 declares it")
-        # Other connections re-read the declaration when the schema's version moves on.
-        conn.execute(f"PRAGMA schema_version = {version + 1}")
-    finally:
-        conn.execute("PRAGMA writable_schema = OFF")
+    _relax(conn, "prev_hash TEXT NOT NULL", "prev_hash TEXT")
     _run_script(
         conn,
         """
@@ -412,6 +400,24 @@ def _v11(conn: sqlite3.Connection) -> None:
     # The delivered rows waiting to leave (a hundred at most), found without walking every row an
     # earlier release kept as sent.
     conn.execute("CREATE INDEX outbox_delivered ON outbox(id) WHERE status = 'sent' AND queued_seq IS NOT NULL")
+
+
+def _relax(conn: sqlite3.Connection, declared: str, relaxed: str) -> None:
+    """Drop a NOT NULL from the journal table's declaration in place, which SQLite documents for
+    constraints that do not change how rows are stored: no row is rewritten."""
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        edited = conn.execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = 'journal' AND instr(sql, ?)",
+            (declared, relaxed, declared),
+        ).rowcount
+        if edited != 1:  # the migration is rolled back whole: the store stays as it was
+            raise sqlite3.DatabaseError(f"the journal table does not declare {declared!r} as expected")
+        # Other connections re-read the declaration when the schema's version moves on.
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
