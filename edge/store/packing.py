@@ -53,7 +53,9 @@ DICTIONARY = "".join((
     '{"at":"","by":"","courier":"","cylinder_id":"","dispatcher":"","fill_id":"","id":"","plate":""}',
     '{"at":"","by":"","by_staff":"","cylinder_id":"","id":"","photos":[{"file":""}],"stamp_code":"","tag_kind":"qr",'
     '"tag_value":""}',
-    '{"rows":[{"key":"dispatch:","kind":"trace","sha256":"binding:","kind":"tag_binding","sha256":"',
+    '{"rows":[{"id":,"key":"dispatch:","kind":"trace","sha256":"binding:","kind":"tag_binding","sha256":"',
+    # City records that left the outbox delivered (about one entry for 50 fills).
+    '{"rows":[[,"filling","","","{\\"code\\":0,\\"msg\\":\\"ok\\"}"],[,"trace","",""]]}',
     # Why a scan was refused, and why a fill ended without completing.
     '"reasons":["INVALID_CODE","UNKNOWN_CYLINDER","NOT_SELF_OWNED","SCRAPPED","SUSPENDED","INSPECTION_OVERDUE",'
     '"SERVICE_LIFE_EXCEEDED","MEDIUM_MISMATCH","NOT_REGISTERED","CACHE_STALE","BLOCKED_LOCALLY","NOT_IN_REGISTRY",'
@@ -68,18 +70,18 @@ DICTIONARY = "".join((
     '{"accepted":false,"code":"","cylinder_id":null,"details":[null],"fill_id":null,"raw_hex":"',
     '","reasons":["NOT_REGISTERED"],"source":"cache:city-timeout"}"source":"cache:city-unreachable"}'
     '"source":"cache:lane-busy"}"source":"city:unknown"}',
-    # Every fill: what it learned, and its milestones in the order they come.
-    '{"*":{"fills":,"inflight_s":0.,"seconds":[0.,0.,0.]},"',
+    # Every fill: its milestones in the order they come; the last names what it queued and taught.
     '{"residual_kg":0.,"start_gross_kg":',
     '{"started_at":"',
     '{"cutoff_at":"","cutoff_by":"predicted","cutoff_gross_kg":,"flow_kg_per_s":0.,"preact_kg":0.}',
     '{"cutoff_at":"","cutoff_by":"sample","cutoff_gross_kg":',
-    '{"final_gross_kg":,"finished_at":"","net_kg":,"outcome":"ok"}',
     '{"authorised_at":"","code":"https://","context":{"checker":"","medium":"","operator":"","precheck_id":""},'
     '"cylinder_id":"","tare_kg":,"target_net_kg":',
     '{"accepted":true,"code":"","cylinder_id":"","details":[],"fill_id":"","raw_hex":null,"reasons":[],'
     '"source":"city"}"source":"cache"}',
-    '{"rows":[{"key":"","kind":"filling","sha256":"},{"key":":trace","kind":"trace","sha256":"',
+    '{"final_gross_kg":,"finished_at":"","inflight":{"*":{"fills":,"inflight_s":0.,"seconds":[0.,0.,0.]},"":{"fills":,'
+    '"inflight_s":0.,"seconds":[0.,0.,0.]}},"net_kg":,"outcome":"ok","queued":[{"id":,"key":"","kind":"filling","sha256":""},'
+    '{"id":,"key":":trace","kind":"trace","sha256":"',
     '"}]}',
     # Every entry's moments, as the station stamps them (UTC, to the millisecond).
     '"2026-01-01T00:00:00.000+00:00",',
