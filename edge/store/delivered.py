@@ -19,6 +19,7 @@ from datetime import datetime
 from . import journal
 from .database import Store, iso, set_meta
 from .replay import DELIVERED
+
 DELIVERED_ROWS = "outbox_delivered_rows"  # meta: how many have, in all
 # Delivered rows that leave together: one entry per this many (about 50 fills), and never more
 # than this many delivered rows kept waiting.
