@@ -145,3 +145,18 @@ def test_a_schema_10_store_keeps_its_rows_and_the_new_ones_leave(tmp_path: Path)
             assert result.ok, result.problem()
     finally:
         upgraded.close()
+
+
+def test_a_ledger_finds_its_deliveries_from_about_its_own_dates(store: Store) -> None:
+    """Entries are numbered as they are written, their stamps rising with them up to the moments
+    lanes interleave by (here a fill's milestones are written together, a minute ahead): the search
+    lands at about the first entry of a moment, so a month's ledger does not read the deliveries of
+    the years before, and no entry stamped clearly after the moment lies before where it lands."""
+    from edge.store.delivered import first_entry_since
+
+    stamps = [(r["seq"], datetime.fromisoformat(r["ts"])) for r in store.query("SELECT seq, ts FROM journal ORDER BY seq")]
+    for _, moment in stamps[:: len(stamps) // 7]:
+        found = first_entry_since(store, moment)
+        assert all(s >= found for s, at in stamps if at >= moment + timedelta(minutes=2))
+        assert all(at < moment + timedelta(minutes=2) for s, at in stamps if s < found)
+    assert first_entry_since(store, stamps[-1][1] + timedelta(days=1)) == stamps[-1][0]

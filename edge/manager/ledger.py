@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
@@ -265,11 +266,13 @@ def iter_ledger_rows(
                              params)
     }
     # A started fill without a row: its record left the outbox once delivered (edge.store.delivered),
-    # or none was queued.
-    started = {r["id"] for r in store.query(f"SELECT id FROM fills{where}{' AND' if where else ' WHERE'} started_at IS NOT NULL",
-                                            params)} - set(uploads)
-    delivered = delivered_fills(store, started)
-    uploads.update({fill_id: "sent" if fill_id in delivered else "local" for fill_id in started})
+    # or none was queued (the re-weigh after a crash found no gas went in: not reported).
+    started = [r for r in store.query(f"SELECT id, authorised_at, detail FROM fills{where}{' AND' if where else ' WHERE'}"
+                                      " started_at IS NOT NULL", params) if r["id"] not in uploads]
+    sent = [r for r in started if not json.loads(r["detail"] or "{}").get("no_gas")]
+    since = min((r["authorised_at"] for r in sent), key=datetime.fromisoformat, default=None)
+    delivered = delivered_fills(store, {r["id"] for r in sent}, since)
+    uploads.update({r["id"]: "sent" if r["id"] in delivered else "local" for r in started})
     # The checker's recorded pre-fill check a fill relied on (the staff app), where there was one.
     prechecks = {
         r["id"]: r for r in store.query(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from . import journal
 from .database import Store, iso, set_meta
@@ -24,6 +24,9 @@ DELIVERED_ROWS = "outbox_delivered_rows"  # meta: how many have, in all
 # Delivered rows that leave together: one entry per this many (about 50 fills), and never more
 # than this many delivered rows kept waiting.
 PRUNE_ROWS = 100
+# Entries are numbered in commit order, and stamped by the clock of the thread that wrote them:
+# lanes' stamps may interleave by a moment, never by this much.
+CLOCK_SLACK = timedelta(hours=1)
 
 
 def prune(conn: sqlite3.Connection, now: datetime, least: int = PRUNE_ROWS) -> int:
@@ -55,16 +58,32 @@ def counts_by_status(store: Store) -> dict[str, int]:
     return counts
 
 
-def delivered_fills(store: Store, fill_ids: set[str], kind: str = "filling") -> set[str]:
-    """Which of these fills' `kind` records left the outbox delivered, from the entries that say so
-    (oldest first, until every one is found: a month's fills are found in the entries of about that
-    month and after)."""
+def delivered_fills(store: Store, fill_ids: set[str], since: str | None, kind: str = "filling") -> set[str]:
+    """Which of these fills (authorised at `since` or later) had their `kind` record leave the
+    outbox delivered, from the entries that say so: from about `since` on, until every one is
+    found, so a month's ledger reads the entries of about that month, whatever the years before."""
     found: set[str] = set()
     if not fill_ids:
         return found
-    with closing(store.stream("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL ORDER BY seq", [DELIVERED])) as rows:
+    first = 0 if since is None else first_entry_since(store, datetime.fromisoformat(since) - CLOCK_SLACK)
+    with closing(store.stream("SELECT data FROM journal WHERE kind = ? AND fill_id IS NULL AND seq >= ? ORDER BY seq",
+                              [DELIVERED, first])) as rows:
         for row in rows:
             found.update(key for _, what, key, *_ in journal.load(row["data"])["rows"] if what == kind and key in fill_ids)
             if len(found) == len(fill_ids):
                 break
     return found
+
+
+def first_entry_since(store: Store, moment: datetime) -> int:
+    """About the first entry stamped at `moment` or later (the journal has no index by time, its
+    numbers rise with it): a binary search over entry numbers, a few dozen lookups."""
+    lo, hi = (store.query("SELECT coalesce(min(seq), 0) AS lo, coalesce(max(seq), 0) AS hi FROM journal")[0][k] for k in ("lo", "hi"))
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = store.query("SELECT ts FROM journal WHERE seq >= ? ORDER BY seq LIMIT 1", [mid])[0]
+        if datetime.fromisoformat(row["ts"]) < moment:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
