@@ -78,7 +78,9 @@ def delivered_fills(store: Store, fill_ids: set[str], since: str | None, kind: s
 def first_entry_since(store: Store, moment: datetime) -> int:
     """About the first entry stamped at `moment` or later (the journal has no index by time, its
     numbers rise with it): a binary search over entry numbers, a few dozen lookups."""
-    lo, hi = (store.query("SELECT coalesce(min(seq), 0) AS lo, coalesce(max(seq), 0) AS hi FROM journal")[0][k] for k in ("lo", "hi"))
+    # One aggregate a query: SQLite reads min() or max() of the key from the b-tree's edge only then.
+    lo = store.query("SELECT coalesce(min(seq), 0) AS n FROM journal")[0]["n"]
+    hi = store.query("SELECT coalesce(max(seq), 0) AS n FROM journal")[0]["n"]
     while lo < hi:
         mid = (lo + hi) // 2
         row = store.query("SELECT ts FROM journal WHERE seq >= ? ORDER BY seq LIMIT 1", [mid])[0]
