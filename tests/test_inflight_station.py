@@ -52,14 +52,24 @@ def test_a_lane_learns_uses_shows_and_forgets_its_inflight(make_station: Callabl
     # 0.15 s valve delay at 1 kg/s plus the relay's answer: far below the 0.45 kg configured.
     assert learned.fills == 1 and 0.1 < learned.inflight_s < 0.45  # type: ignore[operator]
     polls = station.station.lanes["A"].polls
-    later = [fill(station, skip) for skip in (1, 2, 3)]
+    later: list[dict[str, Any]] = []
+    settling: list[dict[str, Any]] = []
+
+    def cut_off(end: dict[str, Any]) -> dict[str, Any]:
+        [row] = store.query("SELECT data FROM journal WHERE kind = 'fill_settling' AND fill_id = ?", [end["fill_id"]])
+        return journal.load(row["data"])  # type: ignore[no-any-return]
+
+    # Most cut-offs fall between polls; a noisy reading, or a machine so busy that a poll comes
+    # late, can still put one on a poll (sample): three fills at least, six at most to see one.
+    for skip in range(1, 7):
+        later.append(fill(station, skip))
+        settling.append(cut_off(later[-1]))
+        if skip >= 3 and any(s["cutoff_by"] == "predicted" for s in settling):
+            break
     assert all(end["status"] == "complete" for end in later)
     assert station.station.lanes["A"].polls > polls + 30, "the lane kept polling through the fills"
-    settling = [journal.load(r["data"]) for r in store.query(
-        "SELECT data FROM journal WHERE kind = 'fill_settling' AND fill_id IN (?, ?, ?)", [e["fill_id"] for e in later])]
     assert all(s["preact_kg"] < 0.45 for s in settling), "the later fills' plans carried the learned value"
-    # Most cut-offs fall between polls; a noisy reading can still put one on a poll (sample).
-    assert any(s["cutoff_by"] == "predicted" for s in settling)
+    assert any(s["cutoff_by"] == "predicted" for s in settling), [s["cutoff_by"] for s in settling]
     assert abs(later[-1]["net_kg"] - cylinder_target(station, later[-1])) < 0.1, "the seed has left the median"
     page = station.station.config.status_page
     assert page is not None
