@@ -12,7 +12,7 @@ packing changed no hash: read the data with load() (or packing.unpack for the te
 
 Since schema 11, too, a row stores only the first SHORT bytes of its hash, and every ANCHOR_EVERY-th
 row the whole of it: each hash follows from the one before and the row, so a whole one is worked
-out when needed (hash_at: from the nearest row that keeps it, a few dozen rows back). A verify works
+out when needed (entry_hash: from the nearest row that keeps it, a few dozen rows back). A verify works
 every hash out from a proven point (the genesis, a checkpoint's or an archive's head) and must arrive
 at the head stored whole with every append; what each row keeps of its hash names the entry an edit
 is in (a forged edit that matched those bytes by chance would still not reach the head).
@@ -116,16 +116,12 @@ def append(
     return seq
 
 
-def entry_hash(conn: sqlite3.Connection, seq: int) -> str | None:
-    """The hash of entry `seq` (None: no such entry, or the rows to work it out from are gone):
-    stored, or worked out from the nearest stored one before it."""
-    return hash_at(conn, seq)
-
-
 _ROW = "SELECT seq, ts, lane, kind, fill_id, cylinder_id, data, prev_hash, hash FROM journal"
 
 
-def hash_at(conn: sqlite3.Connection, seq: int) -> str | None:
+def entry_hash(conn: sqlite3.Connection, seq: int) -> str | None:
+    """The hash of entry `seq` (None: no such entry, or the rows to work it out from are gone):
+    stored whole, or worked out from the nearest row before it that stores it whole."""
     anchor = _anchor(conn, seq)
     if anchor is None:
         return None
