@@ -176,15 +176,13 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
     start_seq, start_hash = after or (0, GENESIS)
     anchor = (0, GENESIS) if after is None else _anchor(conn, start_seq)
     if anchor is None:
-        return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's"
-                           " or the archive's head), was altered or removed")
+        return _start_lost(start_seq)
     walked, prev = anchor
     expected_seq = walked + 1
     count = 0
     for values in conn.execute(f"{_ROW} WHERE seq > ? ORDER BY seq", (walked,)):
         if expected_seq == start_seq + 1 and prev != start_hash:
-            return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's"
-                               " or the archive's head), was altered or removed")
+            return _start_lost(start_seq)
         row = dict(zip(_COLUMNS + ("prev_hash", "hash"), values))
         seq = row["seq"]
         if seq != expected_seq:
@@ -205,8 +203,7 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
         count += seq > start_seq
     last = expected_seq - 1
     if last <= start_seq and (last < start_seq or prev != start_hash):
-        return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's"
-                           " or the archive's head), was altered or removed")
+        return _start_lost(start_seq)
     head = conn.execute("SELECT seq, hash FROM chain_head WHERE id = 1").fetchone()
     head_seq, head_hash = head if head else (0, GENESIS)
     if head_seq != last:
@@ -217,3 +214,6 @@ def verify(conn: sqlite3.Connection, after: tuple[int, str] | None = None) -> Ch
     return ChainReport(True, count, head_seq=last, head_hash=prev)
 
 
+def _start_lost(start_seq: int) -> ChainReport:
+    return ChainReport(False, 0, start_seq, f"entry {start_seq}, where the proof starts (the last checkpoint's"
+                       " or the archive's head), was altered or removed")
